@@ -1,0 +1,156 @@
+"""Containers and codecs: MIME types, file extensions, libsndfile names and their limits.
+
+Pure data and checks; nothing here opens a file or a device. ``is_type_supported`` asks
+libsndfile (through soundfile) only when it is called, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from .errors import InvalidArgumentError, NotSupportedError
+
+#: Rates and channel counts any recording may use (the device may narrow them further).
+MIN_RATE, MAX_RATE = 1000, 768000
+MAX_CHANNELS = 32
+
+
+@dataclasses.dataclass(frozen=True)
+class Format:
+    """One container/codec that dictaphone can write."""
+
+    name: str  #: the CLI's name (``-f``)
+    mime_type: str  #: the canonical MIME type
+    extension: str  #: the preferred file extension, with the dot
+    sf_format: str | None  #: libsndfile major format; None when dictaphone writes it itself
+    subtypes: tuple[str, ...]  #: sample encodings, the default first
+    rates: tuple[int, ...] | None = None  #: the only rates the codec accepts; None: any
+    max_rate: int = MAX_RATE
+    max_channels: int = MAX_CHANNELS
+    lossless: bool = False
+    streams: str = "full"  #: what a reader gets from a stream (pipe) copy, for the docs
+    aliases: tuple[str, ...] = ()  #: other MIME types that mean the same
+    extensions: tuple[str, ...] = ()  #: other extensions
+
+    @property
+    def default_subtype(self) -> str:
+        return self.subtypes[0]
+
+    def check(self, samplerate: int, channels: int, subtype: str | None = None) -> str:
+        """Validate a rate, a channel count and a subtype; return the subtype to use."""
+        subtype = self.default_subtype if subtype is None else subtype.upper()
+        if subtype not in self.subtypes:
+            raise NotSupportedError(
+                f"{self.name} cannot store {subtype}; choose one of {', '.join(self.subtypes)}"
+            )
+        check_rate_and_channels(samplerate, channels)
+        if self.rates is not None and samplerate not in self.rates:
+            rates = ", ".join(str(r) for r in self.rates)
+            raise NotSupportedError(f"{self.name} cannot take {samplerate} Hz; it takes {rates} Hz")
+        if samplerate > self.max_rate:
+            raise NotSupportedError(f"{self.name} takes at most {self.max_rate} Hz, not {samplerate}")
+        if channels > self.max_channels:
+            raise NotSupportedError(
+                f"{self.name} takes at most {self.max_channels} channels, not {channels}"
+            )
+        return subtype
+
+    def nearest_rate(self, samplerate: int) -> int:
+        """The rate this codec takes that is closest to ``samplerate`` (higher on a tie)."""
+        if self.rates is None:
+            return min(samplerate, self.max_rate)
+        return min(self.rates, key=lambda r: (abs(r - samplerate), -r))
+
+
+#: Sample encodings and the numpy dtype dictaphone captures for each, so that lossless
+#: paths never convert through float (and stay sample-exact).
+SUBTYPE_DTYPES = {"PCM_16": "int16", "PCM_24": "int32", "PCM_32": "int32", "FLOAT": "float32"}
+
+MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
+
+FORMATS: dict[str, Format] = {
+    f.name: f
+    for f in (
+        Format("wav", "audio/wav", ".wav", None, ("PCM_16", "PCM_24", "PCM_32", "FLOAT"),
+               max_rate=MAX_RATE, lossless=True,
+               streams="full (sizes set to 0xFFFFFFFF: sox and libsndfile read to the end)",
+               aliases=("audio/wave", "audio/x-wav", "audio/vnd.wave"), extensions=(".wave",)),
+        Format("flac", "audio/flac", ".flac", "FLAC", ("PCM_16", "PCM_24"), max_rate=655350,
+               max_channels=8, lossless=True,
+               streams="full for sox/ffmpeg; no total length in STREAMINFO, which libsndfile refuses",
+               aliases=("audio/x-flac",)),
+        Format("ogg", "audio/ogg; codecs=vorbis", ".ogg", "OGG", ("VORBIS",), max_rate=192000,
+               max_channels=255, aliases=("audio/ogg", "audio/vorbis", "application/ogg"),
+               extensions=(".oga",)),
+        Format("opus", "audio/ogg; codecs=opus", ".opus", "OGG", ("OPUS",), rates=OPUS_RATES,
+               max_channels=8, aliases=("audio/opus",)),
+        Format("mp3", "audio/mpeg", ".mp3", "MP3", ("MPEG_LAYER_III",), rates=MP3_RATES,
+               max_channels=2, streams="no Xing header: libsndfile reads only part of a piped copy",
+               aliases=("audio/mp3",)),
+        Format("raw", "audio/x-raw", ".raw", None, ("PCM_16", "PCM_24", "PCM_32", "FLOAT"),
+               lossless=True, streams="full (headerless little-endian interleaved PCM)",
+               aliases=("audio/pcm",), extensions=(".pcm",)),
+    )
+}
+
+_BY_EXTENSION = {ext: f for f in FORMATS.values() for ext in (f.extension, *f.extensions)}
+
+
+def _normalise_mime(mime: str) -> str:
+    """Lower-case, one space after each ';', so that equal MIME types compare equal."""
+    parts = [p.strip() for p in mime.strip().lower().split(";")]
+    return "; ".join(p.replace(" ", "") for p in parts if p)
+
+
+_BY_MIME = {
+    _normalise_mime(m): f for f in FORMATS.values() for m in (f.mime_type, *f.aliases)
+}
+
+
+def format_for_mime(mime_type: str) -> Format:
+    """The Format for a MIME type; NotSupportedError when dictaphone cannot write it."""
+    fmt = _BY_MIME.get(_normalise_mime(mime_type))
+    if fmt is None:
+        raise NotSupportedError(f"unsupported MIME type: {mime_type!r}")
+    return fmt
+
+
+def format_by_name(name: str) -> Format:
+    """The Format for a CLI name (wav, flac, ogg, opus, mp3, raw) or a MIME type."""
+    fmt = FORMATS.get(name.strip().lower())
+    if fmt is not None:
+        return fmt
+    if "/" in name:
+        return format_for_mime(name)
+    raise NotSupportedError(f"unknown format {name!r}; choose one of {', '.join(FORMATS)}")
+
+
+def format_for_path(path: str | os.PathLike) -> Format | None:
+    """The Format a file name's extension names, or None."""
+    return _BY_EXTENSION.get(os.path.splitext(os.fspath(path))[1].lower())
+
+
+def check_rate_and_channels(samplerate: int, channels: int) -> None:
+    if not isinstance(samplerate, int) or not MIN_RATE <= samplerate <= MAX_RATE:
+        raise InvalidArgumentError(
+            f"sample rate {samplerate} is out of range ({MIN_RATE} to {MAX_RATE} Hz)"
+        )
+    if not isinstance(channels, int) or not 1 <= channels <= MAX_CHANNELS:
+        raise InvalidArgumentError(f"channel count {channels} is out of range (1 to {MAX_CHANNELS})")
+
+
+def is_type_supported(mime_type: str) -> bool:
+    """True when a MediaRecorder can record to this MIME type on this machine."""
+    try:
+        fmt = format_for_mime(mime_type)
+    except NotSupportedError:
+        return False
+    if fmt.sf_format is None:
+        return True
+    try:
+        import soundfile
+    except (ImportError, OSError):
+        return False
+    return soundfile.check_format(fmt.sf_format, fmt.default_subtype)

@@ -1,0 +1,429 @@
+"""MediaRecorder: the state machine, the writer thread, timeslices and events.
+
+Threads (and which may block):
+- the caller's thread: start/stop/pause/resume/request_data. stop() blocks until the
+  output is complete and the last events are dispatched.
+- the audio thread (a PortAudio callback, or a file reader): ``_Capture.push`` copies
+  into the ring, counts drops, updates the level. Never blocks (file readers may wait
+  for room through ``push_all``: a file must not drop).
+- the writer thread: drains the ring into the encoder, cuts timeslices, keeps the file's
+  header valid once a second, stops at the frame limit, and finalizes. May block on I/O.
+- the dispatcher thread: runs listeners (events.py). Listeners may block it; they never
+  delay capture or writing.
+
+Semantics follow MDN's MediaRecorder, including ``stop()`` on an inactive recorder
+raising InvalidStateError (Chromium does; the current W3C draft made it a no-op).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import numpy as np
+
+from .encoders import Encoder, make_encoder
+from .errors import (DeviceError, DictaphoneError, InvalidArgumentError,
+                     InvalidStateError, NotSupportedError, WriteError)
+from .events import Blob, BlobEvent, Dispatcher, ErrorEvent, Event, EventTarget, StopEvent
+from .formats import SUBTYPE_DTYPES, Format, format_for_mime, is_type_supported
+from .levels import LevelMeter
+from .ring import RingBuffer
+from .sources import Source
+
+INACTIVE, RECORDING, PAUSED = "inactive", "recording", "paused"
+
+
+class _Capture:
+    """The recorder's side of the audio thread (see sources.Capture)."""
+
+    def __init__(self, ring: RingBuffer, level: LevelMeter, wake: threading.Event):
+        self.ring = ring
+        self.level = level
+        self.wake = wake
+        self.paused = False
+        self.accepting = True
+        self.dropped = 0  # frames lost: ring full, or dropped by the audio system
+        self.paused_frames = 0  # frames left out while paused
+        self.received = 0  # frames delivered by the source
+        self.first_frame_time: float | None = None  # time.monotonic() of the first frames
+        self.last_frame_time: float | None = None
+        self.ended = False
+        self.error: BaseException | None = None
+
+    def push(self, frames: np.ndarray) -> None:
+        now = time.monotonic()
+        if self.first_frame_time is None:
+            self.first_frame_time = now
+        self.last_frame_time = now
+        n = len(frames)
+        self.received += n
+        self.level.update(frames)
+        if not self.accepting:
+            return
+        if self.paused:
+            self.paused_frames += n
+            return
+        written = self.ring.write(frames)
+        if written < n:
+            self.dropped += n - written
+
+    def push_all(self, frames: np.ndarray) -> bool:
+        now = time.monotonic()
+        if self.first_frame_time is None:
+            self.first_frame_time = now
+        self.last_frame_time = now
+        self.received += len(frames)
+        self.level.update(frames)
+        if not self.accepting:
+            return False
+        if self.paused:
+            self.paused_frames += len(frames)
+            return True
+        ok = self.ring.write_all(frames)
+        self.wake.set()
+        return ok
+
+    def overflow(self, frames: int) -> None:
+        self.dropped += frames
+
+    def end(self, error: BaseException | None = None) -> None:
+        if error is not None and self.error is None:
+            self.error = error
+        self.ended = True
+        self.wake.set()
+
+
+class MediaRecorder(EventTarget):
+    """Records a source into a container, like the browser's MediaRecorder.
+
+    ``output`` is where the recording goes: None keeps it in memory (the blobs of the
+    ``dataavailable`` events hold the bytes, as in the browser), a path writes a file
+    (created exclusively unless ``force``), a binary stream (stdout) streams it.
+    ``subtype`` chooses the sample encoding where a format has several (WAV: PCM_16,
+    PCM_24, PCM_32, FLOAT). ``max_duration`` (seconds) stops the recording after exactly
+    that many frames. ``stall_timeout`` (seconds) turns a source that stops delivering
+    into an ``error`` instead of a hang.
+    """
+
+    #: seconds of audio the ring holds between the audio thread and the writer
+    BUFFER_SECONDS = 10.0
+    #: the most frames the writer hands an encoder at once (seconds)
+    CHUNK_SECONDS = 0.25
+    #: how often a file's header is made valid and its data flushed (seconds)
+    SYNC_INTERVAL = 1.0
+
+    def __init__(self, source: Source, mime_type: str = "audio/wav", *, output=None,
+                 subtype: str | None = None, force: bool = False,
+                 max_duration: float | None = None, stall_timeout: float | None = 5.0,
+                 start_timeout: float | None = 15.0):
+        super().__init__()
+        self.source = source
+        self._format: Format = format_for_mime(mime_type)
+        if not is_type_supported(self._format.mime_type):
+            raise NotSupportedError(f"{mime_type}: this libsndfile cannot write it")
+        self.subtype = self._format.check(source.samplerate, source.channels, subtype)
+        self.output = output
+        self.force = force
+        if max_duration is not None:
+            if not (max_duration > 0) or max_duration == float("inf"):
+                raise InvalidArgumentError(f"duration must be a positive number of seconds, not {max_duration}")
+        self.max_duration = max_duration
+        self.stall_timeout = stall_timeout
+        self.start_timeout = start_timeout
+        self._state = INACTIVE
+        self._lock = threading.RLock()
+        self._writer: threading.Thread | None = None
+        self._dispatcher: Dispatcher | None = None
+        self._encoder: Encoder | None = None
+        self._capture: _Capture | None = None
+        self._wake = threading.Event()
+        self._stop_requested = False
+        self._data_requested = False
+        self.level = LevelMeter(channels=source.channels)
+        self.error: BaseException | None = None
+        self.frames = 0
+        self.paths: list[str] = []
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    @property
+    def mime_type(self) -> str:
+        return self._format.mime_type
+
+    @property
+    def format(self) -> Format:
+        return self._format
+
+    @property
+    def samplerate(self) -> int:
+        return self.source.samplerate
+
+    @property
+    def channels(self) -> int:
+        return self.source.channels
+
+    @property
+    def duration(self) -> float:
+        """Seconds of audio recorded so far (paused time left out)."""
+        return self.frames / self.source.samplerate
+
+    @property
+    def dropped_frames(self) -> int:
+        c = self._capture
+        return c.dropped if c is not None else 0
+
+    @property
+    def bytes_written(self) -> int:
+        e = self._encoder
+        return e.bytes_written if e is not None else 0
+
+    @property
+    def started(self) -> bool:
+        """True once the source delivered its first frames."""
+        c = self._capture
+        return c is not None and c.first_frame_time is not None
+
+    @property
+    def path(self) -> str | None:
+        return os.fspath(self.output) if isinstance(self.output, (str, os.PathLike)) else None
+
+    # ------------------------------------------------------------------ the API
+
+    def start(self, timeslice: float | None = None) -> None:
+        """Start recording. ``timeslice``: fire ``dataavailable`` every that many seconds
+        of recorded audio (None: only on stop and request_data)."""
+        if timeslice is not None and not timeslice > 0:
+            raise InvalidArgumentError(f"timeslice must be a positive number of seconds, not {timeslice}")
+        with self._lock:
+            if self._state != INACTIVE:
+                raise InvalidStateError(f"start() while {self._state}")
+            rate = self.source.samplerate
+            dtype = SUBTYPE_DTYPES.get(self.subtype, "float32")
+            ring = RingBuffer(max(int(rate * self.BUFFER_SECONDS), 4096), self.source.channels, dtype)
+            self._capture = capture = _Capture(ring, self.level, self._wake)
+            self.frames = 0
+            self.error = None
+            self.paths = []
+            self._stop_requested = self._data_requested = False
+            self._wake.clear()
+            # Open the source before creating the output: a bad device leaves no file.
+            self.source.open(capture, dtype)
+            try:
+                self._encoder = make_encoder(self.output, self._format, rate, self.source.channels,
+                                             self.subtype, force=self.force)
+            except BaseException:
+                self.source.close()
+                raise
+            try:
+                self.source.start()
+            except BaseException:
+                self._encoder.abort()
+                self.source.close()
+                raise
+            if self.path:
+                self.paths.append(self.path)
+            self._timeslice_frames = int(round(timeslice * rate)) if timeslice else None
+            self._limit = int(round(self.max_duration * rate)) if self.max_duration else None
+            self._dispatcher = Dispatcher(self)
+            self._state = RECORDING
+            self._started_at = time.monotonic()
+            self._post(Event("start"))
+            self._writer = threading.Thread(target=self._run_writer, name="dictaphone-writer",
+                                            daemon=True)
+            self._writer.start()
+
+    def stop(self) -> None:
+        """Stop; when it returns, the output is complete and ``stop`` was dispatched
+        (unless called from a listener, which cannot wait for its own thread)."""
+        with self._lock:
+            if self._state == INACTIVE:
+                raise InvalidStateError("stop() while inactive")
+            self._state = INACTIVE
+            self._stop_requested = True
+        self._halt_source()
+        self.wait()
+
+    def pause(self) -> None:
+        with self._lock:
+            if self._state == INACTIVE:
+                raise InvalidStateError("pause() while inactive")
+            if self._state == PAUSED:
+                return
+            self._state = PAUSED
+            self._capture.paused = True
+            self._post(Event("pause", timecode=self._timecode()))
+
+    def resume(self) -> None:
+        with self._lock:
+            if self._state == INACTIVE:
+                raise InvalidStateError("resume() while inactive")
+            if self._state == RECORDING:
+                return
+            self._state = RECORDING
+            self._capture.paused = False
+            self._post(Event("resume", timecode=self._timecode()))
+
+    def request_data(self) -> None:
+        """Ask for a ``dataavailable`` with what was recorded since the last one."""
+        with self._lock:
+            if self._state == INACTIVE:
+                raise InvalidStateError("request_data() while inactive")
+            self._data_requested = True
+            self._wake.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the recording has ended and its ``stop`` event was dispatched.
+        Returns False on time-out. A recording never started counts as ended."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for t in (self._writer, self._dispatcher.thread if self._dispatcher else None):
+            if t is None or t is threading.current_thread():
+                continue
+            t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if t.is_alive():
+                return False
+        return True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self._state != INACTIVE:
+            self.stop()
+        else:
+            self.wait()
+
+    @staticmethod
+    def is_type_supported(mime_type: str) -> bool:
+        return is_type_supported(mime_type)
+
+    # ------------------------------------------------------------------ internals
+
+    def _timecode(self) -> float:
+        return self.frames / self.source.samplerate
+
+    def _post(self, event: Event) -> None:
+        event.target = self
+        if not event.timecode:
+            event.timecode = self._timecode()
+        self._dispatcher.post(event)
+
+    def _halt_source(self) -> None:
+        capture = self._capture
+        capture.ring.close()  # releases a file reader blocked on a full ring
+        self.source.stop()
+        capture.accepting = False
+        self._wake.set()
+
+    def _auto_stop(self) -> bool:
+        """Called by the writer when the recording ends by itself. False if already stopping."""
+        with self._lock:
+            if self._state == INACTIVE:
+                return False
+            self._state = INACTIVE
+            self._stop_requested = True
+        return True
+
+    def _pump(self, buf: np.ndarray) -> int:
+        """Move one chunk from the ring to the encoder, stopping exactly at the frame
+        limit and at timeslice boundaries (where it cuts a blob). Returns the frames moved."""
+        limit = len(buf)
+        if self._limit is not None:
+            limit = min(limit, self._limit - self.frames)
+        if self._timeslice_frames:
+            limit = min(limit, self._timeslice_frames - self.frames % self._timeslice_frames)
+        n = self._capture.ring.read_into(buf, limit) if limit > 0 else 0
+        if n:
+            self._encoder.write(buf[:n])
+            self.frames += n
+            if self._timeslice_frames and self.frames % self._timeslice_frames == 0:
+                self._post(BlobEvent("dataavailable", data=self._encoder.cut()))
+        return n
+
+    def _limit_reached(self) -> bool:
+        return self._limit is not None and self.frames >= self._limit
+
+    def _run_writer(self) -> None:
+        capture = self._capture
+        buf = np.zeros((max(1, int(self.source.samplerate * self.CHUNK_SECONDS)),
+                        self.source.channels), dtype=capture.ring.dtype)
+        next_sync = time.monotonic() + self.SYNC_INTERVAL
+        error: BaseException | None = None
+        try:
+            while True:
+                n = self._pump(buf)
+                if self._data_requested and not self._stop_requested:
+                    self._data_requested = False
+                    self._post(BlobEvent("dataavailable", data=self._encoder.cut()))
+                if self._limit_reached() or self._stop_requested:
+                    break
+                if n:
+                    continue
+                if capture.ended:  # the source ended by itself
+                    if capture.error is None and self._is_device():
+                        capture.error = DeviceError(f"{self.source.name}: the audio stream ended")
+                    break
+                now = time.monotonic()
+                self._check_stall(capture, now)
+                if now >= next_sync:
+                    self._encoder.sync(durable=True)
+                    next_sync = now + self.SYNC_INTERVAL
+                self._wake.wait(0.05)
+                self._wake.clear()
+        except DictaphoneError as e:
+            error = e
+        except Exception as e:  # a bug or an unexpected failure: still finalize the file
+            error = WriteError(f"recording failed: {type(e).__name__}: {e}")
+            error.__cause__ = e
+        self._finish(error or capture.error, buf)
+
+    def _is_device(self) -> bool:
+        from .sources import FileSource
+
+        return not isinstance(self.source, FileSource)
+
+    def _check_stall(self, capture: _Capture, now: float) -> None:
+        last = capture.last_frame_time
+        if last is None:
+            if self.start_timeout and now - self._started_at > self.start_timeout:
+                raise DeviceError(f"{self.source.name}: no audio arrived within {self.start_timeout:g} s")
+        elif self.stall_timeout and now - last > self.stall_timeout:
+            raise DeviceError(f"{self.source.name}: no audio for {self.stall_timeout:g} s (device lost?)")
+
+    def _finish(self, error: BaseException | None, buf: np.ndarray) -> None:
+        self._auto_stop()
+        try:
+            self._halt_source()
+        except Exception:
+            pass  # a source that fails to stop has stopped delivering all the same
+        # What reached the ring before the source stopped is kept, unless the output
+        # itself failed.
+        if not isinstance(error, WriteError):
+            try:
+                while not self._limit_reached() and self._pump(buf):
+                    pass
+            except DictaphoneError as e:
+                error = e
+        if error is not None:
+            self._post(ErrorEvent("error", error=error))
+        try:
+            last = self._encoder.close()
+        except DictaphoneError as e:
+            if error is None:
+                error = e
+                self._post(ErrorEvent("error", error=e))
+            last = Blob(self.mime_type, b"")
+        self.error = error
+        try:
+            self.source.close()
+        except Exception:
+            pass
+        self._post(BlobEvent("dataavailable", data=last))
+        self._post(StopEvent("stop", dropped_frames=self.dropped_frames, frames=self.frames,
+                             path=self.path))
+        self._dispatcher.close(wait=False)

@@ -1,0 +1,315 @@
+"""Sources of audio frames: the microphone (sounddevice) and audio files.
+
+A source delivers frames to a *capture* object (the recorder's, see recorder.py) with
+three methods: ``push(frames)`` from a real-time thread (must not block; drops and counts
+what does not fit), ``push_all(frames)`` from a thread that may wait (file sources never
+drop), and ``end(error=None)`` when it has no more frames. ``overflow(frames)`` reports
+input the audio system dropped before it reached us.
+
+This is the only module that touches sounddevice input. sounddevice and soundfile are
+imported when a source is made, not when dictaphone is imported.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Protocol
+
+import numpy as np
+
+from .errors import (DeviceError, DeviceNotFoundError, InvalidArgumentError,
+                     NotSupportedError, PortAudioMissingError, SourceError)
+from .formats import MAX_CHANNELS, check_rate_and_channels
+
+
+class Capture(Protocol):
+    def push(self, frames: np.ndarray) -> None: ...
+    def push_all(self, frames: np.ndarray) -> bool: ...
+    def overflow(self, frames: int) -> None: ...
+    def end(self, error: BaseException | None = None) -> None: ...
+
+
+def import_sounddevice():
+    """sounddevice, or PortAudioMissingError with the fix when PortAudio is not installed."""
+    try:
+        import sounddevice
+    except OSError as e:  # sounddevice raises OSError when libportaudio cannot be loaded
+        raise PortAudioMissingError(
+            "the PortAudio library was not found (on Debian/Ubuntu: sudo apt-get install "
+            "libportaudio2; run 'dictaphone doctor' for other systems)"
+        ) from e
+    return sounddevice
+
+
+def input_devices() -> list[dict]:
+    """The input devices PortAudio knows, each a dict of sounddevice's query_devices()."""
+    sd = import_sounddevice()
+    return [d for d in sd.query_devices() if d["max_input_channels"] > 0]
+
+
+def find_input_device(device: int | str | None) -> dict:
+    """Resolve an index, an exact name or a unique part of a name to a device dict."""
+    sd = import_sounddevice()
+    try:
+        if device is None:
+            index = sd.default.device[0]
+            if index is None or index < 0:
+                raise DeviceNotFoundError("there is no default input device ('dictaphone devices' lists them)")
+            return sd.query_devices(index)
+        if isinstance(device, int) or (isinstance(device, str) and device.strip().isdigit()):
+            index = int(device)
+            try:
+                info = sd.query_devices(index)
+            except (ValueError, sd.PortAudioError):
+                raise DeviceNotFoundError(f"there is no audio device {index}") from None
+            if info["max_input_channels"] < 1:
+                raise DeviceNotFoundError(f"device {index} ({info['name']}) has no inputs")
+            return info
+    except sd.PortAudioError as e:
+        raise DeviceError(f"PortAudio: {e}") from e
+    wanted = device.strip().lower()
+    devices = input_devices()
+    exact = [d for d in devices if d["name"].lower() == wanted]
+    matches = exact or [d for d in devices if wanted in d["name"].lower()]
+    if not matches:
+        raise DeviceNotFoundError(f"no input device matches {device!r} ('dictaphone devices' lists them)")
+    if len(matches) > 1:
+        names = ", ".join(f"{d['index']}: {d['name']}" for d in matches)
+        raise DeviceNotFoundError(f"{device!r} matches several input devices ({names}); give its index")
+    return matches[0]
+
+
+class Source:
+    """What every source has: a rate, a channel count, and open/start/stop/close."""
+
+    samplerate: int
+    channels: int
+    #: a short description for metadata and messages
+    name: str = "source"
+
+    def open(self, capture: Capture, dtype: str) -> None:
+        """Prepare to deliver frames of ``dtype`` to ``capture`` (validates; allocates)."""
+        raise NotImplementedError
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop delivering. After it returns no more frames arrive. Idempotent."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the device or file. Idempotent."""
+        raise NotImplementedError
+
+
+class Microphone(Source):
+    """An input device, like ``getUserMedia({audio: true})``.
+
+    ``device`` is an index, a name or part of one, or None for the default input.
+    ``samplerate`` None means the device's default rate. The callback only copies frames
+    into the recorder's ring, counts what was dropped and updates the level.
+    """
+
+    def __init__(self, device: int | str | None = None, samplerate: int | None = None,
+                 channels: int = 1, *, blocksize: int | None = None,
+                 latency: str | float = "high"):
+        self._sd = import_sounddevice()
+        info = find_input_device(device)
+        self.device = info["index"]
+        self.name = info["name"]
+        self.samplerate = int(samplerate or info["default_samplerate"])
+        self.channels = int(channels)
+        check_rate_and_channels(self.samplerate, self.channels)
+        if self.channels > info["max_input_channels"]:
+            raise NotSupportedError(
+                f"{self.name} has {info['max_input_channels']} input channels, not {self.channels}"
+            )
+        self.blocksize = blocksize
+        self.latency = latency
+        self._stream = None
+        self._capture: Capture | None = None
+        self._lock = threading.Lock()
+        self._last_adc: float | None = None
+        self.check()
+
+    def check(self, dtype: str = "float32") -> None:
+        """Ask PortAudio whether the device takes this rate, channel count and dtype."""
+        try:
+            self._sd.check_input_settings(self.device, channels=self.channels, dtype=dtype,
+                                          samplerate=self.samplerate)
+        except (ValueError, self._sd.PortAudioError) as e:
+            raise NotSupportedError(
+                f"{self.name} cannot record {self.channels} channel(s) at {self.samplerate} Hz: {e}"
+            ) from None
+
+    def open(self, capture: Capture, dtype: str) -> None:
+        sd = self._sd
+        self._capture = capture
+        self._last_adc = None
+        try:
+            self._stream = sd.InputStream(
+                samplerate=self.samplerate, blocksize=self.blocksize or 0, device=self.device,
+                channels=self.channels, dtype=dtype, latency=self.latency,
+                callback=self._callback, finished_callback=self._finished)
+        except (sd.PortAudioError, ValueError) as e:
+            raise DeviceError(f"cannot open {self.name}: {e}") from e
+
+    # Audio thread: copy, count, nothing else. No I/O, no locks, no waiting.
+    def _callback(self, indata, frames, t, status) -> None:
+        capture = self._capture
+        if status.input_overflow:
+            capture.overflow(self._lost_frames(t.inputBufferAdcTime, frames))
+        self._last_adc = t.inputBufferAdcTime + frames / self.samplerate
+        capture.push(indata)
+
+    def _lost_frames(self, adc: float, frames: int) -> int:
+        # PortAudio says that input was dropped, not how much. The gap in the ADC clock
+        # tells, when the host API provides one; otherwise count one block.
+        if self._last_adc and adc > self._last_adc:
+            gap = int(round((adc - self._last_adc) * self.samplerate))
+            if gap > 0:
+                return gap
+        return frames
+
+    def _finished(self) -> None:
+        # Runs when the stream ends, whether we stopped it or the device went away; the
+        # capture tells the two apart (an end after stop() is expected).
+        if self._capture is not None:
+            self._capture.end(None)
+
+    def start(self) -> None:
+        try:
+            self._stream.start()
+        except self._sd.PortAudioError as e:
+            raise DeviceError(f"cannot start {self.name}: {e}") from e
+
+    def stop(self) -> None:
+        with self._lock:
+            stream = self._stream
+            if stream is not None and not stream.stopped:
+                try:
+                    stream.stop()
+                except self._sd.PortAudioError:
+                    pass  # the device is gone already; nothing more will arrive
+
+    def close(self) -> None:
+        with self._lock:
+            stream, self._stream = self._stream, None
+        if stream is not None:
+            try:
+                stream.close()
+            except self._sd.PortAudioError:
+                pass
+
+
+class FileSource(Source):
+    """An audio file as the microphone, like a stream taken from a media element.
+
+    ``realtime=False`` delivers as fast as the recorder writes (never dropping);
+    ``realtime=True`` paces the frames at the file's rate, as a device would.
+    ``channels`` None keeps the file's; 1 from several mixes down, N from 1 copies.
+    """
+
+    BLOCK_SECONDS = 0.1
+
+    def __init__(self, path: str | os.PathLike, realtime: bool = False,
+                 channels: int | None = None):
+        import soundfile as sf
+
+        self.path = os.fspath(path)
+        self.realtime = realtime
+        self.name = os.path.basename(self.path)
+        if not os.path.exists(self.path):
+            raise SourceError(f"{self.path}: no such file")
+        if os.path.isdir(self.path):
+            raise SourceError(f"{self.path}: is a directory")
+        try:
+            with sf.SoundFile(self.path) as f:
+                self.samplerate = int(f.samplerate)
+                self.file_channels = int(f.channels)
+                self.frames = int(f.frames)
+                self.file_format = f.format
+                self.file_subtype = f.subtype
+        except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as e:
+            raise SourceError(f"{self.path}: not a readable audio file ({_sf_reason(e)})") from None
+        self.channels = self.file_channels if channels is None else int(channels)
+        if not 1 <= self.channels <= MAX_CHANNELS:
+            raise InvalidArgumentError(f"channel count {self.channels} is out of range (1 to {MAX_CHANNELS})")
+        if self.channels != self.file_channels and self.file_channels != 1 and self.channels != 1:
+            raise NotSupportedError(
+                f"{self.path} has {self.file_channels} channels; it can be recorded as 1 "
+                f"or {self.file_channels}, not {self.channels}")
+        self._file = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    def open(self, capture: Capture, dtype: str) -> None:
+        import soundfile as sf
+
+        self._capture = capture
+        self._dtype = dtype
+        self._stopping.clear()
+        try:
+            self._file = sf.SoundFile(self.path)
+        except (sf.LibsndfileError, RuntimeError, OSError) as e:
+            raise SourceError(f"{self.path}: {_sf_reason(e)}") from None
+        block = max(1, int(self.samplerate * self.BLOCK_SECONDS))
+        self._buf = np.zeros((block, self.file_channels), dtype=dtype)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="dictaphone-file", daemon=True)
+        self._thread.start()
+
+    def _convert(self, block: np.ndarray) -> np.ndarray:
+        if self.channels == self.file_channels:
+            return block
+        if self.channels == 1:  # mix down
+            mixed = block.mean(axis=1, keepdims=True)
+            if block.dtype.kind != "f":
+                mixed = np.round(mixed)
+            return mixed.astype(block.dtype)
+        return np.repeat(block, self.channels, axis=1)
+
+    def _run(self) -> None:
+        capture, f = self._capture, self._file
+        error = None
+        t0 = time.monotonic()
+        delivered = 0
+        try:
+            while not self._stopping.is_set():
+                n = f.read(out=self._buf, dtype=self._dtype, always_2d=True).shape[0]
+                if n == 0:
+                    break
+                if self.realtime:
+                    delay = t0 + delivered / self.samplerate - time.monotonic()
+                    if delay > 0 and self._stopping.wait(delay):
+                        break
+                if not capture.push_all(self._convert(self._buf[:n])):
+                    break
+                delivered += n
+                if n < len(self._buf):
+                    break
+        except Exception as e:  # a truncated or corrupt file: report it, keep what we read
+            error = SourceError(f"{self.path}: read failed after {delivered} frames: {_sf_reason(e)}")
+        capture.end(error)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        t = self._thread
+        if t is not None and t is not threading.current_thread():
+            t.join()
+
+    def close(self) -> None:
+        self.stop()
+        f, self._file = self._file, None
+        if f is not None:
+            f.close()
+
+
+def _sf_reason(e: BaseException) -> str:
+    msg = str(e).strip() or type(e).__name__
+    # libsndfile messages come as "Error opening 'x': Format not recognised."
+    return msg.split(": ", 1)[-1].rstrip(".") if "Error opening" in msg else msg
