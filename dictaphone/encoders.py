@@ -181,9 +181,9 @@ class _AppendOnly:
         if skip < n and self.error is None:
             try:
                 self._emit(data[skip:])
+                self.size += n - skip
             except WriteError as e:
                 self.error = e
-            self.size += n - skip
         self._pos += n
         return n
 
