@@ -130,6 +130,24 @@ def formats():
                    f"rates: {rates}; up to {fmt.max_channels} ch{ok}")
 
 
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per device, in a list.")
+def devices(as_json):
+    """List the audio devices (* marks the default input, > the default output)."""
+    import json
+
+    from .sources import list_devices
+
+    devs = list_devices()
+    if as_json:
+        click.echo(json.dumps(devs, indent=2))
+        return
+    for d in devs:
+        mark = ("*" if d["default_input"] else " ") + (">" if d["default_output"] else " ")
+        click.echo(f"{mark} {d['index']:3} {d['name']}  ({d['hostapi']}; {d['inputs']} in, "
+                   f"{d['outputs']} out; {d['default_samplerate']:g} Hz)")
+
+
 def main(argv=None) -> None:
     """Entry point: run the CLI, turning every error into one line and an exit status."""
     debug = os.environ.get("DICTAPHONE_TRACEBACK") == "1"

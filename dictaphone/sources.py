@@ -49,6 +49,19 @@ def input_devices() -> list[dict]:
     return [d for d in sd.query_devices() if d["max_input_channels"] > 0]
 
 
+def list_devices() -> list[dict]:
+    """Every device: index, name, host API, channels, default rate, default flags."""
+    sd = import_sounddevice()
+    hostapis = sd.query_hostapis()
+    default_in, default_out = sd.default.device
+    return [{
+        "index": d["index"], "name": d["name"], "hostapi": hostapis[d["hostapi"]]["name"],
+        "inputs": d["max_input_channels"], "outputs": d["max_output_channels"],
+        "default_samplerate": d["default_samplerate"],
+        "default_input": d["index"] == default_in, "default_output": d["index"] == default_out,
+    } for d in sd.query_devices()]
+
+
 def find_input_device(device: int | str | None) -> dict:
     """Resolve an index, an exact name or a unique part of a name to a device dict."""
     sd = import_sounddevice()

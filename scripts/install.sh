@@ -1,0 +1,39 @@
+#!/bin/sh
+# Set dictaphone up on this machine: system packages (when missing), a virtualenv in
+# .venv, and the package in it. `--test` adds what the test suite needs.
+# Safe to run again: it installs only what is missing.
+set -eu
+cd "$(dirname "$0")/.."
+
+packages="libportaudio2"
+if [ "${1:-}" = "--test" ]; then
+    packages="$packages pulseaudio pulseaudio-utils libasound2-plugins espeak-ng sox tmux"
+fi
+
+missing=""
+if command -v dpkg-query >/dev/null 2>&1; then
+    for p in $packages; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+    done
+    python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' 2>/dev/null || missing="$missing python3-venv"
+fi
+
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" = 0 ]; then sudo=""; elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; else sudo="none"; fi
+    if [ "$sudo" = none ] || ! command -v apt-get >/dev/null 2>&1; then
+        echo "install.sh: please install these packages first:$missing" >&2
+        echo "  (Debian/Ubuntu: sudo apt-get install$missing)" >&2
+        exit 1
+    fi
+    echo "install.sh: installing$missing" >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null
+elif ! command -v dpkg-query >/dev/null 2>&1; then
+    echo "install.sh: not a Debian/Ubuntu system; make sure PortAudio is installed" >&2
+    echo "  (Fedora: dnf install portaudio; Arch: pacman -S portaudio; macOS: nothing to do)" >&2
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+extra=""
+[ "${1:-}" = "--test" ] && extra="[test]"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".$extra"
