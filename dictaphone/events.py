@@ -88,7 +88,8 @@ class StopEvent(Event):
 
     dropped_frames: int = 0
     frames: int = 0
-    path: str | None = None
+    path: str | None = None  #: the output file (the last piece when splitting)
+    paths: list = dataclasses.field(default_factory=list)  #: every file written
 
 
 Listener = Callable[[Event], Any]

@@ -104,7 +104,11 @@ class MediaRecorder(EventTarget):
     ``subtype`` chooses the sample encoding where a format has several (WAV: PCM_16,
     PCM_24, PCM_32, FLOAT). ``max_duration`` (seconds) stops the recording after exactly
     that many frames. ``stall_timeout`` (seconds) turns a source that stops delivering
-    into an ``error`` instead of a hang.
+    into an ``error`` instead of a hang. ``split`` (seconds, with a path output) writes a
+    new self-contained file every that many seconds of audio, named by
+    :func:`split_path` (``memo-001.wav``, ``memo-002.wav``…); the pieces together are
+    exactly the continuous recording, and each piece's ``dataavailable`` blob is that
+    whole file.
     """
 
     #: seconds of audio the ring holds between the audio thread and the writer
@@ -116,8 +120,8 @@ class MediaRecorder(EventTarget):
 
     def __init__(self, source: Source, mime_type: str = "audio/wav", *, output=None,
                  subtype: str | None = None, force: bool = False,
-                 max_duration: float | None = None, stall_timeout: float | None = 5.0,
-                 start_timeout: float | None = 15.0):
+                 max_duration: float | None = None, split: float | None = None,
+                 stall_timeout: float | None = 5.0, start_timeout: float | None = 15.0):
         super().__init__()
         self.source = source
         self._format: Format = format_for_mime(mime_type)
@@ -130,6 +134,12 @@ class MediaRecorder(EventTarget):
             if not (max_duration > 0) or max_duration == float("inf"):
                 raise InvalidArgumentError(f"duration must be a positive number of seconds, not {max_duration}")
         self.max_duration = max_duration
+        if split is not None:
+            if not (split > 0) or split == float("inf"):
+                raise InvalidArgumentError(f"split must be a positive number of seconds, not {split}")
+            if not isinstance(output, (str, os.PathLike)):
+                raise InvalidArgumentError("split needs a file path as output")
+        self.split = split
         self.stall_timeout = stall_timeout
         self.start_timeout = start_timeout
         self._state = INACTIVE
@@ -180,8 +190,9 @@ class MediaRecorder(EventTarget):
 
     @property
     def bytes_written(self) -> int:
+        """Bytes of output so far (all split pieces together)."""
         e = self._encoder
-        return e.bytes_written if e is not None else 0
+        return getattr(self, "_bytes_closed", 0) + (e.bytes_written if e is not None else 0)
 
     @property
     def started(self) -> bool:
@@ -191,6 +202,9 @@ class MediaRecorder(EventTarget):
 
     @property
     def path(self) -> str | None:
+        """The output file (the current piece when splitting); None for memory and streams."""
+        if self.paths:
+            return self.paths[-1]
         return os.fspath(self.output) if isinstance(self.output, (str, os.PathLike)) else None
 
     # ------------------------------------------------------------------ the API
@@ -200,6 +214,10 @@ class MediaRecorder(EventTarget):
         of recorded audio (None: only on stop and request_data)."""
         if timeslice is not None and not timeslice > 0:
             raise InvalidArgumentError(f"timeslice must be a positive number of seconds, not {timeslice}")
+        if timeslice is not None and self.split is not None:
+            # Each split piece is one blob; slicing the pieces too would make blobs that
+            # no longer join into files.
+            raise InvalidArgumentError("use either a timeslice or split, not both")
         with self._lock:
             if self._state != INACTIVE:
                 raise InvalidStateError(f"start() while {self._state}")
@@ -214,9 +232,10 @@ class MediaRecorder(EventTarget):
             self._wake.clear()
             # Open the source before creating the output: a bad device leaves no file.
             self.source.open(capture, dtype)
+            self._piece = 0
+            self._bytes_closed = 0
             try:
-                self._encoder = make_encoder(self.output, self._format, rate, self.source.channels,
-                                             self.subtype, force=self.force)
+                self._encoder = self._open_output()
             except BaseException:
                 self.source.close()
                 raise
@@ -226,10 +245,9 @@ class MediaRecorder(EventTarget):
                 self._encoder.abort()
                 self.source.close()
                 raise
-            if self.path:
-                self.paths.append(self.path)
             self._timeslice_frames = int(round(timeslice * rate)) if timeslice else None
             self._limit = int(round(self.max_duration * rate)) if self.max_duration else None
+            self._split_frames = int(round(self.split * rate)) if self.split else None
             self._dispatcher = Dispatcher(self)
             self._state = RECORDING
             self._started_at = time.monotonic()
@@ -329,19 +347,39 @@ class MediaRecorder(EventTarget):
             self._stop_requested = True
         return True
 
+    def _open_output(self) -> Encoder:
+        output = self.output
+        if self.split:
+            self._piece += 1
+            output = split_path(os.fspath(output), self._piece)
+        enc = make_encoder(output, self._format, self.source.samplerate, self.source.channels,
+                           self.subtype, force=self.force)
+        if enc.sink.path:
+            self.paths.append(enc.sink.path)
+        return enc
+
     def _pump(self, buf: np.ndarray) -> int:
         """Move one chunk from the ring to the encoder, stopping exactly at the frame
-        limit and at timeslice boundaries (where it cuts a blob). Returns the frames moved."""
+        limit and at timeslice and split boundaries (where it cuts a blob or closes a
+        piece). Returns the frames moved."""
         limit = len(buf)
         if self._limit is not None:
             limit = min(limit, self._limit - self.frames)
-        if self._timeslice_frames:
-            limit = min(limit, self._timeslice_frames - self.frames % self._timeslice_frames)
+        for period in (self._timeslice_frames, self._split_frames):
+            if period:
+                limit = min(limit, period - self.frames % period)
         n = self._capture.ring.read_into(buf, limit) if limit > 0 else 0
         if n:
+            if self._encoder is None:  # the next split piece, opened when it has audio
+                self._encoder = self._open_output()
             self._encoder.write(buf[:n])
             self.frames += n
-            if self._timeslice_frames and self.frames % self._timeslice_frames == 0:
+            if self._split_frames and self.frames % self._split_frames == 0:
+                enc, self._encoder = self._encoder, None
+                blob = enc.close()
+                self._bytes_closed += enc.bytes_written
+                self._post(BlobEvent("dataavailable", data=blob))
+            elif self._timeslice_frames and self.frames % self._timeslice_frames == 0:
                 self._post(BlobEvent("dataavailable", data=self._encoder.cut()))
         return n
 
@@ -359,7 +397,9 @@ class MediaRecorder(EventTarget):
                 n = self._pump(buf)
                 if self._data_requested and not self._stop_requested:
                     self._data_requested = False
-                    self._post(BlobEvent("dataavailable", data=self._encoder.cut()))
+                    enc = self._encoder
+                    self._post(BlobEvent("dataavailable",
+                                         data=enc.cut() if enc else Blob(self.mime_type, b"")))
                 if self._limit_reached() or self._stop_requested:
                     break
                 if n:
@@ -370,7 +410,7 @@ class MediaRecorder(EventTarget):
                     break
                 now = time.monotonic()
                 self._check_stall(capture, now)
-                if now >= next_sync:
+                if now >= next_sync and self._encoder is not None:
                     self._encoder.sync(durable=True)
                     next_sync = now + self.SYNC_INTERVAL
                 self._wake.wait(0.05)
@@ -412,7 +452,7 @@ class MediaRecorder(EventTarget):
         if error is not None:
             self._post(ErrorEvent("error", error=error))
         try:
-            last = self._encoder.close()
+            last = self._encoder.close() if self._encoder else Blob(self.mime_type, b"")
         except DictaphoneError as e:
             if error is None:
                 error = e
@@ -425,5 +465,15 @@ class MediaRecorder(EventTarget):
             pass
         self._post(BlobEvent("dataavailable", data=last))
         self._post(StopEvent("stop", dropped_frames=self.dropped_frames, frames=self.frames,
-                             path=self.path))
+                             path=self.path, paths=list(self.paths)))
         self._dispatcher.close(wait=False)
+
+
+def split_path(path: str, n: int) -> str:
+    """The name of piece ``n`` of a split recording: ``memo.wav`` -> ``memo-001.wav``.
+    A path containing ``{n}`` (a str.format field, e.g. ``take-{n:02d}.flac``) is
+    formatted instead."""
+    if "{n" in path:
+        return path.format(n=n)
+    stem, ext = os.path.splitext(path)
+    return f"{stem}-{n:03d}{ext}"
