@@ -90,8 +90,13 @@ FORMAT_NAMES = list(FORMATS)
               help="Sample encoding for wav/flac/raw. Default: PCM_16.")
 @click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
 @click.option("-q", "--quiet", is_flag=True, help="No meter, no summary; errors only.")
+@click.option("--timeslice", type=Duration(), metavar="SECONDS", help="A dataavailable event every SECONDS of recorded audio.")
+@click.option("--split", type=Duration(), metavar="SECONDS", help="A new self-contained file every SECONDS: NAME-001.EXT, NAME-002.EXT, ...")
+@click.option("--events", metavar="PATH", help="Append one JSON line per event to PATH (- for stdout when the audio goes to a file).")
+@click.option("--on-data", metavar="CMD", help="Run CMD (with sh) after each chunk or split file; data comes in DICTAPHONE_* variables.")
+@click.option("--on-stop", metavar="CMD", help="Run CMD (with sh) when the recording ends.")
 def record(output, format_name, samplerate, channels, device, duration, input_path, realtime,
-           subtype, force, quiet):
+           subtype, force, quiet, timeslice, split, events, on_data, on_stop):
     """Record from the microphone (or --input FILE) into OUTPUT.
 
     OUTPUT is a file, or - for stdout (audio only; messages go to stderr). Without OUTPUT
@@ -108,13 +113,21 @@ def record(output, format_name, samplerate, channels, device, duration, input_pa
       dictaphone record -d 10 take.flac
       dictaphone record - -f wav | sox - -n stat
       dictaphone record - -f raw -r 16000 | my-transcriber
+      dictaphone record --split 1h meeting.flac
+      dictaphone record --split 5m --on-data 'transcribe "$DICTAPHONE_FILE"' notes.wav
+
+    Hooks get DICTAPHONE_EVENT, DICTAPHONE_FILE, DICTAPHONE_DURATION, DICTAPHONE_SIZE,
+    DICTAPHONE_OFFSET, DICTAPHONE_INDEX, DICTAPHONE_FORMAT, DICTAPHONE_SAMPLERATE,
+    DICTAPHONE_CHANNELS, DICTAPHONE_ID, and at the end DICTAPHONE_FILES,
+    DICTAPHONE_FRAMES, DICTAPHONE_DROPPED_FRAMES (and DICTAPHONE_ERROR on failure).
     """
     from .record import RecordOptions, run_record
 
     opts = RecordOptions(output=output, format_name=format_name, samplerate=samplerate,
                          channels=channels, device=device, duration=duration,
                          input_path=input_path, realtime=realtime, subtype=subtype,
-                         force=force, quiet=quiet)
+                         force=force, quiet=quiet, timeslice=timeslice, split=split,
+                         events=events, on_data=on_data, on_stop=on_stop)
     raise SystemExit(run_record(opts))
 
 
@@ -146,6 +159,76 @@ def devices(as_json):
         mark = ("*" if d["default_input"] else " ") + (">" if d["default_output"] else " ")
         click.echo(f"{mark} {d['index']:3} {d['name']}  ({d['hostapi']}; {d['inputs']} in, "
                    f"{d['outputs']} out; {d['default_samplerate']:g} Hz)")
+
+
+def _control(command: str, id: str | None, all_: bool) -> list[dict]:
+    from .control import select
+
+    return [entry.request(command) for entry in select(id, all_)]
+
+
+@cli.command()
+@click.argument("id", required=False)
+@click.option("--all", "all_", is_flag=True, help="Stop every running recording.")
+def stop(id, all_):
+    """Stop a running recording and print its file once it is finished.
+
+    With several recordings running, give the ID (or pid) that 'dictaphone status'
+    shows, or --all.
+    """
+    for reply in _control("stop", id, all_):
+        for path in reply.get("paths") or [reply.get("path") or "-"]:
+            click.echo(path)
+        if reply.get("error"):
+            say(f"dictaphone: warning: recording {reply['id']} ended with an error: {reply['error']}")
+
+
+@cli.command()
+@click.argument("id", required=False)
+@click.option("--all", "all_", is_flag=True, help="Pause every running recording.")
+def pause(id, all_):
+    """Pause a running recording (paused time is left out of the file)."""
+    for reply in _control("pause", id, all_):
+        say(f"{reply['id']}: {reply['state']} at {reply['duration']:.1f} s ({reply['path']})")
+
+
+@cli.command()
+@click.argument("id", required=False)
+@click.option("--all", "all_", is_flag=True, help="Resume every paused recording.")
+def resume(id, all_):
+    """Resume a paused recording."""
+    for reply in _control("resume", id, all_):
+        say(f"{reply['id']}: {reply['state']} at {reply['duration']:.1f} s ({reply['path']})")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="A JSON list of objects.")
+def status(as_json):
+    """Show the running recordings: id, pid, path, state, duration, level.
+
+    Exits 1 when nothing is recording, so `dictaphone status || dictaphone record`
+    toggles.
+    """
+    import json
+
+    from .control import ControlError, running
+
+    replies = []
+    for entry in running():
+        try:
+            replies.append(entry.request("status", timeout=5))
+        except (ControlError, DictaphoneError):
+            continue  # it ended while we asked
+    if as_json:
+        click.echo(json.dumps(replies, indent=2))
+    else:
+        for r in replies:
+            click.echo(f"{r['id']:>3}  pid {r['pid']:<7} {r['state']:9} {r['duration']:9.1f} s  "
+                       f"peak {r['peak_dbfs']:6.1f} dBFS  {r['path']}")
+        if not replies:
+            say("nothing is recording")
+    if not replies:
+        raise SystemExit(EXIT_ERROR)
 
 
 def main(argv=None) -> None:

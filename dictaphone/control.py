@@ -14,7 +14,6 @@ peer's uid (SO_PEERCRED) where the platform provides it. Entries whose process i
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import socket

@@ -100,7 +100,9 @@ _BY_EXTENSION = {ext: f for f in FORMATS.values() for ext in (f.extension, *f.ex
 def _normalise_mime(mime: str) -> str:
     """Lower-case, one space after each ';', so that equal MIME types compare equal."""
     parts = [p.strip() for p in mime.strip().lower().split(";")]
-    return "; ".join(p.replace(" ", "") for p in parts if p)
+    # Quotes dropped too: a parameter value may be quoted (RFC 2045), and browsers take
+    # 'audio/ogg; codecs="opus"' as 'audio/ogg; codecs=opus'.
+    return "; ".join(p.replace(" ", "").replace('"', "") for p in parts if p)
 
 
 _BY_MIME = {

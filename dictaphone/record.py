@@ -13,7 +13,8 @@ import select
 import signal
 import sys
 
-from .errors import (BrokenPipeOutputError, InvalidStateError, NotSupportedError, OutputError)
+from .errors import (BrokenPipeOutputError, DictaphoneError, InvalidArgumentError,
+                     InvalidStateError, NotSupportedError, OutputError)
 from .formats import Format, format_by_name, format_for_path
 
 STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
@@ -32,6 +33,11 @@ class RecordOptions:
     subtype: str | None = None
     force: bool = False
     quiet: bool = False
+    timeslice: float | None = None
+    split: float | None = None
+    events: str | None = None
+    on_data: str | None = None
+    on_stop: str | None = None
 
 
 def warn(message: str) -> None:
@@ -49,14 +55,19 @@ def resolve_output(opts: RecordOptions) -> tuple[Format, object, str]:
         from .clips import new_clip_path
 
         fmt = format_by_name(opts.format_name) if opts.format_name else _default_format()
-        path = new_clip_path(fmt.extension)
+        path = new_clip_path(("-{n:03d}" if opts.split else "") + fmt.extension)
         return fmt, path, path
     path = opts.output
     by_ext = format_for_path(path)
     fmt = format_by_name(opts.format_name) if opts.format_name else (by_ext or _default_format())
     if by_ext is not None and by_ext is not fmt:
         warn(f"{path} will hold {fmt.name} data (-f {fmt.name}), not {by_ext.name}")
-    check_output_path(path, opts.force)
+    if opts.split:
+        from .recorder import split_path
+
+        check_output_path(split_path(path, 1), opts.force)
+    else:
+        check_output_path(path, opts.force)
     return fmt, path, path
 
 
@@ -102,10 +113,14 @@ def make_source(opts: RecordOptions, fmt: Format):
 class Session:
     """One recording in the terminal: signals, keys, meter, and the main loop."""
 
-    def __init__(self, recorder, label: str, quiet: bool):
+    def __init__(self, recorder, label: str, quiet: bool, control: bool = True,
+                 extra: dict | None = None):
         self.rec = recorder
         self.label = label
         self.quiet = quiet
+        self.control_enabled = control
+        self.control = None
+        self.extra = extra if extra is not None else {}  # shared with the event log and hooks
         self.stop_reason: str | None = None
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
@@ -146,7 +161,35 @@ class Session:
             signal.signal(signum, handler)
         self._saved_handlers.clear()
 
-    def run(self) -> None:
+    def handle_control(self, command: str) -> dict:
+        """A request from `dictaphone stop|pause|resume|status` (on the control thread).
+        It does what the keys do in the recorder's own terminal."""
+        rec = self.rec
+        if command == "stop":
+            # Already stopping (a key, a signal, another `stop`)? Answer when it is done,
+            # like the first caller.
+            self.request_stop("control")
+            rec.wait()
+            return {"path": rec.path, "paths": rec.paths, "duration": rec.duration,
+                    "frames": rec.frames, "dropped_frames": rec.dropped_frames,
+                    "error": str(rec.error) if rec.error else None}
+        if command == "pause":
+            rec.pause()
+            self.wake()
+        elif command == "resume":
+            rec.resume()
+            self.wake()
+        return self.status()
+
+    def status(self) -> dict:
+        rec = self.rec
+        return {"pid": os.getpid(), "path": rec.path, "paths": rec.paths, "state": rec.state,
+                "duration": rec.duration, "bytes": rec.bytes_written,
+                "peak_dbfs": round(rec.level.peak_dbfs, 1), "rms_dbfs": round(rec.level.rms_dbfs, 1),
+                "format": rec.mime_type, "samplerate": rec.samplerate, "channels": rec.channels,
+                "dropped_frames": rec.dropped_frames, "started": rec.started}
+
+    def run(self, timeslice: float | None = None) -> None:
         from contextlib import ExitStack
 
         from .terminal import PAUSE, STOP, Keys
@@ -155,7 +198,15 @@ class Session:
         rec.add_event_listener("stop", self.wake)
         self.install_signals()
         try:
-            rec.start()
+            rec.start(timeslice)
+            if self.control_enabled:
+                from .control import ControlServer
+
+                try:
+                    self.control = ControlServer({"path": rec.path or self.label}, self.handle_control)
+                    self.extra["id"] = self.control.id
+                except DictaphoneError as e:
+                    warn(f"{e}; 'dictaphone stop' cannot reach this recording")
             with ExitStack() as stack:
                 keys = stack.enter_context(Keys()) if Keys.available() else None
                 if not self.quiet and sys.stderr.isatty():
@@ -187,6 +238,8 @@ class Session:
                         pass  # it ended by itself meanwhile (duration, end of input)
                 rec.wait()
         finally:
+            if self.control is not None:
+                self.control.close()
             self.restore_signals()
             os.close(self._wake_r)
             os.close(self._wake_w)
@@ -196,12 +249,31 @@ def run_record(opts: RecordOptions) -> int:
     from .recorder import MediaRecorder
     from .ui import channels_name, clock, human_size
 
+    check_scripting_options(opts)
     fmt, output, label = resolve_output(opts)
     source = make_source(opts, fmt)
     rec = MediaRecorder(source, fmt.mime_type, output=output, subtype=opts.subtype,
-                        force=opts.force, max_duration=opts.duration)
-    session = Session(rec, label, opts.quiet)
-    session.run()
+                        force=opts.force, max_duration=opts.duration, split=opts.split)
+    extra: dict = {}
+    session = Session(rec, label, opts.quiet, extra=extra)
+    events_file = open_events(opts)
+    hooks = None
+    try:
+        if events_file is not None:
+            from .hooks import EventLog
+
+            EventLog(events_file, rec, extra=extra, on_error=warn).attach()
+        if opts.on_data or opts.on_stop:
+            from .hooks import HookRunner
+
+            hooks = HookRunner(rec, opts.on_data, opts.on_stop, report=warn, extra=extra)
+            hooks.attach()
+        session.run(opts.timeslice)
+    finally:
+        if hooks is not None:
+            hooks.close()
+        if events_file is not None and events_file is not sys.stdout:
+            events_file.close()
 
     error = rec.error
     broken_pipe = isinstance(error, BrokenPipeOutputError)
@@ -230,3 +302,28 @@ def run_record(opts: RecordOptions) -> int:
     elif rec.dropped_frames:
         warn(f"{rec.dropped_frames} frames were dropped")
     return 0
+
+
+def check_scripting_options(opts: RecordOptions) -> None:
+    if opts.split and opts.output == "-":
+        raise InvalidArgumentError("--split writes files; it cannot go to stdout")
+    if opts.split and opts.timeslice:
+        raise InvalidArgumentError("use either --timeslice or --split, not both")
+    if opts.events == "-" and opts.output == "-":
+        raise InvalidArgumentError("--events - needs stdout, which carries the audio; give the events a file")
+
+
+def open_events(opts: RecordOptions):
+    """The stream for --events: stdout for '-', else a new file (appended if it exists,
+    so several recordings can share one log)."""
+    if opts.events is None:
+        return None
+    if opts.events == "-":
+        return sys.stdout
+    directory = os.path.dirname(os.path.abspath(opts.events))
+    if not os.path.isdir(directory):
+        raise OutputError(f"--events {opts.events}: the directory {directory} does not exist")
+    try:
+        return open(opts.events, "a", buffering=1, encoding="utf-8")
+    except OSError as e:
+        raise OutputError(f"--events {opts.events}: {e.strerror}") from None
