@@ -231,6 +231,22 @@ def status(as_json):
         raise SystemExit(EXIT_ERROR)
 
 
+@cli.command()
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.option("-n", "--dry-run", is_flag=True, help="Say what would be repaired; change nothing.")
+def recover(files, dry_run):
+    """Repair recordings left by a killed recorder or saved from a pipe.
+
+    WAV: the header's sizes are set to what the file holds. FLAC: the missing total
+    length is filled in and a torn last frame cut off. Other formats cannot be
+    repaired (Ogg Vorbis and MP3 play up to where they were cut).
+    """
+    from .recover import recover as repair
+
+    for path in files:
+        say(repair(path, dry_run=dry_run).describe())
+
+
 def main(argv=None) -> None:
     """Entry point: run the CLI, turning every error into one line and an exit status."""
     debug = os.environ.get("DICTAPHONE_TRACEBACK") == "1"

@@ -383,7 +383,9 @@ class PcmEncoder(Encoder):
         return b""
 
     def begin(self) -> None:
-        header = self._header(None if not self.sink.seekable else 0)
+        # The streaming header (sizes 0xFFFFFFFF) until the first sync: a recorder killed
+        # in its first second still leaves a file that readers take to its end.
+        header = self._header(None)
         if header:
             self.sink.append(header)
 
@@ -413,7 +415,10 @@ class PcmEncoder(Encoder):
                 # a partial frame left by a failed write is cut off
                 self.sink.truncate(self.header_len + data)
                 if data & 1 and self.header_len:
-                    self.sink.append(b"\0")  # RIFF chunks are padded to an even length
+                    try:
+                        self.sink.append(b"\0")  # RIFF chunks are padded to an even length
+                    except WriteError:
+                        pass  # a full disk: readers accept a missing pad byte
                 self.sync(durable=True)
             else:
                 self.sink.flush()
