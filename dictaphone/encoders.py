@@ -77,15 +77,18 @@ class FileSink:
     # in a cffi callback is printed to stderr and swallowed. Errors are kept in .error.
     def write(self, data) -> int:
         data = memoryview(data).cast("B")
-        if self.error is not None:
-            return len(data)
-        try:
-            if self._pos == self.size:
-                self._append(data)
-            else:
-                self._pwrite(data, self._pos)
-        except WriteError as e:
-            self.error = e
+        # After a failed write (a full disk) appends are dropped, but rewrites inside the
+        # file still go through: they need no new space, and they are how libFLAC
+        # finishes its header at close.
+        if self.error is None or self._pos + len(data) <= self.size:
+            try:
+                if self._pos == self.size:
+                    self._append(data)
+                else:
+                    self._pwrite(data, self._pos)
+            except WriteError as e:
+                if self.error is None:
+                    self.error = e
         self._pos += len(data)
         return len(data)
 
@@ -488,6 +491,17 @@ class SndfileEncoder(Encoder):
             except (RuntimeError, AssertionError):
                 pass  # the error, if any, is in sink.error
             self.closed = True
+            if self.sink.error is not None and self.format.name == "flac" and self.sink.path:
+                # A failed write can leave a torn last frame and a header that says
+                # nothing of the length: repair, so what fit is a valid file.
+                from .recover import recover_flac
+
+                try:
+                    self.sink.flush()
+                    recover_flac(self.sink.path)
+                    self.sink.size = os.path.getsize(self.sink.path)
+                except Exception:
+                    pass  # `dictaphone recover` can still be run by hand
             self.sink.flush(durable=True)
             blob = self.cut()
         finally:

@@ -144,7 +144,8 @@ class HookRunner:
             name = "--on-data" if kind == "dataavailable" else "--on-stop"
             try:
                 status = subprocess.run(cmd, shell=True, env=env, stdin=subprocess.DEVNULL,
-                                        stdout=sys.stderr.fileno()).returncode
+                                        stdout=sys.stderr.fileno(),
+                                        stderr=sys.stderr.fileno()).returncode
             except OSError as e:
                 status = None
                 self.report(f"{name} hook could not run: {e.strerror or e}")

@@ -7,6 +7,7 @@ messages and exit codes in cli.py.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import select
@@ -245,7 +246,43 @@ class Session:
             os.close(self._wake_w)
 
 
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """Keep C libraries' diagnostics off the user's stderr while recording.
+
+    PortAudio's ALSA host API and ALSA itself print lines such as "Expression
+    'alsa_snd_pcm_poll_descriptors_revents(...)' failed" to file descriptor 2 when a
+    device goes away; the user should see our one clear line instead. Python's own
+    sys.stderr moves to a duplicate of the real stderr, and descriptor 2 points at
+    /dev/null (never at a pipe someone must drain: a full pipe would block the audio
+    thread). DICTAPHONE_TRACEBACK=1 leaves everything as it is, for debugging.
+    """
+    if os.environ.get("DICTAPHONE_TRACEBACK") == "1":
+        yield
+        return
+    sys.stderr.flush()
+    saved_fd = os.dup(2)
+    saved_stream = sys.stderr
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    sys.stderr = os.fdopen(saved_fd, "w", buffering=1, encoding=saved_stream.encoding,
+                           errors="backslashreplace", closefd=False)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved_fd, 2)
+        sys.stderr = saved_stream
+        os.close(saved_fd)
+
+
 def run_record(opts: RecordOptions) -> int:
+    with native_stderr_silenced():
+        return _run_record(opts)
+
+
+def _run_record(opts: RecordOptions) -> int:
     from .recorder import MediaRecorder
     from .ui import channels_name, clock, human_size
 

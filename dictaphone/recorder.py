@@ -372,7 +372,13 @@ class MediaRecorder(EventTarget):
         if n:
             if self._encoder is None:  # the next split piece, opened when it has audio
                 self._encoder = self._open_output()
-            self._encoder.write(buf[:n])
+            enc = self._encoder
+            before = enc.frames
+            try:
+                enc.write(buf[:n])
+            except WriteError:
+                self.frames += max(0, enc.frames - before)  # what fit is in the file
+                raise
             self.frames += n
             if self._split_frames and self.frames % self._split_frames == 0:
                 enc, self._encoder = self._encoder, None
