@@ -1,18 +1,43 @@
-"""Where recordings go when no output is named: the clip directory.
+"""The clip library: recordings kept by name in the clip directory, with metadata.
 
-``DICTAPHONE_HOME`` overrides the platform's user data directory
+The directory is ``DICTAPHONE_HOME``, else the platform's user data directory
 (``$XDG_DATA_HOME/dictaphone`` or ``~/.local/share/dictaphone`` on Linux,
 ``~/Library/Application Support/dictaphone`` on macOS, ``%LOCALAPPDATA%\\dictaphone`` on
-Windows).
+Windows). A clip is an audio file ``NAME.EXT`` plus a metadata sidecar ``NAME.EXT.json``
+(name, created, duration, format, rate, channels, size, device, dropped frames). A clip
+without a sidecar (copied in by hand, or its recorder was killed) is still listed, with
+what its file says.
+
+Names are display names, and also the file's name: a name that could leave the library
+(a path separator, ``..``, a leading dot, control characters) is refused. Every
+operation resolves the clip's real path and checks that it is inside the library.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import json
 import os
 import sys
+import unicodedata
 
-from .errors import OutputError
+from .errors import DictaphoneError, InvalidArgumentError, OutputError
+from .formats import FORMATS, format_for_path
+
+MAX_NAME_BYTES = 200
+
+
+class ClipNotFoundError(DictaphoneError):
+    """No clip has that name."""
+
+    usage = True
+
+
+class ClipExistsError(DictaphoneError):
+    """A clip with that name exists already."""
+
+    usage = True
 
 
 def clip_dir(create: bool = False) -> str:
@@ -35,13 +60,201 @@ def clip_dir(create: bool = False) -> str:
     return path
 
 
+def check_name(name: str) -> str:
+    """Return the name if it is a safe display name; InvalidArgumentError otherwise."""
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidArgumentError("a clip name cannot be empty")
+    if name != name.strip():
+        raise InvalidArgumentError(f"clip name {name!r} has leading or trailing spaces")
+    bad = [c for c in name if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")]
+    if bad:
+        raise InvalidArgumentError(f"clip name {name!r} contains control characters")
+    if "/" in name or "\\" in name or (os.sep in name) or (os.altsep and os.altsep in name):
+        raise InvalidArgumentError(f"clip name {name!r} contains a path separator")
+    if name.startswith(".") or name in ("..", "."):
+        raise InvalidArgumentError(f"clip name {name!r} cannot start with a dot")
+    if ":" in name and os.name == "nt":
+        raise InvalidArgumentError(f"clip name {name!r} contains ':'")
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+        raise InvalidArgumentError(f"clip name is longer than {MAX_NAME_BYTES} bytes")
+    return name
+
+
+def _inside(path: str, directory: str) -> bool:
+    real, base = os.path.realpath(path), os.path.realpath(directory)
+    return os.path.commonpath([real, base]) == base and real != base
+
+
+@dataclasses.dataclass
+class Clip:
+    name: str
+    path: str
+    created: str | None = None  #: ISO 8601, local time with offset
+    duration: float | None = None  #: seconds
+    format: str | None = None  #: wav, flac, ...
+    samplerate: int | None = None
+    channels: int | None = None
+    size: int = 0
+    device: str | None = None
+    dropped_frames: int | None = None
+
+    @property
+    def meta_path(self) -> str:
+        return self.path + ".json"
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
 def new_clip_path(extension: str, now: datetime.datetime | None = None) -> str:
     """A fresh timestamped file name in the clip directory (created if missing)."""
     directory = clip_dir(create=True)
     stamp = (now or datetime.datetime.now()).strftime("%Y-%m-%d_%H-%M-%S")
     path = os.path.join(directory, stamp + extension)
     n = 2
-    while os.path.exists(path):
+    while os.path.exists(path.replace("{n:03d}", "001")):
         path = os.path.join(directory, f"{stamp}-{n}{extension}")
         n += 1
     return path
+
+
+def named_clip_path(name: str, extension: str) -> str:
+    """The file for a new clip called ``name`` (refused if the name is taken)."""
+    check_name(name)
+    directory = clip_dir(create=True)
+    if find(name, missing_ok=True) is not None:
+        raise ClipExistsError(f"a clip named {name!r} exists already")
+    return os.path.join(directory, name + extension)
+
+
+def is_clip_path(path: str) -> bool:
+    return _inside(path, clip_dir())
+
+
+def _name_of(filename: str) -> str:
+    return os.path.splitext(filename)[0]
+
+
+def _read_meta(path: str) -> dict:
+    try:
+        with open(path + ".json", encoding="utf-8") as f:
+            meta = json.load(f)
+        return meta if isinstance(meta, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _from_file(path: str) -> Clip:
+    meta = _read_meta(path)
+    st = os.stat(path)
+    clip = Clip(name=_name_of(os.path.basename(path)), path=path, size=st.st_size)
+    for field in dataclasses.fields(Clip):
+        if field.name in meta and field.name not in ("path", "size", "name"):
+            setattr(clip, field.name, meta[field.name])
+    if clip.created is None:
+        clip.created = datetime.datetime.fromtimestamp(st.st_mtime).astimezone().isoformat(timespec="seconds")
+    if clip.format is None:
+        fmt = format_for_path(path)
+        clip.format = fmt.name if fmt else None
+    if clip.duration is None or clip.samplerate is None:
+        try:
+            import soundfile as sf
+
+            info = sf.info(path)
+            if 0 <= info.frames < 2**62:
+                clip.duration = info.frames / info.samplerate
+            clip.samplerate, clip.channels = info.samplerate, info.channels
+        except Exception:
+            pass  # not readable (raw, or damaged): listed without a duration
+    return clip
+
+
+def clips() -> list[Clip]:
+    """Every clip in the library, newest first."""
+    directory = clip_dir()
+    if not os.path.isdir(directory):
+        return []
+    result = []
+    for entry in os.scandir(directory):
+        if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
+            continue
+        if format_for_path(entry.name) is None:
+            continue
+        result.append(_from_file(entry.path))
+    result.sort(key=lambda c: (c.created or "", c.name), reverse=True)
+    return result
+
+
+def find(name: str, missing_ok: bool = False) -> Clip | None:
+    """The clip called ``name`` (any extension)."""
+    check_name(name)
+    directory = clip_dir()
+    if os.path.isdir(directory):
+        for ext in {e for f in FORMATS.values() for e in (f.extension, *f.extensions)}:
+            path = os.path.join(directory, name + ext)
+            if os.path.isfile(path) and not os.path.islink(path) and _inside(path, directory):
+                return _from_file(path)
+    if missing_ok:
+        return None
+    raise ClipNotFoundError(f"no clip named {name!r} ('dictaphone list' shows them)")
+
+
+def resolve(name_or_path: str) -> str:
+    """A clip name, or else an existing audio file's path (for play and show)."""
+    try:
+        clip = find(name_or_path, missing_ok=True)
+    except InvalidArgumentError:
+        clip = None  # not a valid name: maybe a path
+    if clip is not None:
+        return clip.path
+    if os.path.isfile(name_or_path):
+        return name_or_path
+    raise ClipNotFoundError(f"no clip or file named {name_or_path!r}")
+
+
+def write_metadata(path: str, **meta) -> None:
+    """Write a clip's sidecar atomically (a temp file renamed over it)."""
+    fields = {f.name for f in dataclasses.fields(Clip)}
+    data = {k: v for k, v in meta.items() if k in fields}
+    data["name"] = _name_of(os.path.basename(path))
+    data["size"] = os.path.getsize(path) if os.path.exists(path) else 0
+    tmp = path + ".json.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2)
+    os.replace(tmp, path + ".json")
+
+
+def rename(old: str, new: str) -> Clip:
+    clip = find(old)
+    check_name(new)
+    if find(new, missing_ok=True) is not None:
+        raise ClipExistsError(f"a clip named {new!r} exists already")
+    ext = os.path.splitext(clip.path)[1]
+    target = os.path.join(os.path.dirname(clip.path), new + ext)
+    if os.path.lexists(target) or not _inside(target, clip_dir()):
+        raise ClipExistsError(f"{target} exists already")
+    try:
+        os.link(clip.path, target)  # fails rather than overwrite; then drop the old name
+        os.unlink(clip.path)
+    except FileExistsError:
+        raise ClipExistsError(f"{target} exists already") from None
+    except OSError:  # a file system without hard links
+        os.rename(clip.path, target)
+    if os.path.exists(clip.meta_path):
+        meta = _read_meta(clip.path)
+        meta["name"] = new
+        os.replace(clip.meta_path, target + ".json")
+        write_metadata(target, **meta)
+    return _from_file(target)
+
+
+def delete(name: str) -> Clip:
+    clip = find(name)
+    if not _inside(clip.path, clip_dir()):
+        raise InvalidArgumentError(f"{clip.path} is outside the library")
+    os.unlink(clip.path)
+    try:
+        os.unlink(clip.meta_path)
+    except FileNotFoundError:
+        pass
+    return clip

@@ -6,13 +6,14 @@ thread); nothing here is called from the audio or writer threads.
 
 from __future__ import annotations
 
+import math
 import time
 
 from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
-from .levels import to_dbfs
+from ..levels import to_dbfs
 
 FLOOR_DBFS = -60.0  #: the left end of the bar
 
@@ -115,3 +116,101 @@ class Meter:
                 bar.append(" ")
         bar.append("▏")
         return bar
+
+
+# ------------------------------------------------------------------ clip library views
+
+
+def clip_table(clips) -> "Table":
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("name", overflow="fold")
+    table.add_column("date")
+    table.add_column("duration", justify="right")
+    table.add_column("size", justify="right")
+    table.add_column("format")
+    for c in clips:
+        date = (c.created or "")[:19].replace("T", " ")
+        dur = clock(c.duration) if c.duration is not None else "?"
+        fmt = c.format or "?"
+        if c.samplerate:
+            fmt += f" {c.samplerate // 1000 if c.samplerate % 1000 == 0 else c.samplerate / 1000:g} kHz"
+        if c.channels:
+            fmt += f" {channels_name(c.channels)}"
+        table.add_row(c.name, date, dur, human_size(c.size), fmt)
+    return table
+
+
+_EIGHTHS = " ▁▂▃▄▅▆▇█"
+
+
+def _level(amplitude: float, floor_db: float = -60.0) -> float:
+    """0..1 on a dB scale: quiet speech stays visible."""
+    if amplitude <= 0:
+        return 0.0
+    db = 20 * math.log10(amplitude)
+    return max(0.0, min(1.0, (db - floor_db) / -floor_db))
+
+
+def waveform_view(wf, width: int, height: int = 12) -> Group:
+    """The waveform (a dB scale from -60 dBFS to 0 at the edges), a silence row, a time
+    axis, and the levels and silent stretches in words."""
+    half = max(1, height // 2)
+    cols = len(wf.peaks)
+    lines = []
+    title = Text()
+    title.append(wf.path, style="bold")
+    title.append(f"  {clock(wf.duration)}  {wf.samplerate} Hz {channels_name(wf.channels)}  "
+                 f"peak {wf.peak_dbfs:.1f} dBFS  rms {wf.rms_dbfs:.1f} dBFS")
+    lines.append(title)
+    peaks = [_level(p) * half for p in wf.peaks]
+    rms = [_level(r) * half for r in wf.rms]
+    for row in range(half):  # top half, from the top down to the centre
+        level_at = half - row - 1  # cells below this row, down to the centre
+        t = Text()
+        for c in range(cols):
+            fill = peaks[c] - level_at
+            style = "bright_green" if rms[c] > level_at else "green"
+            if fill >= 1:
+                t.append("█", style=style)
+            elif fill > 0:
+                t.append(_EIGHTHS[max(1, int(fill * 8))], style=style)
+            else:
+                t.append(" ")
+        lines.append(t)
+    for row in range(half):  # bottom half, mirrored, from the centre down
+        t = Text()
+        for c in range(cols):
+            fill = peaks[c] - row
+            style = "bright_green" if rms[c] > row else "green"
+            if fill >= 1:
+                t.append("█", style=style)
+            elif fill >= 0.5:
+                t.append("▀", style=style)
+            else:
+                t.append(" ")
+        lines.append(t)
+    if cols and wf.duration > 0:
+        silent = Text()
+        per_col = wf.duration / cols
+        for c in range(cols):
+            mid = (c + 0.5) * per_col
+            quiet = any(a <= mid < b for a, b in wf.silences)
+            silent.append("─" if quiet else " ", style="dim")
+        lines.append(silent)
+        axis = [" "] * cols
+        step = max(1, cols // max(1, cols // 12))
+        for c in range(0, cols, step):
+            t = c * per_col
+            label = f"{t:.1f}s" if wf.duration < 60 else clock(t).split(".")[0]
+            if c + len(label) <= cols:
+                axis[c:c + len(label)] = list(label)
+        lines.append(Text("".join(axis), style="dim"))
+    if wf.silences:
+        spans = ", ".join(f"{clock(a)}–{clock(b)}" for a, b in wf.silences[:12])
+        more = f" and {len(wf.silences) - 12} more" if len(wf.silences) > 12 else ""
+        lines.append(Text(f"silent (─): {spans}{more}", style="dim"))
+    else:
+        lines.append(Text("no silent stretches", style="dim"))
+    return Group(*lines)

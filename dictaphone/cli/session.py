@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import os
 import select
 import signal
 import sys
 
-from .errors import (BrokenPipeOutputError, DictaphoneError, InvalidArgumentError,
+from ..errors import (BrokenPipeOutputError, DictaphoneError, InvalidArgumentError,
                      InvalidStateError, NotSupportedError, OutputError)
-from .formats import Format, format_by_name, format_for_path
+from ..formats import Format, format_by_name, format_for_path
 
 STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
 
@@ -39,6 +40,7 @@ class RecordOptions:
     events: str | None = None
     on_data: str | None = None
     on_stop: str | None = None
+    name: str | None = None
 
 
 def warn(message: str) -> None:
@@ -53,10 +55,11 @@ def resolve_output(opts: RecordOptions) -> tuple[Format, object, str]:
             raise OutputError("refusing to write audio to a terminal; redirect stdout or name a file")
         return fmt, sys.stdout.buffer, "stdout"
     if opts.output is None:
-        from .clips import new_clip_path
+        from ..clips import named_clip_path, new_clip_path
 
         fmt = format_by_name(opts.format_name) if opts.format_name else _default_format()
-        path = new_clip_path(("-{n:03d}" if opts.split else "") + fmt.extension)
+        ext = ("-{n:03d}" if opts.split else "") + fmt.extension
+        path = named_clip_path(opts.name, ext) if opts.name else new_clip_path(ext)
         return fmt, path, path
     path = opts.output
     by_ext = format_for_path(path)
@@ -64,7 +67,7 @@ def resolve_output(opts: RecordOptions) -> tuple[Format, object, str]:
     if by_ext is not None and by_ext is not fmt:
         warn(f"{path} will hold {fmt.name} data (-f {fmt.name}), not {by_ext.name}")
     if opts.split:
-        from .recorder import split_path
+        from ..recorder import split_path
 
         check_output_path(split_path(path, 1), opts.force)
     else:
@@ -91,7 +94,7 @@ def check_output_path(path: str, force: bool) -> None:
 
 def make_source(opts: RecordOptions, fmt: Format):
     if opts.input_path is not None:
-        from .sources import FileSource
+        from ..sources import FileSource
 
         source = FileSource(opts.input_path, realtime=opts.realtime, channels=opts.channels)
         if opts.samplerate and opts.samplerate != source.samplerate:
@@ -99,7 +102,7 @@ def make_source(opts: RecordOptions, fmt: Format):
                 f"{opts.input_path} is {source.samplerate} Hz and dictaphone does not resample; "
                 f"drop -r, or convert it first (sox IN -r {opts.samplerate} OUT)")
         return source
-    from .sources import Microphone, find_input_device
+    from ..sources import Microphone, find_input_device
 
     rate = opts.samplerate
     if rate is None:
@@ -201,7 +204,7 @@ class Session:
         try:
             rec.start(timeslice)
             if self.control_enabled:
-                from .control import ControlServer
+                from ..control import ControlServer
 
                 try:
                     self.control = ControlServer({"path": rec.path or self.label}, self.handle_control)
@@ -283,7 +286,7 @@ def run_record(opts: RecordOptions) -> int:
 
 
 def _run_record(opts: RecordOptions) -> int:
-    from .recorder import MediaRecorder
+    from ..recorder import MediaRecorder
     from .ui import channels_name, clock, human_size
 
     check_scripting_options(opts)
@@ -293,19 +296,21 @@ def _run_record(opts: RecordOptions) -> int:
                         force=opts.force, max_duration=opts.duration, split=opts.split)
     extra: dict = {}
     session = Session(rec, label, opts.quiet, extra=extra)
+    created = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     events_file = open_events(opts)
     hooks = None
     try:
         if events_file is not None:
-            from .hooks import EventLog
+            from ..hooks import EventLog
 
             EventLog(events_file, rec, extra=extra, on_error=warn).attach()
         if opts.on_data or opts.on_stop:
-            from .hooks import HookRunner
+            from ..hooks import HookRunner
 
             hooks = HookRunner(rec, opts.on_data, opts.on_stop, report=warn, extra=extra)
             hooks.attach()
         session.run(opts.timeslice)
+        save_clip_metadata(rec, fmt, created)
     finally:
         if hooks is not None:
             hooks.close()
@@ -342,6 +347,8 @@ def _run_record(opts: RecordOptions) -> int:
 
 
 def check_scripting_options(opts: RecordOptions) -> None:
+    if opts.name is not None and opts.output is not None:
+        raise InvalidArgumentError("give either OUTPUT or --name (a clip in the library), not both")
     if opts.split and opts.output == "-":
         raise InvalidArgumentError("--split writes files; it cannot go to stdout")
     if opts.split and opts.timeslice:
@@ -364,3 +371,20 @@ def open_events(opts: RecordOptions):
         return open(opts.events, "a", buffering=1, encoding="utf-8")
     except OSError as e:
         raise OutputError(f"--events {opts.events}: {e.strerror}") from None
+
+
+def save_clip_metadata(rec, fmt: Format, created: str) -> None:
+    """Write the sidecar of each file that went into the clip library."""
+    from ..clips import is_clip_path, write_metadata
+
+    split = int(round(rec.split * rec.samplerate)) if rec.split else None
+    for i, path in enumerate(rec.paths):
+        if not is_clip_path(path) or not os.path.exists(path):
+            continue
+        frames = rec.frames if split is None else min(split, rec.frames - i * split)
+        try:
+            write_metadata(path, created=created, duration=frames / rec.samplerate,
+                           format=fmt.name, samplerate=rec.samplerate, channels=rec.channels,
+                           device=rec.source.name, dropped_frames=rec.dropped_frames)
+        except OSError as e:
+            warn(f"cannot write the metadata of {path}: {e.strerror}")

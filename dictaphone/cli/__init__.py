@@ -1,0 +1,58 @@
+"""The command line: the only place that knows click, exit codes and messages.
+
+Exit status: 0 done (every way of stopping a recording is a success), 1 runtime error
+(a device or a disk failed), 2 usage error (an argument, a path, a format), 130 when
+interrupted before a recording began. Every error is one line on stderr; set
+DICTAPHONE_TRACEBACK=1 to see the Python traceback instead.
+
+Audio modules (numpy, sounddevice, soundfile, rich) are imported inside the commands,
+so ``dictaphone --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from ..errors import DictaphoneError
+from . import clips_cmd, control_cmd, record_cmd, system_cmd  # noqa: F401  (register commands)
+from .app import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, cli, fail, say
+
+__all__ = ["cli", "main"]
+
+
+def main(argv=None) -> None:
+    """Entry point: run the CLI, turning every error into one line and an exit status."""
+    debug = os.environ.get("DICTAPHONE_TRACEBACK") == "1"
+    try:
+        cli.main(args=argv, prog_name="dictaphone", standalone_mode=False)
+    except click.exceptions.Abort:
+        say("dictaphone: aborted")
+        raise SystemExit(EXIT_INTERRUPTED)
+    except click.ClickException as e:  # usage errors: one line, exit 2
+        ctx = getattr(e, "ctx", None)
+        where = f"dictaphone {ctx.info_name}" if ctx is not None and ctx.parent else "dictaphone"
+        say(f"{where}: error: {e.format_message()}")
+        raise SystemExit(e.exit_code)
+    except DictaphoneError as e:
+        if debug:
+            raise
+        fail(str(e), EXIT_USAGE if e.usage else EXIT_ERROR)
+    except KeyboardInterrupt:
+        say("dictaphone: interrupted")
+        raise SystemExit(EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        # stdout's reader went away (e.g. `dictaphone formats | head -1`): not an error.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise SystemExit(EXIT_OK)
+    except OSError as e:
+        if debug:
+            raise
+        fail(e.strerror or str(e), EXIT_ERROR)
+
+
+if __name__ == "__main__":
+    main()

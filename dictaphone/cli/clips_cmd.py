@@ -1,0 +1,145 @@
+"""`dictaphone list|play|rename|delete|show`: the clip library."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from .app import EXIT_USAGE, cli, fail, say
+
+
+def _stdout_console():
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+@cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="A JSON list: name, path, duration, created, format, size.")
+def list_(as_json):
+    """List the clips in the library, newest first."""
+    from ..clips import clip_dir, clips
+
+    found = clips()
+    if as_json:
+        click.echo(json.dumps([{k: c.to_json()[k] for k in
+                                ("name", "path", "duration", "created", "format", "size",
+                                 "samplerate", "channels", "device", "dropped_frames")}
+                               for c in found], indent=2))
+        return
+    if not found:
+        say(f"no clips in {clip_dir()} (record one with: dictaphone record --name NAME)")
+        return
+    from .ui import clip_table
+
+    _stdout_console().print(clip_table(found))
+
+
+@cli.command()
+@click.argument("old")
+@click.argument("new")
+def rename(old, new):
+    """Rename a clip."""
+    from ..clips import rename as do_rename
+
+    clip = do_rename(old, new)
+    say(f"renamed {old!r} to {clip.name!r}")
+
+
+@cli.command()
+@click.argument("names", nargs=-1, required=True, metavar="NAME...")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask (for scripts).")
+def delete(names, yes):
+    """Delete clips from the library (asks first, unless --yes).
+
+    Only clips in the library are deleted, by name; a path is refused.
+    """
+    from ..clips import delete as do_delete
+    from ..clips import find
+
+    targets = [find(name) for name in names]  # all must exist before any is deleted
+    if not yes:
+        if not sys.stdin.isatty():
+            fail("not deleting without confirmation; use --yes in scripts", EXIT_USAGE)
+        listing = ", ".join(repr(c.name) for c in targets)
+        if not click.confirm(f"Delete {listing}?", default=False, err=True):
+            say("nothing deleted")
+            return
+    for clip in targets:
+        do_delete(clip.name)
+        say(f"deleted {clip.name!r}")
+
+
+@cli.command()
+@click.argument("clip", metavar="NAME|PATH")
+@click.option("-D", "--device", help="Output device: an index or part of a name.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress line.")
+def play(clip, device, quiet):
+    """Play a clip (or any audio file). q, Esc or Ctrl-C stops."""
+    import select
+    import signal
+    import threading
+
+    from ..clips import resolve
+    from ..player import Player
+    from .terminal import STOP, Keys
+    from .ui import clock
+
+    path = resolve(clip)
+    player = Player(path, device=device)
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    show = not quiet and sys.stderr.isatty()
+    try:
+        player.start()
+        keys = Keys() if Keys.available() else None
+        with (keys if keys else _Null()):
+            while not player.wait(0) and not stop.is_set():
+                if keys is not None:
+                    readable, _, _ = select.select([keys], [], [], 0.1)
+                    if readable and STOP in keys.read():
+                        break
+                else:
+                    player.wait(0.1)
+                if show:
+                    total = f" / {clock(player.duration)}" if player.duration else ""
+                    sys.stderr.write(f"\r▶ {os.path.basename(path)}  {clock(player.position)}{total}  (q stops) ")
+                    sys.stderr.flush()
+    finally:
+        player.stop()
+        signal.signal(signal.SIGINT, previous)
+        if show:
+            sys.stderr.write("\r\033[K")
+    if player.error:
+        fail(str(player.error), 1)
+    if not quiet:
+        say(f"played {os.path.basename(path)}: {clock(player.position)}")
+
+
+class _Null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+
+@cli.command()
+@click.argument("clip", metavar="NAME|PATH")
+@click.option("-w", "--width", type=click.IntRange(10, 1000), help="Columns (default: the terminal's width).")
+@click.option("-H", "--height", type=click.IntRange(2, 100), default=12, show_default=True, help="Rows of waveform.")
+@click.option("--silence", type=float, default=-50.0, show_default=True, help="Silence threshold, dBFS.")
+def show(clip, width, height, silence):
+    """Draw a clip's waveform, with its duration, levels and silent stretches."""
+    from ..clips import resolve
+    from ..waveform import analyse
+    from .ui import waveform_view
+
+    path = resolve(clip)
+    console = _stdout_console()
+    columns = width or max(10, console.width)
+    wf = analyse(path, columns, silence_dbfs=silence)
+    console.print(waveform_view(wf, columns, height))

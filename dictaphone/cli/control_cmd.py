@@ -1,0 +1,80 @@
+"""`dictaphone stop|pause|resume|status`: control running recordings."""
+
+from __future__ import annotations
+
+import click
+
+from ..errors import DictaphoneError
+from .app import EXIT_ERROR, Duration, cli, say
+
+
+def _control(command: str, id: str | None, all_: bool) -> list[dict]:
+    from ..control import select
+
+    return [entry.request(command) for entry in select(id, all_)]
+
+
+@cli.command()
+@click.argument("id", required=False)
+@click.option("--all", "all_", is_flag=True, help="Stop every running recording.")
+def stop(id, all_):
+    """Stop a running recording and print its file once it is finished.
+
+    With several recordings running, give the ID (or pid) that 'dictaphone status'
+    shows, or --all.
+    """
+    for reply in _control("stop", id, all_):
+        for path in reply.get("paths") or [reply.get("path") or "-"]:
+            click.echo(path)
+        if reply.get("error"):
+            say(f"dictaphone: warning: recording {reply['id']} ended with an error: {reply['error']}")
+
+
+@cli.command()
+@click.argument("id", required=False)
+@click.option("--all", "all_", is_flag=True, help="Pause every running recording.")
+def pause(id, all_):
+    """Pause a running recording (paused time is left out of the file)."""
+    for reply in _control("pause", id, all_):
+        say(f"{reply['id']}: {reply['state']} at {reply['duration']:.1f} s ({reply['path']})")
+
+
+@cli.command()
+@click.argument("id", required=False)
+@click.option("--all", "all_", is_flag=True, help="Resume every paused recording.")
+def resume(id, all_):
+    """Resume a paused recording."""
+    for reply in _control("resume", id, all_):
+        say(f"{reply['id']}: {reply['state']} at {reply['duration']:.1f} s ({reply['path']})")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="A JSON list of objects.")
+def status(as_json):
+    """Show the running recordings: id, pid, path, state, duration, level.
+
+    Exits 1 when nothing is recording, so `dictaphone status || dictaphone record`
+    toggles.
+    """
+    import json
+
+    from ..control import ControlError, running
+
+    replies = []
+    for entry in running():
+        try:
+            replies.append(entry.request("status", timeout=5))
+        except (ControlError, DictaphoneError):
+            continue  # it ended while we asked
+    if as_json:
+        click.echo(json.dumps(replies, indent=2))
+    else:
+        for r in replies:
+            click.echo(f"{r['id']:>3}  pid {r['pid']:<7} {r['state']:9} {r['duration']:9.1f} s  "
+                       f"peak {r['peak_dbfs']:6.1f} dBFS  {r['path']}")
+        if not replies:
+            say("nothing is recording")
+    if not replies:
+        raise SystemExit(EXIT_ERROR)
+
+

@@ -1,0 +1,69 @@
+"""`dictaphone record`."""
+
+from __future__ import annotations
+
+import click
+
+from .app import EXIT_ERROR, Duration, cli, say
+
+from ..formats import FORMATS
+
+FORMAT_NAMES = list(FORMATS)
+
+
+@cli.command()
+@click.argument("output", required=False)
+@click.option("-f", "--format", "format_name", type=click.Choice(FORMAT_NAMES, case_sensitive=False),
+              help="Container/codec. Default: from OUTPUT's extension, else wav.")
+@click.option("-r", "--samplerate", type=int, help="Sample rate in Hz. Default: the device's (or the input file's).")
+@click.option("-c", "--channels", type=int, help="Channels. Default: 1 (an --input file: its own).")
+@click.option("-D", "--device", help="Input device: an index or part of a name (see 'dictaphone devices').")
+@click.option("-d", "--duration", type=Duration(), help="Stop after this much recorded audio, counted in frames (90, 1.5, 5m, 1:30).")
+@click.option("--input", "input_path", metavar="FILE", help="Record an audio file instead of the microphone.")
+@click.option("--realtime", is_flag=True, help="With --input: deliver the file at its own pace, like a device.")
+@click.option("--subtype", type=click.Choice(["PCM_16", "PCM_24", "PCM_32", "FLOAT"], case_sensitive=False),
+              help="Sample encoding for wav/flac/raw. Default: PCM_16.")
+@click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
+@click.option("-q", "--quiet", is_flag=True, help="No meter, no summary; errors only.")
+@click.option("--timeslice", type=Duration(), metavar="SECONDS", help="A dataavailable event every SECONDS of recorded audio.")
+@click.option("--split", type=Duration(), metavar="SECONDS", help="A new self-contained file every SECONDS: NAME-001.EXT, NAME-002.EXT, ...")
+@click.option("--events", metavar="PATH", help="Append one JSON line per event to PATH (- for stdout when the audio goes to a file).")
+@click.option("--on-data", metavar="CMD", help="Run CMD (with sh) after each chunk or split file; data comes in DICTAPHONE_* variables.")
+@click.option("--on-stop", metavar="CMD", help="Run CMD (with sh) when the recording ends.")
+@click.option("-n", "--name", help="Record a clip called NAME into the library (see 'dictaphone list').")
+def record(output, format_name, samplerate, channels, device, duration, input_path, realtime,
+           subtype, force, quiet, timeslice, split, events, on_data, on_stop, name):
+    """Record from the microphone (or --input FILE) into OUTPUT.
+
+    OUTPUT is a file, or - for stdout (audio only; messages go to stderr). Without OUTPUT
+    the recording goes to a new timestamped file in the clip directory ($DICTAPHONE_HOME,
+    else ~/.local/share/dictaphone).
+
+    Stop with q, Enter, Esc or Ctrl-C, SIGTERM or SIGHUP, or let -d run out: the file is
+    finished and playable either way, and the exit status is 0. Space or p pauses and
+    resumes; paused time is left out of the file.
+
+    \b
+    Examples:
+      dictaphone record memo.ogg
+      dictaphone record -d 10 take.flac
+      dictaphone record - -f wav | sox - -n stat
+      dictaphone record - -f raw -r 16000 | my-transcriber
+      dictaphone record --split 1h meeting.flac
+      dictaphone record --split 5m --on-data 'transcribe "$DICTAPHONE_FILE"' notes.wav
+
+    Hooks get DICTAPHONE_EVENT, DICTAPHONE_FILE, DICTAPHONE_DURATION, DICTAPHONE_SIZE,
+    DICTAPHONE_OFFSET, DICTAPHONE_INDEX, DICTAPHONE_FORMAT, DICTAPHONE_SAMPLERATE,
+    DICTAPHONE_CHANNELS, DICTAPHONE_ID, and at the end DICTAPHONE_FILES,
+    DICTAPHONE_FRAMES, DICTAPHONE_DROPPED_FRAMES (and DICTAPHONE_ERROR on failure).
+    """
+    from .session import RecordOptions, run_record
+
+    opts = RecordOptions(output=output, format_name=format_name, samplerate=samplerate,
+                         channels=channels, device=device, duration=duration,
+                         input_path=input_path, realtime=realtime, subtype=subtype,
+                         force=force, quiet=quiet, timeslice=timeslice, split=split,
+                         events=events, on_data=on_data, on_stop=on_stop, name=name)
+    raise SystemExit(run_record(opts))
+
+

@@ -1,0 +1,160 @@
+"""`dictaphone formats|devices|recover|doctor`."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from ..errors import DictaphoneError
+from .app import EXIT_ERROR, Duration, cli, say
+
+from ..formats import FORMATS
+
+
+@cli.command()
+def formats():
+    """List the formats, their MIME types and limits."""
+    from ..formats import is_type_supported
+
+    for fmt in FORMATS.values():
+        rates = ", ".join(str(r) for r in fmt.rates) if fmt.rates else f"up to {fmt.max_rate}"
+        ok = "" if is_type_supported(fmt.mime_type) else "  (not available: libsndfile lacks it)"
+        click.echo(f"{fmt.name:5} {fmt.mime_type:26} {fmt.extension:6} {'/'.join(fmt.subtypes):28} "
+                   f"rates: {rates}; up to {fmt.max_channels} ch{ok}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per device, in a list.")
+def devices(as_json):
+    """List the audio devices (* marks the default input, > the default output)."""
+    import json
+
+    from ..sources import list_devices
+
+    devs = list_devices()
+    if as_json:
+        click.echo(json.dumps(devs, indent=2))
+        return
+    for d in devs:
+        mark = ("*" if d["default_input"] else " ") + (">" if d["default_output"] else " ")
+        click.echo(f"{mark} {d['index']:3} {d['name']}  ({d['hostapi']}; {d['inputs']} in, "
+                   f"{d['outputs']} out; {d['default_samplerate']:g} Hz)")
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.option("-n", "--dry-run", is_flag=True, help="Say what would be repaired; change nothing.")
+def recover(files, dry_run):
+    """Repair recordings left by a killed recorder or saved from a pipe.
+
+    WAV: the header's sizes are set to what the file holds. FLAC: the missing total
+    length is filled in and a torn last frame cut off. Other formats cannot be
+    repaired (Ogg Vorbis and MP3 play up to where they were cut).
+    """
+    from ..recover import recover as repair
+
+    for path in files:
+        say(repair(path, dry_run=dry_run).describe())
+
+
+
+
+FIXES = {
+    "portaudio": ("install PortAudio: Debian/Ubuntu: sudo apt-get install libportaudio2; "
+                  "Fedora: sudo dnf install portaudio; Arch: sudo pacman -S portaudio; "
+                  "macOS: the sounddevice wheel bundles it (pip install --force-reinstall sounddevice)"),
+    "no-input": ("no input device: plug in a microphone, or start the sound server (PulseAudio/"
+                 "PipeWire: systemctl --user start pipewire-pulse or pulseaudio --start); on "
+                 "Debian/Ubuntu the ALSA-to-PulseAudio bridge is libasound2-plugins"),
+    "no-frames": ("the default input opened but delivered no audio: check that the sound server "
+                  "runs and the source is not suspended (pactl list sources short), or pick a "
+                  "device with -D (dictaphone devices)"),
+    "clipdir": "make the clip directory writable, or point DICTAPHONE_HOME at one that is",
+    "format": ("this libsndfile lacks an encoder: pip install --upgrade soundfile (its wheels "
+               "bundle a full libsndfile); on Debian/Ubuntu with the system library: "
+               "sudo apt-get install libsndfile1"),
+}
+
+
+@cli.command()
+@click.option("--seconds", type=float, default=3.0, show_default=True,
+              help="How long to wait for the first audio from the default input.")
+def doctor(seconds):
+    """Check the set-up: PortAudio, input devices, the clip directory, every format.
+
+    Prints the fix for each problem; exits 1 when something is broken.
+    """
+    import io
+    import tempfile
+
+    problems = 0
+
+    def report(ok: bool, what: str, fix: str | None = None) -> None:
+        nonlocal problems
+        click.echo(f"{'ok  ' if ok else 'FAIL'}  {what}")
+        if not ok:
+            problems += 1
+            if fix:
+                click.echo(f"      fix: {fix}")
+
+    from ..errors import PortAudioMissingError
+
+    sd = None
+    try:
+        from ..sources import import_sounddevice
+
+        sd = import_sounddevice()
+        report(True, f"PortAudio found: {sd.get_portaudio_version()[1]}")
+    except PortAudioMissingError:
+        report(False, "PortAudio library not found", FIXES["portaudio"])
+    if sd is not None:
+        inputs = [d for d in sd.query_devices() if d["max_input_channels"] > 0]
+        report(bool(inputs), f"{len(inputs)} input device(s)", FIXES["no-input"])
+        if inputs:
+            report(*_check_default_input(sd, seconds))
+    from ..clips import clip_dir
+
+    directory = clip_dir()
+    try:
+        os.makedirs(directory, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".doctor-"):
+            pass
+        report(True, f"clip directory writable: {directory}")
+    except OSError as e:
+        report(False, f"clip directory {directory}: {e.strerror}", FIXES["clipdir"])
+    try:
+        import numpy as np
+
+        from ..encoders import make_encoder
+
+        for fmt in FORMATS.values():
+            rate = fmt.nearest_rate(48000)
+            try:
+                enc = make_encoder(io.BytesIO(), fmt, rate, 1)
+                enc.write(np.zeros((rate // 10, 1), dtype=enc.dtype))
+                size = enc.close().size
+                report(size > 0, f"{fmt.name} ({fmt.mime_type}) encodes", FIXES["format"])
+            except DictaphoneError as e:
+                report(False, f"{fmt.name} ({fmt.mime_type}): {e}", FIXES["format"])
+    except (ImportError, OSError) as e:
+        report(False, f"soundfile/libsndfile cannot be loaded: {e}", FIXES["format"])
+    click.echo("all good" if not problems else f"{problems} problem(s)")
+    raise SystemExit(EXIT_ERROR if problems else 0)
+
+
+def _check_default_input(sd, seconds: float) -> tuple[bool, str, str]:
+    import threading
+
+    got = threading.Event()
+    try:
+        index = sd.default.device[0]
+        info = sd.query_devices(index if index is not None and index >= 0 else None, "input")
+        with sd.InputStream(device=info["index"], channels=1, dtype="int16",
+                            callback=lambda *a: got.set()):
+            ok = got.wait(seconds)
+    except (sd.PortAudioError, ValueError) as e:
+        return False, f"the default input cannot be opened: {e}", FIXES["no-input"]
+    if not ok:
+        return False, f"the default input ({info['name']}) delivered no audio in {seconds:g} s", FIXES["no-frames"]
+    return True, f"the default input ({info['name']}) opens and delivers audio", None

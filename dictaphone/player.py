@@ -1,0 +1,145 @@
+"""Playing a file to an output device, streamed in blocks (never loaded whole).
+
+The PortAudio callback copies frames from a small queue of pre-read blocks; a reader
+thread fills the queue from the file. ``Player.stop()`` ends playback at once.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+
+import numpy as np
+
+from .errors import DeviceError, DeviceNotFoundError, SourceError
+from .sources import import_sounddevice
+
+
+def find_output_device(device: int | str | None) -> int | None:
+    sd = import_sounddevice()
+    if device is None:
+        return None
+    if isinstance(device, int) or str(device).strip().isdigit():
+        index = int(device)
+        try:
+            info = sd.query_devices(index)
+        except (ValueError, sd.PortAudioError):
+            raise DeviceNotFoundError(f"there is no audio device {index}") from None
+        if info["max_output_channels"] < 1:
+            raise DeviceNotFoundError(f"device {index} ({info['name']}) has no outputs")
+        return index
+    wanted = str(device).lower()
+    matches = [d for d in sd.query_devices() if d["max_output_channels"] > 0 and wanted in d["name"].lower()]
+    if len(matches) != 1:
+        what = "no output device" if not matches else "several output devices"
+        raise DeviceNotFoundError(f"{what} match {device!r} ('dictaphone devices' lists them)")
+    return matches[0]["index"]
+
+
+class Player:
+    """Plays one file. ``position`` and ``duration`` are in seconds; ``wait()`` blocks."""
+
+    BLOCK = 2048
+    QUEUE_BLOCKS = 32
+
+    def __init__(self, path: str, device: int | str | None = None):
+        import soundfile as sf
+
+        self.sd = import_sounddevice()
+        try:
+            self._file = sf.SoundFile(path)
+        except (sf.LibsndfileError, RuntimeError, OSError) as e:
+            raise SourceError(f"{path}: not a playable audio file ({e})") from None
+        self.path = path
+        self.samplerate = self._file.samplerate
+        self.channels = self._file.channels
+        frames = self._file.frames
+        self.frames = frames if 0 <= frames < 2**62 else None
+        self.device = find_output_device(device)
+        self.played = 0
+        self.error: BaseException | None = None
+        self._queue: queue.Queue = queue.Queue(self.QUEUE_BLOCKS)
+        self._pending = np.zeros((0, self.channels), dtype="float32")
+        self._done = threading.Event()
+        self._stopping = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True, name="dictaphone-play-reader")
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.frames is None else self.frames / self.samplerate
+
+    @property
+    def position(self) -> float:
+        return self.played / self.samplerate
+
+    def _read(self) -> None:
+        try:
+            while not self._stopping.is_set():
+                block = self._file.read(self.BLOCK * 4, dtype="float32", always_2d=True)
+                if len(block) == 0:
+                    break
+                while not self._stopping.is_set():
+                    try:
+                        self._queue.put(block, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+        except Exception as e:  # a damaged file: play what was read, then report
+            self.error = SourceError(f"{self.path}: read failed: {e}")
+        self._queue.put(None)
+
+    # Audio thread: copy pre-read frames, no I/O.
+    def _callback(self, outdata, frames, t, status) -> None:
+        filled = 0
+        while filled < frames:
+            if len(self._pending) == 0:
+                try:
+                    block = self._queue.get_nowait()
+                except queue.Empty:
+                    break  # the reader is late: play silence for the rest (underrun)
+                if block is None:
+                    outdata[filled:] = 0
+                    self.played += filled
+                    raise self.sd.CallbackStop
+                self._pending = block
+            n = min(frames - filled, len(self._pending))
+            outdata[filled:filled + n] = self._pending[:n]
+            self._pending = self._pending[n:]
+            filled += n
+        outdata[filled:] = 0
+        self.played += filled
+
+    def start(self) -> None:
+        self._reader.start()
+        # let the reader get ahead before the first callback
+        deadline = time.monotonic() + 1.0
+        while self._queue.qsize() < min(4, self.QUEUE_BLOCKS) and self._reader.is_alive() \
+                and time.monotonic() < deadline:
+            time.sleep(0.005)
+        try:
+            self._stream = self.sd.OutputStream(
+                samplerate=self.samplerate, channels=self.channels, dtype="float32",
+                device=self.device, blocksize=self.BLOCK, latency="high",
+                callback=self._callback, finished_callback=self._done.set)
+            self._stream.start()
+        except (self.sd.PortAudioError, ValueError) as e:
+            self.stop()
+            raise DeviceError(f"cannot play to the output device: {e}") from None
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._done.wait(timeout)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        stream = getattr(self, "_stream", None)
+        if stream is not None:
+            try:
+                stream.abort()
+                stream.close()
+            except self.sd.PortAudioError:
+                pass
+        self._done.set()
+        if self._reader.is_alive():
+            self._reader.join(2)
+        self._file.close()
