@@ -66,6 +66,9 @@ class Event:
     target: Any = None
     timecode: float = 0.0
     time: float = dataclasses.field(default_factory=time.time)  #: wall clock (epoch seconds)
+    #: why a pause/resume happened: None when asked for, "silence" when the voice gate
+    #: left a silence out
+    reason: str | None = None
 
 
 @dataclasses.dataclass

@@ -108,7 +108,10 @@ class MediaRecorder(EventTarget):
     new self-contained file every that many seconds of audio, named by
     :func:`split_path` (``memo-001.wav``, ``memo-002.wav``…); the pieces together are
     exactly the continuous recording, and each piece's ``dataavailable`` blob is that
-    whole file.
+    whole file. ``voice`` (a :class:`dictaphone.vad.VoiceGate`) makes the recording
+    wait for speech, stop after silence, or leave long silences out (marked by
+    ``pause``/``resume`` events whose ``reason`` is ``"silence"``), and with
+    ``split_on_silence`` put each utterance in its own file, named like split pieces.
     """
 
     #: seconds of audio the ring holds between the audio thread and the writer
@@ -121,7 +124,8 @@ class MediaRecorder(EventTarget):
     def __init__(self, source: Source, mime_type: str = "audio/wav", *, output=None,
                  subtype: str | None = None, force: bool = False,
                  max_duration: float | None = None, split: float | None = None,
-                 stall_timeout: float | None = 5.0, start_timeout: float | None = 15.0):
+                 voice=None, stall_timeout: float | None = 5.0,
+                 start_timeout: float | None = 15.0):
         super().__init__()
         self.source = source
         self._format: Format = format_for_mime(mime_type)
@@ -140,6 +144,9 @@ class MediaRecorder(EventTarget):
             if not isinstance(output, (str, os.PathLike)):
                 raise InvalidArgumentError("split needs a file path as output")
         self.split = split
+        self.voice = voice
+        if voice is not None and voice.split_on_silence and not isinstance(output, (str, os.PathLike)):
+            raise InvalidArgumentError("split on silence needs a file path as output")
         self.stall_timeout = stall_timeout
         self.start_timeout = start_timeout
         self._state = INACTIVE
@@ -151,6 +158,7 @@ class MediaRecorder(EventTarget):
         self._wake = threading.Event()
         self._stop_requested = False
         self._data_requested = False
+        self._voice_stopped = False
         self.level = LevelMeter(channels=source.channels)
         self.error: BaseException | None = None
         self.frames = 0
@@ -228,7 +236,7 @@ class MediaRecorder(EventTarget):
             self.frames = 0
             self.error = None
             self.paths = []
-            self._stop_requested = self._data_requested = False
+            self._stop_requested = self._data_requested = self._voice_stopped = False
             self._wake.clear()
             # Open the source before creating the output: a bad device leaves no file.
             self.source.open(capture, dtype)
@@ -349,7 +357,7 @@ class MediaRecorder(EventTarget):
 
     def _open_output(self) -> Encoder:
         output = self.output
-        if self.split:
+        if self.split or (self.voice is not None and self.voice.split_on_silence):
             self._piece += 1
             output = split_path(os.fspath(output), self._piece)
         enc = make_encoder(output, self._format, self.source.samplerate, self.source.channels,
@@ -359,35 +367,62 @@ class MediaRecorder(EventTarget):
         return enc
 
     def _pump(self, buf: np.ndarray) -> int:
-        """Move one chunk from the ring to the encoder, stopping exactly at the frame
-        limit and at timeslice and split boundaries (where it cuts a blob or closes a
-        piece). Returns the frames moved."""
-        limit = len(buf)
-        if self._limit is not None:
-            limit = min(limit, self._limit - self.frames)
-        for period in (self._timeslice_frames, self._split_frames):
-            if period:
-                limit = min(limit, period - self.frames % period)
-        n = self._capture.ring.read_into(buf, limit) if limit > 0 else 0
+        """Move one chunk from the ring to the encoder (through the voice gate, if any).
+        Returns the frames taken from the ring."""
+        n = self._capture.ring.read_into(buf)
         if n:
+            if self.voice is None:
+                self._write(buf[:n])
+            else:
+                self._apply(self.voice.process(buf[:n]))
+        return n
+
+    def _apply(self, actions: list) -> None:
+        """Carry out the voice gate's decisions."""
+        for kind, frames in actions:
+            if kind == "write":
+                self._write(frames)
+            elif kind == "cut":
+                self._close_piece()
+            elif kind in ("pause", "resume"):
+                self._post(Event(kind, reason="silence"))
+            elif kind == "stop":
+                self._voice_stopped = True
+
+    def _write(self, frames: np.ndarray) -> None:
+        """Write frames, cutting exactly at the frame limit and at timeslice and split
+        boundaries (where a blob is cut or a piece closed)."""
+        i = 0
+        while i < len(frames) and not self._limit_reached():
+            k = len(frames) - i
+            if self._limit is not None:
+                k = min(k, self._limit - self.frames)
+            for period in (self._timeslice_frames, self._split_frames):
+                if period:
+                    k = min(k, period - self.frames % period)
             if self._encoder is None:  # the next split piece, opened when it has audio
                 self._encoder = self._open_output()
             enc = self._encoder
             before = enc.frames
             try:
-                enc.write(buf[:n])
+                enc.write(frames[i:i + k])
             except WriteError:
                 self.frames += max(0, enc.frames - before)  # what fit is in the file
                 raise
-            self.frames += n
+            self.frames += k
+            i += k
             if self._split_frames and self.frames % self._split_frames == 0:
-                enc, self._encoder = self._encoder, None
-                blob = enc.close()
-                self._bytes_closed += enc.bytes_written
-                self._post(BlobEvent("dataavailable", data=blob))
+                self._close_piece()
             elif self._timeslice_frames and self.frames % self._timeslice_frames == 0:
-                self._post(BlobEvent("dataavailable", data=self._encoder.cut()))
-        return n
+                self._post(BlobEvent("dataavailable", data=enc.cut()))
+
+    def _close_piece(self) -> None:
+        enc, self._encoder = self._encoder, None
+        if enc is None:
+            return
+        blob = enc.close()
+        self._bytes_closed += enc.bytes_written
+        self._post(BlobEvent("dataavailable", data=blob))
 
     def _limit_reached(self) -> bool:
         return self._limit is not None and self.frames >= self._limit
@@ -406,7 +441,7 @@ class MediaRecorder(EventTarget):
                     enc = self._encoder
                     self._post(BlobEvent("dataavailable",
                                          data=enc.cut() if enc else Blob(self.mime_type, b"")))
-                if self._limit_reached() or self._stop_requested:
+                if self._limit_reached() or self._stop_requested or self._voice_stopped:
                     break
                 if n:
                     continue
@@ -451,8 +486,10 @@ class MediaRecorder(EventTarget):
         # itself failed.
         if not isinstance(error, WriteError):
             try:
-                while not self._limit_reached() and self._pump(buf):
+                while not self._limit_reached() and not self._voice_stopped and self._pump(buf):
                     pass
+                if self.voice is not None:
+                    self._apply(self.voice.flush())
             except DictaphoneError as e:
                 error = e
         if error is not None:

@@ -31,8 +31,14 @@ FORMAT_NAMES = list(FORMATS)
 @click.option("--on-data", metavar="CMD", help="Run CMD (with sh) after each chunk or split file; data comes in DICTAPHONE_* variables.")
 @click.option("--on-stop", metavar="CMD", help="Run CMD (with sh) when the recording ends.")
 @click.option("-n", "--name", help="Record a clip called NAME into the library (see 'dictaphone list').")
+@click.option("--wait-for-sound", is_flag=True, help="Start writing only when speech begins (keeps 0.3 s before it).")
+@click.option("--stop-on-silence", type=Duration(), metavar="SECONDS", help="Stop after SECONDS of continuous silence (keeps a 0.3 s tail).")
+@click.option("--skip-silence", type=Duration(), metavar="SECONDS", help="Leave out silences longer than SECONDS (shortened to a 0.6 s gap).")
+@click.option("--split-on-silence", type=Duration(), metavar="SECONDS", help="One file per utterance: a silence longer than SECONDS ends a file.")
+@click.option("--threshold", type=click.FloatRange(-100, 0), metavar="DBFS", help="Speech level threshold in dBFS (default -40; a noise floor is tracked too).")
 def record(output, format_name, samplerate, channels, device, duration, input_path, realtime,
-           subtype, force, quiet, timeslice, split, events, on_data, on_stop, name):
+           subtype, force, quiet, timeslice, split, events, on_data, on_stop, name,
+           wait_for_sound, stop_on_silence, skip_silence, split_on_silence, threshold):
     """Record from the microphone (or --input FILE) into OUTPUT.
 
     OUTPUT is a file, or - for stdout (audio only; messages go to stderr). Without OUTPUT
@@ -51,6 +57,8 @@ def record(output, format_name, samplerate, channels, device, duration, input_pa
       dictaphone record - -f raw -r 16000 | my-transcriber
       dictaphone record --split 1h meeting.flac
       dictaphone record --split 5m --on-data 'transcribe "$DICTAPHONE_FILE"' notes.wav
+      dictaphone record --wait-for-sound --stop-on-silence 3 idea.ogg
+      dictaphone record --split-on-silence 1.5 --on-data 'transcribe "$DICTAPHONE_FILE"' u.wav
 
     Hooks get DICTAPHONE_EVENT, DICTAPHONE_FILE, DICTAPHONE_DURATION, DICTAPHONE_SIZE,
     DICTAPHONE_OFFSET, DICTAPHONE_INDEX, DICTAPHONE_FORMAT, DICTAPHONE_SAMPLERATE,
@@ -63,7 +71,10 @@ def record(output, format_name, samplerate, channels, device, duration, input_pa
                          channels=channels, device=device, duration=duration,
                          input_path=input_path, realtime=realtime, subtype=subtype,
                          force=force, quiet=quiet, timeslice=timeslice, split=split,
-                         events=events, on_data=on_data, on_stop=on_stop, name=name)
+                         events=events, on_data=on_data, on_stop=on_stop, name=name,
+                         wait_for_sound=wait_for_sound, stop_on_silence=stop_on_silence,
+                         skip_silence=skip_silence, split_on_silence=split_on_silence,
+                         threshold=threshold)
     raise SystemExit(run_record(opts))
 
 

@@ -41,6 +41,16 @@ class RecordOptions:
     on_data: str | None = None
     on_stop: str | None = None
     name: str | None = None
+    wait_for_sound: bool = False
+    stop_on_silence: float | None = None
+    skip_silence: float | None = None
+    split_on_silence: float | None = None
+    threshold: float | None = None
+
+    @property
+    def uses_voice(self) -> bool:
+        return bool(self.wait_for_sound or self.stop_on_silence or self.skip_silence
+                    or self.split_on_silence or self.threshold is not None)
 
 
 def warn(message: str) -> None:
@@ -58,7 +68,7 @@ def resolve_output(opts: RecordOptions) -> tuple[Format, object, str]:
         from ..clips import named_clip_path, new_clip_path
 
         fmt = format_by_name(opts.format_name) if opts.format_name else _default_format()
-        ext = ("-{n:03d}" if opts.split else "") + fmt.extension
+        ext = ("-{n:03d}" if opts.split or opts.split_on_silence else "") + fmt.extension
         path = named_clip_path(opts.name, ext) if opts.name else new_clip_path(ext)
         return fmt, path, path
     path = opts.output
@@ -66,7 +76,7 @@ def resolve_output(opts: RecordOptions) -> tuple[Format, object, str]:
     fmt = format_by_name(opts.format_name) if opts.format_name else (by_ext or _default_format())
     if by_ext is not None and by_ext is not fmt:
         warn(f"{path} will hold {fmt.name} data (-f {fmt.name}), not {by_ext.name}")
-    if opts.split:
+    if opts.split or opts.split_on_silence:
         from ..recorder import split_path
 
         check_output_path(split_path(path, 1), opts.force)
@@ -293,7 +303,8 @@ def _run_record(opts: RecordOptions) -> int:
     fmt, output, label = resolve_output(opts)
     source = make_source(opts, fmt)
     rec = MediaRecorder(source, fmt.mime_type, output=output, subtype=opts.subtype,
-                        force=opts.force, max_duration=opts.duration, split=opts.split)
+                        force=opts.force, max_duration=opts.duration, split=opts.split,
+                        voice=make_voice_gate(opts, source.samplerate))
     extra: dict = {}
     session = Session(rec, label, opts.quiet, extra=extra)
     created = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
@@ -337,6 +348,8 @@ def _run_record(opts: RecordOptions) -> int:
         else:
             print(f"dictaphone: error: {error}", file=sys.stderr)
         return 1
+    if len(rec.paths) > 1:
+        label = f"{rec.paths[0]} … {os.path.basename(rec.paths[-1])} ({len(rec.paths)} files)"
     if not opts.quiet:
         verb = "Streamed to" if output is sys.stdout.buffer else "Saved"
         tail = " (the reader closed the pipe)" if broken_pipe else ""
@@ -346,7 +359,25 @@ def _run_record(opts: RecordOptions) -> int:
     return 0
 
 
+def make_voice_gate(opts: RecordOptions, samplerate: int):
+    if not opts.uses_voice:
+        return None
+    from ..vad import DEFAULT_THRESHOLD_DBFS, LevelDetector, VoiceGate
+
+    threshold = DEFAULT_THRESHOLD_DBFS if opts.threshold is None else opts.threshold
+    skip = opts.split_on_silence if opts.split_on_silence else opts.skip_silence
+    return VoiceGate(samplerate, LevelDetector(threshold), wait_for_sound=opts.wait_for_sound,
+                     stop_on_silence=opts.stop_on_silence, skip_silence=skip,
+                     split_on_silence=bool(opts.split_on_silence))
+
+
 def check_scripting_options(opts: RecordOptions) -> None:
+    if opts.split_on_silence and opts.output == "-":
+        raise InvalidArgumentError("--split-on-silence writes files; it cannot go to stdout")
+    if opts.split_on_silence and opts.split:
+        raise InvalidArgumentError("use either --split or --split-on-silence, not both")
+    if opts.split_on_silence and opts.skip_silence:
+        raise InvalidArgumentError("--split-on-silence leaves the silences out already; drop --skip-silence")
     if opts.name is not None and opts.output is not None:
         raise InvalidArgumentError("give either OUTPUT or --name (a clip in the library), not both")
     if opts.split and opts.output == "-":
@@ -381,10 +412,24 @@ def save_clip_metadata(rec, fmt: Format, created: str) -> None:
     for i, path in enumerate(rec.paths):
         if not is_clip_path(path) or not os.path.exists(path):
             continue
-        frames = rec.frames if split is None else min(split, rec.frames - i * split)
+        if len(rec.paths) == 1:
+            frames = rec.frames
+        elif split is not None:
+            frames = min(split, rec.frames - i * split)
+        else:  # pieces cut on silence: ask the file
+            frames = _file_frames(path, rec.samplerate)
         try:
             write_metadata(path, created=created, duration=frames / rec.samplerate,
                            format=fmt.name, samplerate=rec.samplerate, channels=rec.channels,
                            device=rec.source.name, dropped_frames=rec.dropped_frames)
         except OSError as e:
             warn(f"cannot write the metadata of {path}: {e.strerror}")
+
+
+def _file_frames(path: str, samplerate: int) -> int:
+    try:
+        import soundfile as sf
+
+        return sf.info(path).frames
+    except Exception:
+        return 0

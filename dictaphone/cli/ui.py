@@ -74,11 +74,16 @@ class Meter:
             self._clipped = (level.clipped, now)
             clip_at = now
         state = rec.state
+        voice = rec.voice
         line = Text()
         if state == "paused":
             line.append("❚❚ PAUSED ", style="bold yellow")
         elif not rec.started:
             line.append("… WAITING ", style="bold cyan")
+        elif voice is not None and voice.state == "waiting":
+            line.append("… LISTEN  ", style="bold cyan")
+        elif voice is not None and voice.state == "skipping":
+            line.append("○ SKIP    ", style="bold blue")
         else:
             line.append("● REC     ", style="bold red")
         line.append(clock(rec.duration), style="bold")
@@ -89,12 +94,31 @@ class Meter:
         if now - clip_at < self.CLIP_SECONDS and clipped:
             line.append("CLIP", style="bold white on red")
         info = Text(style="dim")
+        if voice is not None and rec.started and state != "paused":
+            info.append_text(self._voice_text(voice))
         info.append(f"{self.label}  {human_size(rec.bytes_written)}")
         if rec.dropped_frames:
             info.append(f"  {rec.dropped_frames} dropped frames", style="bold red")
         if self.keys:
             info.append("   q stop · space pause/resume")
         return Group(line, info)
+
+    @staticmethod
+    def _voice_text(voice) -> Text:
+        t = Text()
+        if voice.state == "waiting":
+            t.append("waiting for speech  ", style="cyan")
+        elif voice.state == "speech":
+            t.append("speech  ", style="bold green")
+        elif voice.state == "silence":
+            left = voice.stop_in
+            if left is not None:
+                t.append(f"silence: stopping in {left:.1f} s  ", style="bold yellow")
+            else:
+                t.append(f"silence {voice.silent_seconds:.1f} s  ", style="yellow")
+        elif voice.state == "skipping":
+            t.append(f"skipping silence ({voice.silent_seconds:.1f} s)  ", style="blue")
+        return t
 
     @staticmethod
     def _bar(peak: float, rms: float, hold: float, width: int) -> Text:
