@@ -38,6 +38,8 @@ def event_record(event, recorder, extra: dict | None = None) -> dict:
                    dropped_frames=event.dropped_frames, bytes=recorder.bytes_written)
     elif event.type == "error":
         rec["error"] = str(event.error)
+    elif event.type in ("pause", "resume") and event.reason:
+        rec["reason"] = event.reason
     elif event.type == "start":
         rec.update(path=recorder.path, format=recorder.mime_type,
                    samplerate=recorder.samplerate, channels=recorder.channels)
