@@ -7,6 +7,7 @@ thread); nothing here is called from the audio or writer threads.
 from __future__ import annotations
 
 import math
+import os
 import time
 
 from rich.console import Console, Group
@@ -184,7 +185,7 @@ def waveform_view(wf, width: int, height: int = 12) -> Group:
     cols = len(wf.peaks)
     lines = []
     title = Text()
-    title.append(wf.path, style="bold")
+    title.append(os.path.basename(wf.path), style="bold")
     title.append(f"  {clock(wf.duration)}  {wf.samplerate} Hz {channels_name(wf.channels)}  "
                  f"peak {wf.peak_dbfs:.1f} dBFS  rms {wf.rms_dbfs:.1f} dBFS")
     lines.append(title)

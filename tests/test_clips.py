@@ -1,0 +1,247 @@
+"""The clip library: named recordings, list, show, play, rename, delete; devices, doctor."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+from rich.console import Console
+
+import audiolab
+from dictaphone import clips
+from dictaphone.clips import ClipExistsError, ClipNotFoundError, check_name
+from dictaphone.errors import InvalidArgumentError
+
+HOSTILE = ["../escape", "a/b", "..", ".", ".hidden", "a\\b", "tab\there", "nl\nname",
+           "bell\x07", "", "   ", " lead", "x" * 300, "rtl\u202eevil", "nul\x00byte"]
+
+
+@pytest.fixture
+def library(tmp_path, monkeypatch):
+    home = tmp_path / "library"
+    monkeypatch.setenv("DICTAPHONE_HOME", str(home))
+    return home
+
+
+def dictaphone(*args, env=None, **kw):
+    return subprocess.run([sys.executable, "-m", "dictaphone", *args], capture_output=True,
+                          text=True, timeout=60, env=env, **kw)
+
+
+def add_clip(library, name, seconds=1.0, freq=440.0):
+    library.mkdir(exist_ok=True)
+    path = library / f"{name}.wav"
+    audiolab.make_tone(path, seconds, freq)
+    return path
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_names_are_refused(name):
+    with pytest.raises(InvalidArgumentError):
+        check_name(name)
+
+
+@pytest.mark.parametrize("name", ["memo", "Shopping list", "réunion 2026-11-24", "idée #3 (draft)", "日本語"])
+def test_ordinary_display_names_are_accepted(name):
+    assert check_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", ".hidden", "nl\nname"])
+def test_record_with_a_hostile_name_fails_cleanly_and_writes_nothing(library, tmp_path, name):
+    src = audiolab.make_tone(tmp_path / "in.wav", 0.5, 440)
+    env = dict(os.environ, DICTAPHONE_HOME=str(library))
+    r = dictaphone("record", "--input", str(src), "--name", name, env=env, cwd=tmp_path)
+    assert r.returncode == 2
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    outside = sorted(p.name for p in tmp_path.iterdir())
+    assert outside == ["in.wav"] + (["library"] if library.exists() else [])
+    assert not library.exists() or not any(library.iterdir())
+
+
+def test_record_with_a_name_keeps_the_clip_and_its_metadata(library, tmp_path):
+    src = audiolab.make_tone(tmp_path / "in.wav", 1.5, 440, channels=2)
+    env = dict(os.environ, DICTAPHONE_HOME=str(library))
+    r = dictaphone("record", "--input", str(src), "--name", "Shopping list", "-q", env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    meta = json.loads((library / "Shopping list.wav.json").read_text())
+    assert meta["name"] == "Shopping list"
+    assert meta["duration"] == pytest.approx(1.5)
+    assert (meta["format"], meta["samplerate"], meta["channels"]) == ("wav", 48000, 2)
+    assert meta["size"] == (library / "Shopping list.wav").stat().st_size
+    assert meta["dropped_frames"] == 0 and meta["device"] == "in.wav" and meta["created"]
+    again = dictaphone("record", "--input", str(src), "--name", "Shopping list", env=env, cwd=tmp_path)
+    assert again.returncode == 2 and "exists" in again.stderr
+
+
+def test_list_json_gives_the_documented_fields_newest_first(library):
+    add_clip(library, "older")
+    os.utime(library / "older.wav", (1_000_000_000, 1_000_000_000))
+    add_clip(library, "newer", seconds=2.0)
+    env = dict(os.environ, DICTAPHONE_HOME=str(library))
+    r = dictaphone("list", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    items = json.loads(r.stdout)
+    assert [i["name"] for i in items] == ["newer", "older"]
+    for key in ("name", "path", "duration", "created", "format", "size"):
+        assert key in items[0]
+    assert items[0]["duration"] == pytest.approx(2.0)
+    assert items[0]["format"] == "wav"
+    assert items[0]["path"] == str(library / "newer.wav")
+
+
+def test_list_table_renders_on_a_capture_console(library):
+    from dictaphone.cli.ui import clip_table
+
+    add_clip(library, "memo one", seconds=2.0)
+    console = Console(width=100, color_system=None, record=True)
+    with console.capture() as cap:
+        console.print(clip_table(clips.clips()))
+    text = cap.get()
+    assert "memo one" in text and "00:02.0" in text and "wav 48 kHz mono" in text
+    assert "name" in text.splitlines()[0] and "duration" in text.splitlines()[0]
+
+
+def test_show_draws_the_waveform_in_the_given_width_with_levels_and_silences(library, tmp_path):
+    from dictaphone.cli.ui import waveform_view
+    from dictaphone.waveform import analyse
+
+    rate = 48000
+    tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(rate) / rate)
+    data = np.concatenate([tone, np.zeros(2 * rate), tone])  # sound, 2 s silence, sound
+    library.mkdir()
+    sf.write(library / "gap.wav", data, rate, subtype="PCM_16")
+    wf = analyse(str(library / "gap.wav"), 80)
+    assert wf.peak_dbfs == pytest.approx(-6.02, abs=0.1)
+    assert len(wf.silences) == 1
+    a, b = wf.silences[0]
+    assert a == pytest.approx(1.0, abs=0.06) and b == pytest.approx(3.0, abs=0.06)
+    console = Console(width=80, color_system=None, record=True)
+    with console.capture() as cap:
+        console.print(waveform_view(wf, 80, 8))
+    lines = cap.get().splitlines()
+    assert "00:04.0" in lines[0] and "peak -6.0 dBFS" in lines[0]
+    body = lines[1:9]
+    assert all(len(l) <= 80 for l in lines)
+    # the silent middle half of the columns is blank in the waveform, the sound is drawn
+    assert all(set(l[25:55]) <= {" "} for l in body)
+    assert all("█" in l[:18] for l in body[2:6])
+    assert "silent" in lines[-1] and "00:01.0" in lines[-1]
+
+
+def test_show_command_uses_the_width_it_is_given(library):
+    add_clip(library, "tone", seconds=1.0)
+    env = dict(os.environ, DICTAPHONE_HOME=str(library))
+    r = dictaphone("show", "tone", "-w", "60", env=env)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert max(len(l) for l in lines[1:]) <= 60 and "█" in r.stdout
+
+
+def test_rename_moves_the_clip_and_its_metadata(library):
+    add_clip(library, "draft")
+    clips.write_metadata(str(library / "draft.wav"), duration=1.0, format="wav")
+    renamed = clips.rename("draft", "final")
+    assert renamed.path == str(library / "final.wav")
+    assert not (library / "draft.wav").exists() and not (library / "draft.wav.json").exists()
+    assert json.loads((library / "final.wav.json").read_text())["name"] == "final"
+    add_clip(library, "other")
+    with pytest.raises(ClipExistsError):
+        clips.rename("final", "other")
+    with pytest.raises(InvalidArgumentError):
+        clips.rename("final", "../final")
+    assert (library / "final.wav").exists() and (library / "other.wav").exists()
+
+
+def test_delete_needs_confirmation_outside_a_terminal_and_never_leaves_the_library(library, tmp_path):
+    add_clip(library, "keep")
+    victim = tmp_path / "victim.wav"
+    audiolab.make_tone(victim, 0.5, 440)
+    env = dict(os.environ, DICTAPHONE_HOME=str(library))
+    r = dictaphone("delete", "keep", env=env, stdin=subprocess.DEVNULL)
+    assert r.returncode == 2 and (library / "keep.wav").exists()
+    for target in (str(victim), "../victim", str(tmp_path / "victim")):
+        r = dictaphone("delete", target, "--yes", env=env)
+        assert r.returncode == 2, r.stderr
+        assert "Traceback" not in r.stderr
+    assert victim.exists()
+    # a symlink in the library that points outside is not a clip
+    (library / "link.wav").symlink_to(victim)
+    r = dictaphone("delete", "link", "--yes", env=env)
+    assert r.returncode == 2 and victim.exists()
+    r = dictaphone("delete", "keep", "--yes", env=env)
+    assert r.returncode == 0 and not (library / "keep.wav").exists()
+    with pytest.raises(ClipNotFoundError):
+        clips.find("keep")
+
+
+def test_delete_asks_in_a_terminal(library, terminal):
+    add_clip(library, "maybe")
+    env = dict(os.environ, DICTAPHONE_HOME=str(library))
+    t = terminal(f"{sys.executable} -m dictaphone delete maybe", env=env)
+    t.wait_for("Delete 'maybe'?", timeout=15)
+    t.send_keys("n", "Enter")
+    assert t.exit_status(timeout=15) == 0
+    assert (library / "maybe.wav").exists()
+    t = terminal(f"{sys.executable} -m dictaphone delete maybe", env=env)
+    t.wait_for("Delete 'maybe'?", timeout=15)
+    t.send_keys("y", "Enter")
+    assert t.exit_status(timeout=15) == 0
+    assert not (library / "maybe.wav").exists()
+
+
+def test_play_sends_the_clip_to_the_output_device(library, pulse, speech, tmp_path):
+    library.mkdir()
+    (library / "speech.wav").write_bytes(speech.read_bytes())
+    env = dict(pulse.env, DICTAPHONE_HOME=str(library))
+    heard = tmp_path / "heard.wav"
+    rec = pulse.start_recording(heard)
+    try:
+        r = dictaphone("play", "speech", env=env)
+    finally:
+        import time
+
+        time.sleep(0.5)
+        audiolab.stop_process(rec)
+    assert r.returncode == 0, r.stderr
+    assert "played speech.wav" in r.stderr
+    ref, _ = audiolab.read_mono(speech)
+    got, _ = audiolab.read_mono(heard)
+    peak, _ = audiolab.normalized_xcorr(ref, got)
+    assert peak > 0.95
+
+
+def test_play_stops_on_q_in_a_terminal(library, pulse, terminal, tmp_path):
+    add_clip(library, "long", seconds=20.0)
+    env = dict(pulse.env, DICTAPHONE_HOME=str(library))
+    t = terminal(f"{sys.executable} -m dictaphone play long", env=env)
+    t.wait_for("q stops", timeout=15)
+    t.send_keys("q")
+    assert t.exit_status(timeout=10) == 0
+
+
+def test_devices_json_lists_the_virtual_microphone_as_default_input(pulse):
+    r = dictaphone("devices", "--json", env=pulse.env)
+    assert r.returncode == 0, r.stderr
+    devs = json.loads(r.stdout)
+    defaults = [d for d in devs if d["default_input"]]
+    assert len(defaults) == 1 and defaults[0]["inputs"] > 0
+    for key in ("index", "name", "hostapi", "inputs", "outputs", "default_samplerate"):
+        assert key in devs[0]
+
+
+def test_doctor_passes_on_a_working_setup_and_fails_with_a_fix_when_the_library_is_unwritable(pulse, tmp_path):
+    env = dict(pulse.env, DICTAPHONE_HOME=str(tmp_path / "lib"))
+    r = dictaphone("doctor", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "all good" in r.stdout and "delivers audio" in r.stdout
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    env["DICTAPHONE_HOME"] = str(blocker / "lib")
+    r = dictaphone("doctor", env=env)
+    assert r.returncode == 1
+    assert "FAIL" in r.stdout and "fix:" in r.stdout
