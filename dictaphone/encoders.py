@@ -491,7 +491,10 @@ class SndfileEncoder(Encoder):
             except (RuntimeError, AssertionError):
                 pass  # the error, if any, is in sink.error
             self.closed = True
-            if self.sink.error is not None and self.format.name == "flac" and self.sink.path:
+            # Only a regular file: recover_flac reads the whole file, which never ends
+            # on a device such as /dev/full (it filled the memory) and blocks on a FIFO.
+            if (self.sink.error is not None and self.format.name == "flac" and self.sink.path
+                    and os.path.isfile(self.sink.path)):
                 # A failed write can leave a torn last frame and a header that says
                 # nothing of the length: repair, so what fit is a valid file.
                 from .recover import recover_flac

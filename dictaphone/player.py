@@ -49,7 +49,7 @@ class Player:
         self.sd = import_sounddevice()
         try:
             self._file = sf.SoundFile(path)
-        except (sf.LibsndfileError, RuntimeError, OSError) as e:
+        except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as e:
             raise SourceError(f"{path}: not a playable audio file ({e})") from None
         self.path = path
         self.samplerate = self._file.samplerate

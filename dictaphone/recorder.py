@@ -446,7 +446,9 @@ class MediaRecorder(EventTarget):
                 if n:
                     continue
                 if capture.ended:  # the source ended by itself
-                    if capture.error is None and self._is_device():
+                    # ...unless stop() ended it after the check above: a device reports
+                    # the end of a stream stop() stopped like a lost one (not an error).
+                    if capture.error is None and self._is_device() and not self._stop_requested:
                         capture.error = DeviceError(f"{self.source.name}: the audio stream ended")
                     break
                 now = time.monotonic()
@@ -472,9 +474,16 @@ class MediaRecorder(EventTarget):
         last = capture.last_frame_time
         if last is None:
             if self.start_timeout and now - self._started_at > self.start_timeout:
+                self._source_stalled()
                 raise DeviceError(f"{self.source.name}: no audio arrived within {self.start_timeout:g} s")
         elif self.stall_timeout and now - last > self.stall_timeout:
+            self._source_stalled()
             raise DeviceError(f"{self.source.name}: no audio for {self.stall_timeout:g} s (device lost?)")
+
+    def _source_stalled(self) -> None:
+        mark = getattr(self.source, "mark_stalled", None)
+        if mark is not None:
+            mark()
 
     def _finish(self, error: BaseException | None, buf: np.ndarray) -> None:
         self._auto_stop()

@@ -146,6 +146,10 @@ class Microphone(Source):
         self._capture: Capture | None = None
         self._lock = threading.Lock()
         self._last_adc: float | None = None
+        self._stalled = False
+        #: True when PortAudio did not stop in time (a frozen server): the process should
+        #: exit without waiting for it (see cli/session.py)
+        self.hung = False
         self.check()
 
     def check(self, dtype: str = "float32") -> None:
@@ -199,23 +203,57 @@ class Microphone(Source):
         except self._sd.PortAudioError as e:
             raise DeviceError(f"cannot start {self.name}: {e}") from e
 
+    #: how long stop() waits for PortAudio before it gives the stream up as hung
+    STOP_TIMEOUT = 2.0
+
     def stop(self) -> None:
+        """Stop the stream. A device whose server froze can make PortAudio's stop wait
+        forever (it joins its own audio thread, which waits on the server): the stop runs
+        on a helper thread, and after STOP_TIMEOUT the stream is left behind as ``hung``
+        so that the recording can still be finalized."""
         with self._lock:
             stream = self._stream
-            if stream is not None and not stream.stopped:
+            if stream is None or self.hung or stream.stopped:
+                return
+            self._capture = _Detached()  # late callbacks of a hung stream go nowhere
+            done = threading.Event()
+
+            def stop():
                 try:
-                    stream.stop()
+                    stream.abort() if self._stalled else stream.stop()
                 except self._sd.PortAudioError:
                     pass  # the device is gone already; nothing more will arrive
+                done.set()
+
+            threading.Thread(target=stop, name="dictaphone-stream-stop", daemon=True).start()
+            if not done.wait(self.STOP_TIMEOUT):
+                self.hung = True
+
+    def mark_stalled(self) -> None:
+        """The recorder saw no audio for a while: stop() aborts instead of draining."""
+        self._stalled = True
 
     def close(self) -> None:
         with self._lock:
             stream, self._stream = self._stream, None
-        if stream is not None:
+        if stream is not None and not self.hung:
             try:
                 stream.close()
             except self._sd.PortAudioError:
                 pass
+
+
+class _Detached:
+    """Where a stopped stream's late callbacks go: nowhere."""
+
+    def push(self, frames) -> None:
+        pass
+
+    def overflow(self, frames) -> None:
+        pass
+
+    def end(self, error=None) -> None:
+        pass
 
 
 class FileSource(Source):

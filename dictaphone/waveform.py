@@ -47,57 +47,64 @@ def analyse(path: str, columns: int, silence_dbfs: float = -50.0,
 
     try:
         f = sf.SoundFile(path)
-    except (sf.LibsndfileError, RuntimeError, OSError) as e:
+    except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as e:
         raise SourceError(f"{path}: not a readable audio file ({e})") from None
-    with f:
-        rate, channels = f.samplerate, f.channels
-        total = f.frames if 0 <= f.frames < 2**62 else None
-        if total is None:  # a streamed file with no length in its header: count first
-            total = sum(len(b) for b in f.blocks(block, dtype="float32"))
-            f.seek(0)
-        columns = max(1, columns)
-        per_col = max(1, math.ceil(total / columns)) if total else 1
-        ncols = max(1, math.ceil(total / per_col)) if total else 0
-        peaks = np.zeros(ncols)
-        sumsq = np.zeros(ncols)
-        counts = np.zeros(ncols)
-        window = max(1, int(rate * 0.05))
-        threshold = 10 ** (silence_dbfs / 20)
-        silences: list[tuple[float, float]] = []
-        quiet_since = None
-        pos = 0
-        carry = np.zeros(0, dtype=np.float64)
-        peak = 0.0
-        energy = 0.0
-        for data in f.blocks(block, dtype="float32", always_2d=True):
-            mono = np.abs(data).max(axis=1).astype(np.float64)
-            sq = (data.astype(np.float64) ** 2).mean(axis=1)
-            n = len(mono)
-            cols = (np.arange(pos, pos + n) // per_col).clip(0, max(0, ncols - 1))
-            np.maximum.at(peaks, cols, mono)
-            np.add.at(sumsq, cols, sq)
-            np.add.at(counts, cols, 1)
-            peak = max(peak, float(mono.max()) if n else 0.0)
-            energy += float(sq.sum())
-            # silence detection on 50 ms windows of RMS
-            buf = np.concatenate([carry, sq])
-            whole = len(buf) // window * window
-            win_rms = np.sqrt(buf[:whole].reshape(-1, window).mean(axis=1)) if whole else []
-            start_frame = pos - len(carry)
-            for k, r in enumerate(win_rms):
-                t = (start_frame + k * window) / rate
-                if r < threshold:
-                    if quiet_since is None:
-                        quiet_since = t
-                elif quiet_since is not None:
-                    if t - quiet_since >= min_silence:
-                        silences.append((quiet_since, t))
-                    quiet_since = None
-            carry = buf[whole:]
-            pos += n
-        end = pos / rate
-        if quiet_since is not None and end - quiet_since >= min_silence:
-            silences.append((quiet_since, end))
+    try:
+        with f:
+            return _analyse(f, path, columns, silence_dbfs, min_silence, block)
+    except (sf.LibsndfileError, RuntimeError, ValueError) as e:  # damaged past its header
+        raise SourceError(f"{path}: read failed: {e}") from None
+
+
+def _analyse(f, path, columns, silence_dbfs, min_silence, block) -> Waveform:
+    rate, channels = f.samplerate, f.channels
+    total = f.frames if 0 <= f.frames < 2**62 else None
+    if total is None:  # a streamed file with no length in its header: count first
+        total = sum(len(b) for b in f.blocks(block, dtype="float32"))
+        f.seek(0)
+    columns = max(1, columns)
+    per_col = max(1, math.ceil(total / columns)) if total else 1
+    ncols = max(1, math.ceil(total / per_col)) if total else 0
+    peaks = np.zeros(ncols)
+    sumsq = np.zeros(ncols)
+    counts = np.zeros(ncols)
+    window = max(1, int(rate * 0.05))
+    threshold = 10 ** (silence_dbfs / 20)
+    silences: list[tuple[float, float]] = []
+    quiet_since = None
+    pos = 0
+    carry = np.zeros(0, dtype=np.float64)
+    peak = 0.0
+    energy = 0.0
+    for data in f.blocks(block, dtype="float32", always_2d=True):
+        mono = np.abs(data).max(axis=1).astype(np.float64)
+        sq = (data.astype(np.float64) ** 2).mean(axis=1)
+        n = len(mono)
+        cols = (np.arange(pos, pos + n) // per_col).clip(0, max(0, ncols - 1))
+        np.maximum.at(peaks, cols, mono)
+        np.add.at(sumsq, cols, sq)
+        np.add.at(counts, cols, 1)
+        peak = max(peak, float(mono.max()) if n else 0.0)
+        energy += float(sq.sum())
+        # silence detection on 50 ms windows of RMS
+        buf = np.concatenate([carry, sq])
+        whole = len(buf) // window * window
+        win_rms = np.sqrt(buf[:whole].reshape(-1, window).mean(axis=1)) if whole else []
+        start_frame = pos - len(carry)
+        for k, r in enumerate(win_rms):
+            t = (start_frame + k * window) / rate
+            if r < threshold:
+                if quiet_since is None:
+                    quiet_since = t
+            elif quiet_since is not None:
+                if t - quiet_since >= min_silence:
+                    silences.append((quiet_since, t))
+                quiet_since = None
+        carry = buf[whole:]
+        pos += n
+    end = pos / rate
+    if quiet_since is not None and end - quiet_since >= min_silence:
+        silences.append((quiet_since, end))
     rms = np.sqrt(sumsq / np.maximum(counts, 1))
     return Waveform(path, rate, channels, pos, peaks, rms, peak,
                     math.sqrt(energy / pos) if pos else 0.0, silences)

@@ -63,7 +63,7 @@ def resolve_output(opts: RecordOptions) -> tuple[Format, object, str]:
         fmt = format_by_name(opts.format_name) if opts.format_name else _default_format()
         if sys.stdout.isatty():
             raise OutputError("refusing to write audio to a terminal; redirect stdout or name a file")
-        return fmt, sys.stdout.buffer, "stdout"
+        return fmt, getattr(sys.stdout, "buffer", sys.stdout), "stdout"
     if opts.output is None:
         from ..clips import named_clip_path, new_clip_path
 
@@ -292,12 +292,19 @@ def native_stderr_silenced():
 
 def run_record(opts: RecordOptions) -> int:
     with native_stderr_silenced():
-        return _run_record(opts)
+        status, hung = _run_record(opts)
+    if hung:
+        # The audio server froze and PortAudio's stream could not be stopped: the file is
+        # finalized, but exiting normally would wait for PortAudio forever (its atexit
+        # handler terminates the library, which joins the frozen stream).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status
 
 
-def _run_record(opts: RecordOptions) -> int:
+def _run_record(opts: RecordOptions) -> tuple[int, bool]:
     from ..recorder import MediaRecorder
-    from .ui import channels_name, clock, human_size
 
     check_scripting_options(opts)
     fmt, output, label = resolve_output(opts)
@@ -327,10 +334,17 @@ def _run_record(opts: RecordOptions) -> int:
             hooks.close()
         if events_file is not None and events_file is not sys.stdout:
             events_file.close()
+    return report(rec, opts, fmt, label), getattr(source, "hung", False)
+
+
+def report(rec, opts: RecordOptions, fmt: Format, label: str) -> int:
+    """The summary line (or the error line) of a finished recording; the exit status."""
+    from .ui import channels_name, clock, human_size
 
     error = rec.error
     broken_pipe = isinstance(error, BrokenPipeOutputError)
-    if output is sys.stdout.buffer:
+    to_stdout = opts.output == "-"
+    if to_stdout:
         try:
             sys.stdout.flush()
         except OSError:
@@ -351,7 +365,7 @@ def _run_record(opts: RecordOptions) -> int:
     if len(rec.paths) > 1:
         label = f"{rec.paths[0]} … {os.path.basename(rec.paths[-1])} ({len(rec.paths)} files)"
     if not opts.quiet:
-        verb = "Streamed to" if output is sys.stdout.buffer else "Saved"
+        verb = "Streamed to" if to_stdout else "Saved"
         tail = " (the reader closed the pipe)" if broken_pipe else ""
         print(f"{verb} {label}: {what}{tail}", file=sys.stderr)
     elif rec.dropped_frames:
