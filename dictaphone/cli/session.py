@@ -184,7 +184,8 @@ class Session:
             # like the first caller.
             self.request_stop("control")
             rec.wait()
-            return {"path": rec.path, "paths": rec.paths, "duration": rec.duration,
+            return {"path": _abs(rec.path), "paths": [_abs(p) for p in rec.paths],
+                    "duration": rec.duration,
                     "frames": rec.frames, "dropped_frames": rec.dropped_frames,
                     "error": str(rec.error) if rec.error else None}
         if command == "pause":
@@ -197,7 +198,9 @@ class Session:
 
     def status(self) -> dict:
         rec = self.rec
-        return {"pid": os.getpid(), "path": rec.path, "paths": rec.paths, "state": rec.state,
+        # Paths are absolute: the controlling shell may be in another directory.
+        return {"pid": os.getpid(), "path": _abs(rec.path) or self.label,
+                "paths": [_abs(p) for p in rec.paths], "state": rec.state,
                 "duration": rec.duration, "bytes": rec.bytes_written,
                 "peak_dbfs": round(rec.level.peak_dbfs, 1), "rms_dbfs": round(rec.level.rms_dbfs, 1),
                 "format": rec.mime_type, "samplerate": rec.samplerate, "channels": rec.channels,
@@ -217,7 +220,8 @@ class Session:
                 from ..control import ControlServer
 
                 try:
-                    self.control = ControlServer({"path": rec.path or self.label}, self.handle_control)
+                    self.control = ControlServer({"path": _abs(rec.path) or self.label},
+                                                 self.handle_control)
                     self.extra["id"] = self.control.id
                 except DictaphoneError as e:
                     warn(f"{e}; 'dictaphone stop' cannot reach this recording")
@@ -447,3 +451,7 @@ def _file_frames(path: str, samplerate: int) -> int:
         return sf.info(path).frames
     except Exception:
         return 0
+
+
+def _abs(path: str | None) -> str | None:
+    return os.path.abspath(path) if path else path
