@@ -251,6 +251,7 @@ class MediaRecorder(EventTarget):
                 self.source.start()
             except BaseException:
                 self._encoder.abort()
+                self.paths = []  # the file was removed: nothing names it
                 self.source.close()
                 raise
             self._timeslice_frames = int(round(timeslice * rate)) if timeslice else None
@@ -436,7 +437,7 @@ class MediaRecorder(EventTarget):
         try:
             while True:
                 n = self._pump(buf)
-                if self._data_requested and not self._stop_requested:
+                if self._data_requested:  # honoured even when a stop follows (as in the browser)
                     self._data_requested = False
                     enc = self._encoder
                     self._post(BlobEvent("dataavailable",

@@ -1,0 +1,676 @@
+"""Encoders and sinks: every format to a file, to memory and to a stream.
+
+What a reader gets back is checked with soundfile, and with sox when it is installed
+(sox decodes what libsndfile refuses, such as a FLAC stream without a total length).
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from dictaphone.encoders import (MAX_WRITE_FRAMES, UNKNOWN_SIZE, FileSink, MemorySink,
+                                 StreamSink, make_encoder, open_sink, wav_header)
+from dictaphone.errors import (BrokenPipeOutputError, InvalidStateError, NotSupportedError,
+                               OutputError, WriteError)
+from dictaphone.formats import FORMATS
+
+SOX = shutil.which("sox")
+needs_sox = pytest.mark.skipif(SOX is None, reason="sox is not installed")
+
+RATE = 48000
+CHANNELS = 2
+FRAMES = 12345  # not a multiple of any block size
+CHUNKS = [1000, 1, 4096, 2500, 0, 4748]  # how the frames are handed to the encoder
+assert sum(CHUNKS) == FRAMES
+
+LOSSLESS = [("wav", "PCM_16"), ("wav", "PCM_24"), ("wav", "PCM_32"), ("wav", "FLOAT"),
+            ("flac", "PCM_16"), ("flac", "PCM_24"),
+            ("raw", "PCM_16"), ("raw", "PCM_24"), ("raw", "PCM_32"), ("raw", "FLOAT")]
+LOSSY = [("ogg", "VORBIS"), ("opus", "OPUS"), ("mp3", "MPEG_LAYER_III")]
+SINKS = ["path", "memory", "stream"]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class PipeLikeStream:
+    """A write-only, non-seekable binary stream (like stdout on a pipe) that keeps what
+    it is given. Any attempt to seek or tell fails the test."""
+
+    name = "<pipe>"
+
+    def __init__(self):
+        self._buf = bytearray()
+        self.flushes = 0
+
+    def write(self, data) -> int:
+        data = bytes(data)
+        self._buf += data
+        return len(data)
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+    def seekable(self) -> bool:
+        return False
+
+    def seek(self, *a):  # pragma: no cover - a failure if ever called
+        raise AssertionError("a stream sink must never seek")
+
+    tell = seek
+
+    def getvalue(self) -> bytes:
+        return bytes(self._buf)
+
+
+class FailingStream(PipeLikeStream):
+    """Accepts ``ok_bytes`` bytes, then every write raises ``exc``."""
+
+    def __init__(self, exc: BaseException, ok_bytes: int = 0):
+        super().__init__()
+        self.exc = exc
+        self.ok_bytes = ok_bytes
+
+    def write(self, data) -> int:
+        data = bytes(data)
+        if len(self._buf) + len(data) > self.ok_bytes:
+            raise self.exc
+        return super().write(data)
+
+
+def signal_for(subtype: str, n: int = FRAMES, channels: int = CHANNELS, seed: int = 1) -> np.ndarray:
+    """Frames in the dtype an encoder of ``subtype`` takes.
+
+    Lossless subtypes get random samples spanning the whole range (so that any byte order
+    or packing mistake shows); PCM_24 samples are int32 with the low byte zero, as a
+    24-bit capture delivers them. Lossy codecs get a sum of sines at half scale."""
+    rng = np.random.default_rng(seed)
+    if subtype == "PCM_16":
+        return rng.integers(-32768, 32768, (n, channels), dtype=np.int16)
+    if subtype == "PCM_24":
+        return (rng.integers(-(2 ** 23), 2 ** 23, (n, channels), dtype=np.int32) << 8).astype(np.int32)
+    if subtype == "PCM_32":
+        return rng.integers(-(2 ** 31), 2 ** 31, (n, channels), dtype=np.int64).astype(np.int32)
+    if subtype == "FLOAT":
+        return rng.uniform(-1, 1, (n, channels)).astype(np.float32)
+    t = np.arange(n) / RATE
+    x = 0.25 * np.sin(2 * np.pi * 440 * t) + 0.2 * np.sin(2 * np.pi * 1234 * t + 1)
+    return np.stack([x * (1 + 0.1 * c) for c in range(channels)], axis=1).astype(np.float32)
+
+
+def make_output(kind: str, tmp_path, ext: str):
+    if kind == "path":
+        return tmp_path / f"out{ext}"
+    if kind == "memory":
+        return None
+    return PipeLikeStream()
+
+
+def encode(fmt_name, subtype, kind, tmp_path, data, cut_after=(0, 2, 3)):
+    """Write ``data`` in CHUNKS, cutting a blob after the chunks listed; close.
+    Returns (encoder, blobs, output, the bytes a reader gets)."""
+    fmt = FORMATS[fmt_name]
+    output = make_output(kind, tmp_path, fmt.extension)
+    enc = make_encoder(output, fmt, RATE, data.shape[1], subtype)
+    assert np.dtype(enc.dtype) == data.dtype
+    blobs = []
+    pos = 0
+    for i, n in enumerate(CHUNKS):
+        enc.write(data[pos:pos + n])
+        pos += n
+        if i in cut_after:
+            blobs.append(enc.cut())
+    blobs.append(enc.close())
+    if kind == "path":
+        got = output.read_bytes()
+    elif kind == "memory":
+        got = b"".join(b.bytes() for b in blobs)
+    else:
+        got = output.getvalue()
+    return enc, blobs, output, got
+
+
+def read_back(fmt_name, subtype, data: bytes, channels=CHANNELS) -> np.ndarray:
+    """Decode with soundfile into the dtype the encoder took."""
+    dtype = {"PCM_16": "int16", "PCM_24": "int32", "PCM_32": "int32"}.get(subtype, "float32")
+    kw = {}
+    if fmt_name == "raw":
+        kw = dict(format="RAW", subtype=subtype, samplerate=RATE, channels=channels, endian="LITTLE")
+    y, rate = sf.read(io.BytesIO(data), dtype=dtype, always_2d=True, **kw)
+    assert rate == RATE
+    return y
+
+
+def sox_decode(data: bytes, in_args: list[str], channels=CHANNELS) -> np.ndarray:
+    """Decode with sox into 32-bit little-endian signed integers (full scale 2**31)."""
+    p = subprocess.run([SOX, "-V1", *in_args, "-", "-t", "raw", "-e", "signed-integer",
+                        "-b", "32", "-L", "-"], input=data, capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr.decode(errors="replace")
+    return np.frombuffer(p.stdout, "<i4").reshape(-1, channels)
+
+
+def as_int32_full_scale(data: np.ndarray, subtype: str) -> np.ndarray:
+    if subtype == "PCM_16":
+        return data.astype(np.int32) << 16
+    return data.astype(np.int32)
+
+
+SOX_RAW = {"PCM_16": ["-e", "signed-integer", "-b", "16"],
+           "PCM_24": ["-e", "signed-integer", "-b", "24"],
+           "PCM_32": ["-e", "signed-integer", "-b", "32"],
+           "FLOAT": ["-e", "floating-point", "-b", "32"]}
+
+
+def best_correlation(x: np.ndarray, y: np.ndarray, max_lag: int = 4096) -> float:
+    """The highest normalised cross-correlation of two mono signals within ±max_lag."""
+    n = min(len(x), len(y))
+    x = x[:n] - x[:n].mean()
+    y = y[:n] - y[:n].mean()
+    size = 1 << int(np.ceil(np.log2(2 * n)))
+    c = np.fft.irfft(np.fft.rfft(x, size) * np.conj(np.fft.rfft(y, size)), size)
+    c = np.concatenate([c[-max_lag:], c[:max_lag + 1]])
+    return float(c.max() / np.sqrt(np.dot(x, x) * np.dot(y, y)))
+
+
+# --------------------------------------------------------------------------- every format × sink
+
+
+@pytest.mark.parametrize("kind", SINKS)
+@pytest.mark.parametrize("fmt_name, subtype", LOSSLESS + LOSSY)
+def test_the_blobs_add_up_to_exactly_what_was_written_out(fmt_name, subtype, kind, tmp_path):
+    data = signal_for(subtype)
+    enc, blobs, output, got = encode(fmt_name, subtype, kind, tmp_path, data)
+    assert enc.frames == FRAMES
+    assert all(b.type == FORMATS[fmt_name].mime_type for b in blobs)
+    assert sum(b.size for b in blobs) == len(got) == enc.bytes_written
+    assert len(got) > 0
+    if kind == "path":
+        # blobs of a file recording are regions of the file, header patches included
+        assert b"".join(b.bytes() for b in blobs) == got
+        assert all(b.path == os.fspath(output) for b in blobs)
+    elif kind == "stream":
+        # the bytes went to the stream; the blobs only know their size
+        assert all(b.path is None for b in blobs)
+        assert blobs[0].size > 0
+
+
+# A streamed (memory or stream) FLAC has no total length in STREAMINFO, which libsndfile
+# 1.2 refuses to read (AUDIO-LAB.md): those cases are decoded with sox instead, below.
+@pytest.mark.parametrize("fmt_name, subtype, kind", [
+    (f, s, k) for f, s in LOSSLESS for k in SINKS if not (f == "flac" and k != "path")])
+def test_lossless_output_reads_back_sample_exact_with_soundfile(fmt_name, subtype, kind, tmp_path):
+    data = signal_for(subtype)
+    _, _, _, got = encode(fmt_name, subtype, kind, tmp_path, data)
+    y = read_back(fmt_name, subtype, got)
+    assert y.shape == data.shape
+    np.testing.assert_array_equal(y, data)
+
+
+@needs_sox
+@pytest.mark.parametrize("kind", SINKS)
+@pytest.mark.parametrize("fmt_name, subtype", LOSSLESS)
+def test_lossless_output_decodes_sample_exact_with_sox(fmt_name, subtype, kind, tmp_path):
+    data = signal_for(subtype)
+    _, _, _, got = encode(fmt_name, subtype, kind, tmp_path, data)
+    if fmt_name == "raw":
+        in_args = ["-t", "raw", "-r", str(RATE), "-c", str(CHANNELS), "-L", *SOX_RAW[subtype]]
+    else:
+        in_args = ["-t", fmt_name]
+    y = sox_decode(got, in_args)
+    assert y.shape == data.shape
+    if subtype == "FLOAT":  # sox converts through its 32-bit integer samples
+        np.testing.assert_allclose(y / 2.0 ** 31, data, atol=1e-6)
+    else:
+        np.testing.assert_array_equal(y, as_int32_full_scale(data, subtype))
+
+
+@needs_sox
+@pytest.mark.parametrize("kind", ["memory", "stream"])
+def test_a_streamed_flac_is_complete_for_sox_though_its_streaminfo_has_no_total(kind, tmp_path):
+    """A FLAC that could not be seeked back into keeps STREAMINFO's total at 0 ("unknown"):
+    legal FLAC, which sox (libFLAC) decodes in full but libsndfile 1.2 refuses."""
+    data = signal_for("PCM_16")
+    _, _, _, got = encode("flac", "PCM_16", kind, tmp_path, data)
+    assert got[:4] == b"fLaC"
+    # STREAMINFO: 4-byte magic, 4-byte block header, then 10 bytes before the
+    # 36-bit total sample count (its low 4 bits of byte 13 and bytes 14..17)
+    total = int.from_bytes(got[8 + 13:8 + 18], "big") & ((1 << 36) - 1)
+    assert total == 0
+    np.testing.assert_array_equal(sox_decode(got, ["-t", "flac"]), as_int32_full_scale(data, "PCM_16"))
+
+
+def test_a_flac_file_has_its_total_length_in_streaminfo(tmp_path):
+    data = signal_for("PCM_16")
+    _, _, _, got = encode("flac", "PCM_16", "path", tmp_path, data)
+    total = int.from_bytes(got[8 + 13:8 + 18], "big") & ((1 << 36) - 1)
+    assert total == FRAMES
+
+
+@pytest.mark.parametrize("kind", SINKS)
+@pytest.mark.parametrize("fmt_name", ["ogg", "opus"])
+def test_vorbis_and_opus_keep_the_length_and_the_shape_of_the_signal(fmt_name, kind, tmp_path):
+    subtype = FORMATS[fmt_name].default_subtype
+    data = signal_for(subtype)
+    _, _, _, got = encode(fmt_name, subtype, kind, tmp_path, data)
+    y = read_back(fmt_name, subtype, got)
+    assert y.shape[1] == CHANNELS
+    assert abs(len(y) - FRAMES) <= 4096, "more than codec padding was gained or lost"
+    for c in range(CHANNELS):
+        assert best_correlation(data[:, c], y[:, c]) > 0.9
+
+
+@needs_sox
+@pytest.mark.parametrize("kind", SINKS)
+def test_sox_decodes_vorbis_to_the_right_length(kind, tmp_path):
+    data = signal_for("VORBIS")
+    _, _, _, got = encode("ogg", "VORBIS", kind, tmp_path, data)
+    y = sox_decode(got, ["-t", "ogg"]).astype(np.float64) / 2 ** 31
+    assert abs(len(y) - FRAMES) <= 4096
+    assert best_correlation(data[:, 0], y[:, 0]) > 0.9
+
+
+@pytest.mark.parametrize("kind", SINKS)
+def test_mp3_output_is_not_empty_and_decodes_to_something(kind, tmp_path):
+    data = signal_for("MPEG_LAYER_III")
+    _, _, _, got = encode("mp3", "MPEG_LAYER_III", kind, tmp_path, data)
+    assert len(got) > 1000
+    y = read_back("mp3", "MPEG_LAYER_III", got)
+    assert len(y) > 0 and y.shape[1] == CHANNELS
+    assert np.abs(y).max() > 0.1  # sound, not silence
+
+
+# --------------------------------------------------------------------------- WAV headers
+
+
+def riff_sizes(data: bytes) -> tuple[int, int]:
+    """(RIFF size, data chunk size) of a WAV header written by dictaphone."""
+    assert data[:4] == b"RIFF" and data[8:12] == b"WAVE"
+    pos = 12
+    while pos < len(data):
+        cid, size = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
+        if cid == b"data":
+            return struct.unpack("<I", data[4:8])[0], size
+        pos += 8 + size + (size & 1)
+    raise AssertionError("no data chunk")
+
+
+@pytest.mark.parametrize("kind", ["memory", "stream"])
+@pytest.mark.parametrize("subtype", ["PCM_16", "FLOAT"])
+def test_a_streamed_wav_says_unknown_sizes_and_is_read_to_its_end(kind, subtype, tmp_path):
+    data = signal_for(subtype)
+    _, _, _, got = encode("wav", subtype, kind, tmp_path, data)
+    assert riff_sizes(got) == (UNKNOWN_SIZE, UNKNOWN_SIZE)
+    assert sf.info(io.BytesIO(got)).frames == FRAMES
+    if subtype == "FLOAT":  # the fact chunk, which holds a frame count, says unknown too
+        i = got.index(b"fact")
+        assert struct.unpack("<I", got[i + 8:i + 12])[0] == UNKNOWN_SIZE
+    if SOX:
+        assert sox_decode(got, ["-t", "wav"]).shape == data.shape
+
+
+@pytest.mark.parametrize("subtype, header_len", [("PCM_16", 44), ("PCM_24", 44),
+                                                 ("PCM_32", 44), ("FLOAT", 58)])
+def test_a_finished_wav_file_has_exact_sizes_in_its_header(subtype, header_len, tmp_path):
+    data = signal_for(subtype)
+    _, _, _, got = encode("wav", subtype, "path", tmp_path, data)
+    data_bytes = FRAMES * CHANNELS * {"PCM_16": 2, "PCM_24": 3}.get(subtype, 4)
+    assert len(got) == header_len + data_bytes
+    assert riff_sizes(got) == (len(got) - 8, data_bytes)
+    assert got[header_len - 8:header_len - 4] == b"data"
+
+
+def test_a_wav_file_is_valid_up_to_the_last_sync_while_still_open(tmp_path):
+    path = tmp_path / "live.wav"
+    data = signal_for("PCM_16")
+    enc = make_encoder(path, FORMATS["wav"], RATE, CHANNELS, "PCM_16")
+    try:
+        enc.write(data[:5000])
+        enc.sync()
+        with sf.SoundFile(path) as f:
+            assert f.frames == 5000
+            np.testing.assert_array_equal(f.read(dtype="int16", always_2d=True), data[:5000])
+        enc.write(data[5000:8000])  # written, not synced yet: the header still says 5000
+        assert sf.info(path).frames == 5000
+        enc.sync()
+        assert sf.info(path).frames == 8000
+    finally:
+        enc.close()
+    assert sf.info(path).frames == 8000
+
+
+def test_a_wav_file_never_synced_is_still_read_to_its_end(tmp_path):
+    # as after a SIGKILL in the first second: the header still has its streaming sizes
+    path = tmp_path / "killed.wav"
+    data = signal_for("PCM_16")
+    enc = make_encoder(path, FORMATS["wav"], RATE, CHANNELS, "PCM_16")
+    try:
+        enc.write(data[:3000])
+        y, _ = sf.read(path, dtype="int16", always_2d=True)
+        np.testing.assert_array_equal(y, data[:3000])
+    finally:
+        enc.close()
+
+
+def test_the_bytes_of_a_streamed_blob_are_not_kept():
+    enc = make_encoder(PipeLikeStream(), FORMATS["wav"], RATE, 1)
+    enc.write(np.zeros((10, 1), np.int16))
+    blob = enc.close()
+    assert blob.size == 44 + 20
+    with pytest.raises(InvalidStateError):
+        blob.bytes()
+
+
+def test_a_float_wav_file_fact_chunk_follows_the_frames_at_each_sync(tmp_path):
+    path = tmp_path / "live.wav"
+    enc = make_encoder(path, FORMATS["wav"], RATE, 1, "FLOAT")
+    enc.write(np.zeros((300, 1), np.float32))
+    enc.sync()
+    raw = path.read_bytes()
+    i = raw.index(b"fact")
+    assert struct.unpack("<I", raw[i + 8:i + 12])[0] == 300
+    enc.close()
+
+
+def test_an_odd_length_pcm_24_mono_wav_gets_a_pad_byte(tmp_path):
+    path = tmp_path / "odd.wav"
+    data = signal_for("PCM_24", n=3, channels=1)
+    enc = make_encoder(path, FORMATS["wav"], RATE, 1, "PCM_24")
+    first = enc.cut()
+    enc.write(data)
+    last = enc.close()
+    raw = path.read_bytes()
+    assert len(raw) == 44 + 9 + 1
+    assert raw[-1:] == b"\0"
+    assert riff_sizes(raw) == (4 + 24 + 8 + 9 + 1, 9)  # RIFF counts the pad, data does not
+    assert first.bytes() + last.bytes() == raw
+    y, _ = sf.read(path, dtype="int32", always_2d=True)
+    np.testing.assert_array_equal(y, data)
+
+
+def test_an_even_length_wav_gets_no_pad_byte(tmp_path):
+    path = tmp_path / "even.wav"
+    enc = make_encoder(path, FORMATS["wav"], RATE, 1, "PCM_24")
+    enc.write(signal_for("PCM_24", n=4, channels=1))
+    enc.close()
+    assert len(path.read_bytes()) == 44 + 12
+
+
+def test_raw_output_has_no_header_and_no_pad(tmp_path):
+    path = tmp_path / "x.raw"
+    data = signal_for("PCM_24", n=3, channels=1)
+    enc = make_encoder(path, FORMATS["raw"], RATE, 1, "PCM_24")
+    enc.write(data)
+    enc.close()
+    raw = path.read_bytes()
+    assert len(raw) == 9
+    # little-endian, the top three bytes of each int32 sample
+    assert raw == b"".join(int(v).to_bytes(4, "little", signed=True)[1:] for v in data[:, 0])
+
+
+def test_wav_header_length_does_not_depend_on_the_data_size():
+    for subtype in ["PCM_16", "FLOAT"]:
+        lengths = {len(wav_header(48000, 2, subtype, n)) for n in (None, 0, 1, 12345, 2 ** 33)}
+        assert len(lengths) == 1
+
+
+def test_a_huge_wav_header_saturates_its_sizes_instead_of_wrapping():
+    h = wav_header(48000, 2, "PCM_16", 2 ** 33)
+    assert struct.unpack("<I", h[4:8])[0] == UNKNOWN_SIZE
+    assert struct.unpack("<I", h[40:44])[0] == UNKNOWN_SIZE
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def test_an_existing_output_file_is_refused_and_left_alone(tmp_path):
+    path = tmp_path / "memo.wav"
+    path.write_bytes(b"precious")
+    with pytest.raises(OutputError, match="exists"):
+        make_encoder(path, FORMATS["wav"], RATE, 1)
+    assert path.read_bytes() == b"precious"
+
+
+@pytest.mark.parametrize("fmt_name", ["wav", "flac"])
+def test_force_overwrites_an_existing_output_file(fmt_name, tmp_path):
+    path = tmp_path / f"memo{FORMATS[fmt_name].extension}"
+    path.write_bytes(b"old" * 10000)
+    enc = make_encoder(path, FORMATS[fmt_name], RATE, 1, force=True)
+    enc.write(signal_for("PCM_16", n=100, channels=1))
+    enc.close()
+    y, _ = sf.read(path, dtype="int16", always_2d=True)
+    np.testing.assert_array_equal(y, signal_for("PCM_16", n=100, channels=1))
+
+
+@pytest.mark.parametrize("fmt_name", list(FORMATS))
+def test_a_missing_directory_is_an_output_error_and_creates_nothing(fmt_name, tmp_path):
+    path = tmp_path / "no" / "such" / f"memo{FORMATS[fmt_name].extension}"
+    with pytest.raises(OutputError, match="directory"):
+        make_encoder(path, FORMATS[fmt_name], 48000, 1)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_directory_as_output_is_an_output_error(tmp_path):
+    with pytest.raises(OutputError):
+        make_encoder(tmp_path, FORMATS["wav"], RATE, 1, force=True)
+
+
+def test_a_format_that_cannot_take_the_rate_fails_before_creating_the_file(tmp_path):
+    path = tmp_path / "x.opus"
+    with pytest.raises(NotSupportedError):
+        make_encoder(path, FORMATS["opus"], 44100, 1)
+    assert not path.exists()
+
+
+def test_a_text_stream_is_written_through_its_binary_buffer():
+    raw = io.BytesIO()
+    text = io.TextIOWrapper(raw, write_through=True)
+    sink = open_sink(text)
+    assert isinstance(sink, StreamSink) and sink.stream is raw
+
+
+def test_open_sink_picks_the_sink_for_each_kind_of_output(tmp_path):
+    assert isinstance(open_sink(None), MemorySink)
+    assert isinstance(open_sink(PipeLikeStream()), StreamSink)
+    sink = open_sink(tmp_path / "x.wav")
+    assert isinstance(sink, FileSink)
+    sink.close()
+    with pytest.raises(TypeError):
+        open_sink(42)
+
+
+@pytest.mark.parametrize("fmt_name", list(FORMATS))
+def test_close_twice_returns_an_empty_second_blob(fmt_name, tmp_path):
+    fmt = FORMATS[fmt_name]
+    enc = make_encoder(tmp_path / f"x{fmt.extension}", fmt, 48000, 1)
+    enc.write(signal_for(fmt.default_subtype, n=4800, channels=1))
+    first = enc.close()
+    assert first.size == enc.bytes_written > 0
+    assert enc.close().size == 0
+
+
+@pytest.mark.parametrize("fmt_name", ["wav", "flac", "ogg"])
+def test_abort_removes_the_output_file(fmt_name, tmp_path):
+    fmt = FORMATS[fmt_name]
+    path = tmp_path / f"x{fmt.extension}"
+    enc = make_encoder(path, fmt, 48000, 1)
+    assert path.exists()
+    enc.abort()
+    assert not path.exists()
+
+
+# --------------------------------------------------------------------------- failing outputs
+
+
+@pytest.mark.parametrize("ok_bytes", [0, 3000])
+@pytest.mark.parametrize("fmt_name", list(FORMATS))
+def test_a_reader_that_went_away_is_a_broken_pipe_error_without_stderr_noise(
+        fmt_name, ok_bytes, capfd):
+    fmt = FORMATS[fmt_name]
+    stream = FailingStream(BrokenPipeError(errno.EPIPE, "Broken pipe"), ok_bytes)
+    data = signal_for(fmt.default_subtype, n=48000, channels=1)
+    with pytest.raises(BrokenPipeOutputError):
+        enc = make_encoder(stream, fmt, 48000, 1)
+        try:
+            for i in range(0, len(data), 4800):
+                enc.write(data[i:i + 4800])
+                enc.cut()
+        finally:
+            enc.close()
+    out, err = capfd.readouterr()
+    assert "Exception ignored" not in err and "Traceback" not in err
+    assert err == ""
+
+
+@pytest.mark.parametrize("fmt_name", ["wav", "flac"])
+def test_a_real_pipe_whose_reader_closed_is_a_broken_pipe_error(fmt_name, capfd):
+    r, w = os.pipe()
+    os.close(r)
+    with open(w, "wb", buffering=0) as stream:
+        with pytest.raises(BrokenPipeOutputError):
+            enc = make_encoder(stream, FORMATS[fmt_name], 48000, 1)
+            enc.write(np.zeros((48000, 1), np.int16))
+            enc.close()
+    assert capfd.readouterr().err == ""
+
+
+@pytest.mark.parametrize("fmt_name", ["wav", "flac", "ogg"])
+def test_a_real_pipe_carries_a_complete_recording(fmt_name):
+    fmt = FORMATS[fmt_name]
+    subtype = fmt.default_subtype
+    data = signal_for(subtype, n=48000, channels=1)
+    r, w = os.pipe()
+    received = []
+
+    def read_all():
+        with os.fdopen(r, "rb") as f:
+            received.append(f.read())
+
+    reader = threading.Thread(target=read_all)
+    reader.start()
+    with open(w, "wb") as stream:
+        enc = make_encoder(stream, fmt, 48000, 1)
+        for i in range(0, len(data), 1000):
+            enc.write(data[i:i + 1000])
+        last = enc.close()
+    reader.join(10)
+    got = received[0]
+    assert len(got) == enc.bytes_written == last.size > 0
+    if fmt_name == "wav":
+        np.testing.assert_array_equal(sf.read(io.BytesIO(got), dtype="int16")[0], data[:, 0])
+    elif fmt_name == "flac" and SOX:
+        np.testing.assert_array_equal(sox_decode(got, ["-t", "flac"], 1), as_int32_full_scale(data, subtype))
+    elif fmt_name == "ogg":
+        assert abs(sf.info(io.BytesIO(got)).frames - 48000) <= 4096
+
+
+@pytest.mark.parametrize("fmt_name", list(FORMATS))
+def test_a_full_output_is_a_write_error_not_a_broken_pipe(fmt_name, capfd):
+    fmt = FORMATS[fmt_name]
+    stream = FailingStream(OSError(errno.ENOSPC, "No space left on device"), 2000)
+    data = signal_for(fmt.default_subtype, n=48000, channels=1)
+    with pytest.raises(WriteError, match="disk full") as info:
+        enc = make_encoder(stream, fmt, 48000, 1)
+        try:
+            for i in range(0, len(data), 4800):
+                enc.write(data[i:i + 4800])
+        finally:
+            enc.close()
+    assert not isinstance(info.value, BrokenPipeOutputError)
+    assert capfd.readouterr().err == ""
+
+
+needs_dev_full = pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+
+
+@needs_dev_full
+def test_a_full_disk_when_the_wav_header_is_written_is_a_write_error_and_removes_the_file(tmp_path, capfd):
+    # A link to /dev/full: every write fails with ENOSPC. make_encoder removes what it
+    # created on failure, which must be the link, never /dev/full itself.
+    link = tmp_path / "full.wav"
+    link.symlink_to("/dev/full")
+    with pytest.raises(WriteError, match="disk full"):
+        make_encoder(link, FORMATS["wav"], 48000, 1, force=True)
+    assert not os.path.lexists(link)
+    assert os.path.exists("/dev/full")
+    assert capfd.readouterr().err == ""
+
+
+@needs_dev_full
+def test_a_full_disk_under_libsndfile_is_a_write_error_on_write_and_on_close(tmp_path):
+    # libFLAC writes its header with the first audio, so the failure shows on write();
+    # it comes out of libsndfile's virtual I/O as a WriteError, never as stderr noise.
+    # In a child process with bounded memory: a close that tried to read /dev/full to
+    # its end (a "repair" of the file) once filled the machine's memory.
+    link = tmp_path / "full.flac"
+    link.symlink_to("/dev/full")
+    code = textwrap.dedent(f"""
+        import numpy as np
+        from dictaphone.encoders import make_encoder
+        from dictaphone.errors import WriteError
+        from dictaphone.formats import FORMATS
+        enc = make_encoder({str(link)!r}, FORMATS["flac"], 48000, 1, force=True)
+        for step in ("write", "close"):
+            try:
+                enc.write(np.zeros((48000, 1), np.int16)) if step == "write" else enc.close()
+            except WriteError as e:
+                print(step, "WriteError", e)
+        print("closed", enc.closed)
+        import resource
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # kB
+    """)
+
+    def limit_memory():
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=60, preexec_fn=limit_memory)
+    assert p.returncode == 0, p.stderr[-2000:]
+    lines = p.stdout.splitlines()
+    assert lines[0].startswith("write WriteError") and "disk full" in lines[0]
+    assert lines[1].startswith("close WriteError") and "disk full" in lines[1]
+    assert lines[2] == "closed True"
+    assert int(lines[3]) < 1_000_000, "closing used more than 1 GB of memory"
+    assert p.stderr == ""
+    assert os.path.exists("/dev/full")
+
+
+# --------------------------------------------------------------------------- big writes
+
+
+def test_no_encoder_is_handed_more_than_a_safe_block_at_once():
+    assert 0 < MAX_WRITE_FRAMES <= 1 << 20
+
+
+def test_a_3_million_frame_vorbis_write_does_not_crash(tmp_path):
+    # libvorbis crashes (SIGSEGV) on single writes of about 2 million frames
+    # (AUDIO-LAB.md); the encoder splits writes. A crash must fail this test, not kill
+    # pytest, so the write runs in a child process.
+    path = tmp_path / "big.ogg"
+    code = textwrap.dedent(f"""
+        import numpy as np
+        from dictaphone.encoders import make_encoder
+        from dictaphone.formats import FORMATS
+        t = np.arange(3_000_000, dtype=np.float32) / 48000
+        x = (0.3 * np.sin(2 * np.pi * 440 * t))[:, None].astype(np.float32)
+        enc = make_encoder({str(path)!r}, FORMATS["ogg"], 48000, 1)
+        enc.write(x)
+        enc.close()
+        print(enc.frames)
+    """)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, f"exit {p.returncode}: {p.stderr[-2000:]}"
+    assert p.stdout.split() == ["3000000"]
+    assert abs(sf.info(path).frames - 3_000_000) <= 4096
