@@ -50,7 +50,23 @@ def _write_error(e: OSError, what: str) -> WriteError:
 # --------------------------------------------------------------------------- sinks
 
 
-class FileSink:
+class _VirtualPosition:
+    """The position libsndfile's virtual I/O sees: ``seek``/``tell`` move it, and
+    ``write`` decides what a write at that position means for the sink."""
+
+    _pos = 0
+    size = 0
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._pos, 2: self.size}[whence]
+        self._pos = base + offset
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+
+class FileSink(_VirtualPosition):
     """A file created for this recording. ``write`` appends; ``pwrite`` patches headers."""
 
     seekable = True
@@ -92,13 +108,6 @@ class FileSink:
         self._pos += len(data)
         return len(data)
 
-    def seek(self, offset: int, whence: int = 0) -> int:
-        base = {0: 0, 1: self._pos, 2: self.size}[whence]
-        self._pos = base + offset
-        return self._pos
-
-    def tell(self) -> int:
-        return self._pos
 
     def read(self, n: int = -1) -> bytes:
         try:
@@ -166,7 +175,7 @@ class FileSink:
             pass
 
 
-class _AppendOnly:
+class _AppendOnly(_VirtualPosition):
     """Shared by the stream and memory sinks: they cannot seek back, so the virtual
     position libsndfile sees moves, and bytes written behind the end are dropped."""
 
@@ -190,13 +199,6 @@ class _AppendOnly:
         self._pos += n
         return n
 
-    def seek(self, offset: int, whence: int = 0) -> int:
-        base = {0: 0, 1: self._pos, 2: self.size}[whence]
-        self._pos = base + offset
-        return self._pos
-
-    def tell(self) -> int:
-        return self._pos
 
     def read(self, n: int = -1) -> bytes:
         return b""

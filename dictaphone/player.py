@@ -12,29 +12,13 @@ import time
 
 import numpy as np
 
-from .errors import DeviceError, DeviceNotFoundError, SourceError
-from .sources import import_sounddevice
+from .errors import DeviceError, SourceError
+from .sources import find_device, import_sounddevice
 
 
 def find_output_device(device: int | str | None) -> int | None:
-    sd = import_sounddevice()
-    if device is None:
-        return None
-    if isinstance(device, int) or str(device).strip().isdigit():
-        index = int(device)
-        try:
-            info = sd.query_devices(index)
-        except (ValueError, sd.PortAudioError):
-            raise DeviceNotFoundError(f"there is no audio device {index}") from None
-        if info["max_output_channels"] < 1:
-            raise DeviceNotFoundError(f"device {index} ({info['name']}) has no outputs")
-        return index
-    wanted = str(device).lower()
-    matches = [d for d in sd.query_devices() if d["max_output_channels"] > 0 and wanted in d["name"].lower()]
-    if len(matches) != 1:
-        what = "no output device" if not matches else "several output devices"
-        raise DeviceNotFoundError(f"{what} match {device!r} ('dictaphone devices' lists them)")
-    return matches[0]["index"]
+    """The PortAudio index of an output device given by index or name; None: the default."""
+    return None if device is None else find_device(device, "output")["index"]
 
 
 class Player:

@@ -43,12 +43,6 @@ def import_sounddevice():
     return sounddevice
 
 
-def input_devices() -> list[dict]:
-    """The input devices PortAudio knows, each a dict of sounddevice's query_devices()."""
-    sd = import_sounddevice()
-    return [d for d in sd.query_devices() if d["max_input_channels"] > 0]
-
-
 def list_devices() -> list[dict]:
     """Every device: index, name, host API, channels, default rate, default flags."""
     sd = import_sounddevice()
@@ -62,14 +56,16 @@ def list_devices() -> list[dict]:
     } for d in sd.query_devices()]
 
 
-def find_input_device(device: int | str | None) -> dict:
-    """Resolve an index, an exact name or a unique part of a name to a device dict."""
+def find_device(device: int | str | None, kind: str = "input") -> dict:
+    """Resolve an index, an exact name or a unique part of a name to a device dict.
+    ``kind`` is "input" or "output"; None means the default device of that kind."""
     sd = import_sounddevice()
+    key = f"max_{kind}_channels"
     try:
         if device is None:
-            index = sd.default.device[0]
+            index = sd.default.device[0 if kind == "input" else 1]
             if index is None or index < 0:
-                raise DeviceNotFoundError("there is no default input device ('dictaphone devices' lists them)")
+                raise DeviceNotFoundError(f"there is no default {kind} device ('dictaphone devices' lists them)")
             return sd.query_devices(index)
         if isinstance(device, int) or (isinstance(device, str) and device.strip().isdigit()):
             index = int(device)
@@ -77,21 +73,25 @@ def find_input_device(device: int | str | None) -> dict:
                 info = sd.query_devices(index)
             except (ValueError, sd.PortAudioError):
                 raise DeviceNotFoundError(f"there is no audio device {index}") from None
-            if info["max_input_channels"] < 1:
-                raise DeviceNotFoundError(f"device {index} ({info['name']}) has no inputs")
+            if info[key] < 1:
+                raise DeviceNotFoundError(f"device {index} ({info['name']}) has no {kind}s")
             return info
+        devices = [d for d in sd.query_devices() if d[key] > 0]
     except sd.PortAudioError as e:
         raise DeviceError(f"PortAudio: {e}") from e
     wanted = device.strip().lower()
-    devices = input_devices()
     exact = [d for d in devices if d["name"].lower() == wanted]
     matches = exact or [d for d in devices if wanted in d["name"].lower()]
     if not matches:
-        raise DeviceNotFoundError(f"no input device matches {device!r} ('dictaphone devices' lists them)")
+        raise DeviceNotFoundError(f"no {kind} device matches {device!r} ('dictaphone devices' lists them)")
     if len(matches) > 1:
         names = ", ".join(f"{d['index']}: {d['name']}" for d in matches)
-        raise DeviceNotFoundError(f"{device!r} matches several input devices ({names}); give its index")
+        raise DeviceNotFoundError(f"{device!r} matches several {kind} devices ({names}); give its index")
     return matches[0]
+
+
+def find_input_device(device: int | str | None) -> dict:
+    return find_device(device, "input")
 
 
 class Source:

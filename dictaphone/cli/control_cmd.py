@@ -30,13 +30,17 @@ def stop(id, all_):
             say(f"dictaphone: warning: recording {reply['id']} ended with an error: {reply['error']}")
 
 
+def _state_change(command: str, id: str | None, all_: bool) -> None:
+    for reply in _control(command, id, all_):
+        say(f"{reply['id']}: {reply['state']} at {reply['duration']:.1f} s ({reply['path']})")
+
+
 @cli.command()
 @click.argument("id", required=False)
 @click.option("--all", "all_", is_flag=True, help="Pause every running recording.")
 def pause(id, all_):
     """Pause a running recording (paused time is left out of the file)."""
-    for reply in _control("pause", id, all_):
-        say(f"{reply['id']}: {reply['state']} at {reply['duration']:.1f} s ({reply['path']})")
+    _state_change("pause", id, all_)
 
 
 @cli.command()
@@ -44,8 +48,7 @@ def pause(id, all_):
 @click.option("--all", "all_", is_flag=True, help="Resume every paused recording.")
 def resume(id, all_):
     """Resume a paused recording."""
-    for reply in _control("resume", id, all_):
-        say(f"{reply['id']}: {reply['state']} at {reply['duration']:.1f} s ({reply['path']})")
+    _state_change("resume", id, all_)
 
 
 @cli.command()
