@@ -14,6 +14,7 @@ import os
 import select
 import signal
 import sys
+import threading
 
 from ..errors import (BrokenPipeOutputError, DictaphoneError, InvalidArgumentError,
                      InvalidStateError, NotSupportedError, OutputError)
@@ -134,6 +135,7 @@ class Session:
         self.quiet = quiet
         self.control_enabled = control
         self.control = None
+        self._started = threading.Event()  # set once rec.start() returned or failed
         self.extra = extra if extra is not None else {}  # shared with the event log and hooks
         self.stop_reason: str | None = None
         self._wake_r, self._wake_w = os.pipe()
@@ -183,6 +185,7 @@ class Session:
             # Already stopping (a key, a signal, another `stop`)? Answer when it is done,
             # like the first caller.
             self.request_stop("control")
+            self._started.wait(30)  # a stop that came while the device was opening
             rec.wait()
             return {"path": _abs(rec.path), "paths": [_abs(p) for p in rec.paths],
                     "duration": rec.duration,
@@ -215,7 +218,7 @@ class Session:
         rec.add_event_listener("stop", self.wake)
         self.install_signals()
         try:
-            rec.start(timeslice)
+            # Registered before the start, so the id is in every event and hook.
             if self.control_enabled:
                 from ..control import ControlServer
 
@@ -225,6 +228,10 @@ class Session:
                     self.extra["id"] = self.control.id
                 except DictaphoneError as e:
                     warn(f"{e}; 'dictaphone stop' cannot reach this recording")
+            try:
+                rec.start(timeslice)
+            finally:
+                self._started.set()
             with ExitStack() as stack:
                 keys = stack.enter_context(Keys()) if Keys.available() else None
                 if not self.quiet and sys.stderr.isatty():
