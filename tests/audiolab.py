@@ -786,6 +786,15 @@ class Tmux:
                 os.kill(self._server_pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        # SIGKILL is delivered asynchronously: wait (bounded) until they are really gone.
+        try:
+            command_pid = int(Path(self._pid_path).read_text())
+        except (OSError, ValueError):
+            command_pid = None
+        pids = [p for p in (self._pane_pid, self._server_pid, command_pid) if p is not None]
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline and any(_pid_alive(p) for p in pids):
+            time.sleep(0.01)
         shutil.rmtree(self.dir, ignore_errors=True)
         self.dir = None
 

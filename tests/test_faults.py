@@ -293,6 +293,7 @@ def _main(argv, cwd):
 
     err = io.StringIO()
     old = os.getcwd()
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     os.chdir(cwd)
     try:
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
@@ -303,6 +304,8 @@ def _main(argv, cwd):
                 status = e.code if isinstance(e.code, int) else 1
     finally:
         os.chdir(old)
+        for signum, handler in handlers.items():  # a recording keeps them caught
+            signal.signal(signum, handler)
     return status, err.getvalue()
 
 

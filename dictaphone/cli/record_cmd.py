@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import signal
+
 import click
 
-from .app import EXIT_ERROR, Duration, cli, say
-
 from ..formats import FORMATS
+from .app import Duration, cli
 
 FORMAT_NAMES = list(FORMATS)
 
@@ -75,6 +76,13 @@ def record(output, format_name, samplerate, channels, device, duration, input_pa
                          wait_for_sound=wait_for_sound, stop_on_silence=stop_on_silence,
                          skip_silence=skip_silence, split_on_silence=split_on_silence,
                          threshold=threshold)
-    raise SystemExit(run_record(opts))
+    status = run_record(opts)
+    # The recording is finished: from here on a stop signal has nothing to stop. Ignored
+    # at the OS level (SIG_IGN survives interpreter shutdown, a Python handler does not),
+    # so a Ctrl-C pressed again cannot turn this exit status into 130 or a SIGINT death.
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
+    raise SystemExit(status)
 
 

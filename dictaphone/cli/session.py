@@ -122,7 +122,8 @@ def make_source(opts: RecordOptions, fmt: Format):
         device = info["index"]
     else:
         device = opts.device
-    return Microphone(device=device, samplerate=rate, channels=opts.channels or 1)
+    return Microphone(device=device, samplerate=rate,
+                      channels=1 if opts.channels is None else opts.channels)
 
 
 class Session:
@@ -143,6 +144,8 @@ class Session:
         self._saved_handlers: dict[int, object] = {}
 
     def wake(self, *_args) -> None:
+        if self._wake_w < 0:
+            return  # the session is over (a late signal): nothing to wake
         try:
             os.write(self._wake_w, b"!")
         except OSError:
@@ -265,9 +268,13 @@ class Session:
         finally:
             if self.control is not None:
                 self.control.close()
-            self.restore_signals()
-            os.close(self._wake_r)
-            os.close(self._wake_w)
+            # The stop signals stay caught (and now ignored) until the process exits: a
+            # Ctrl-C pressed again while the summary is printed must not turn a finished
+            # recording into exit 130. In-process callers can call restore_signals().
+            wake_r, wake_w = self._wake_r, self._wake_w
+            self._wake_r = self._wake_w = -1
+            os.close(wake_r)
+            os.close(wake_w)
 
 
 @contextlib.contextmanager
