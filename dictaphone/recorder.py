@@ -159,6 +159,11 @@ class MediaRecorder(EventTarget):
         self._stop_requested = False
         self._data_requested = False
         self._voice_stopped = False
+        self._piece = 0  # the number of the current split piece
+        self._bytes_closed = 0  # bytes in split pieces already closed
+        self._timeslice_frames: int | None = None
+        self._limit: int | None = None
+        self._split_frames: int | None = None
         self.level = LevelMeter(channels=source.channels)
         self.error: BaseException | None = None
         self.frames = 0
@@ -200,7 +205,7 @@ class MediaRecorder(EventTarget):
     def bytes_written(self) -> int:
         """Bytes of output so far (all split pieces together)."""
         e = self._encoder
-        return getattr(self, "_bytes_closed", 0) + (e.bytes_written if e is not None else 0)
+        return self._bytes_closed + (e.bytes_written if e is not None else 0)
 
     @property
     def started(self) -> bool:
