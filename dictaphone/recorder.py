@@ -278,6 +278,9 @@ class MediaRecorder(EventTarget):
                 raise InvalidStateError("stop() while inactive")
             self._state = INACTIVE
             self._stop_requested = True
+        drain = getattr(self.source, "drain", None)  # sources written before drain() lack it
+        if drain is not None:
+            drain()
         self._halt_source()
         self.wait()
 

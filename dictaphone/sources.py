@@ -113,6 +113,10 @@ class Source:
         """Stop delivering. After it returns no more frames arrive. Idempotent."""
         raise NotImplementedError
 
+    def drain(self) -> None:
+        """Before a stop the user asked for: wait for audio captured before now that is
+        still on its way. Optional; the default waits for nothing."""
+
     def close(self) -> None:
         """Release the device or file. Idempotent."""
         raise NotImplementedError
@@ -140,7 +144,12 @@ class Microphone(Source):
             raise NotSupportedError(
                 f"{self.name} has {info['max_input_channels']} input channels, not {self.channels}"
             )
-        self.blocksize = blocksize
+        # Blocks of 50 ms: PortAudio's ALSA path then wakes 20 times a second instead of
+        # ~150 with its default block, which cuts the cost of an idle recording several
+        # times (bench/RESULTS.md, "capture modes"). Larger blocks cost a little less but
+        # hold more audio in flight, which a stop must wait for (see drain()); the meter
+        # refreshes 8 times a second, so 50 ms blocks lose nothing there.
+        self.blocksize = blocksize if blocksize is not None else max(1, self.samplerate // 20)
         self.latency = latency
         self._stream = None
         self._capture: Capture | None = None
@@ -168,7 +177,7 @@ class Microphone(Source):
         self._last_adc = None
         try:
             self._stream = sd.InputStream(
-                samplerate=self.samplerate, blocksize=self.blocksize or 0, device=self.device,
+                samplerate=self.samplerate, blocksize=self.blocksize, device=self.device,
                 channels=self.channels, dtype=dtype, latency=self.latency,
                 callback=self._callback, finished_callback=self._finished)
         except (sd.PortAudioError, ValueError) as e:
@@ -205,6 +214,18 @@ class Microphone(Source):
 
     #: how long stop() waits for PortAudio before it gives the stream up as hung
     STOP_TIMEOUT = 2.0
+    #: the most drain() waits for audio in flight (seconds)
+    MAX_DRAIN = 0.25
+
+    def drain(self) -> None:
+        """Wait for the audio captured before this moment but still in PortAudio's and
+        the server's buffers (the stream's input latency, at most MAX_DRAIN): without it
+        the last syllable before a stop could be lost. The stream's ADC timestamps are
+        not usable through ALSA's PulseAudio plugin (they equal the callback's time), so
+        the wait cannot be cut to the sample: a few ms after the stop may be kept."""
+        stream = self._stream
+        if stream is not None and not self._stalled and not self.hung and stream.active:
+            time.sleep(min(self.MAX_DRAIN, max(0.0, float(stream.latency))))
 
     def stop(self) -> None:
         """Stop the stream. A device whose server froze can make PortAudio's stop wait
