@@ -1,5 +1,6 @@
 """Real-audio test rig: a private PulseAudio server as a virtual microphone, test signals,
-a content check by cross-correlation, and a terminal (tmux) for driving the CLI.
+a content check by cross-correlation, checks of WAV files as written, and a terminal (tmux)
+for driving the CLI.
 
 Plain helpers, no pytest fixtures (those live in ``conftest.py``), so benchmarks can import
 this module too. Facts behind the choices made here are in ``../shared/AUDIO-LAB.md``.
@@ -27,6 +28,7 @@ import os
 import shlex
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -536,6 +538,63 @@ def normalized_xcorr(a: np.ndarray, b: np.ndarray) -> tuple[float, int]:
     r[valid] = corr[valid] / (norm_a * np.sqrt(energy[valid]))
     i = int(np.argmax(r))
     return float(r[i]), int(lags[i])
+
+
+def speech_score(
+    reference: PathLike, recording: Union[PathLike, np.ndarray], rate: int = RATE
+) -> float:
+    """How well ``recording`` (a file, or mono samples at ``rate``) holds the ``reference``
+    file: the ``peak`` of ``normalized_xcorr``. Both files must be at ``rate``."""
+    ref, ref_rate = read_mono(reference)
+    assert ref_rate == rate, f"{reference} is at {ref_rate} Hz, not {rate}"
+    if isinstance(recording, np.ndarray):
+        got = recording
+    else:
+        got, got_rate = read_mono(recording)
+        assert got_rate == rate, f"{recording} is at {got_rate} Hz, not {rate}"
+    return normalized_xcorr(ref, got)[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# WAV files as written
+
+
+def parse_wav(data: bytes) -> dict:
+    """The chunks of a RIFF/WAVE byte string: sizes as written, the fmt fields, and where the
+    data starts (``riff_size``, ``tag``, ``channels``, ``samplerate``, ``block_align``,
+    ``bits``, ``data_offset``, ``data_size``)."""
+    assert data[:4] == b"RIFF" and data[8:12] == b"WAVE", f"not a RIFF/WAVE file: {data[:16]!r}"
+    out = {"riff_size": struct.unpack_from("<I", data, 4)[0]}
+    pos = 12
+    while pos + 8 <= len(data):
+        cid, size = data[pos:pos + 4], struct.unpack_from("<I", data, pos + 4)[0]
+        if cid == b"fmt ":
+            tag, ch, rate, _, align, bits = struct.unpack_from("<HHIIHH", data, pos + 8)
+            out.update(tag=tag, channels=ch, samplerate=rate, block_align=align, bits=bits)
+        if cid == b"data":
+            out.update(data_offset=pos + 8, data_size=size)
+            return out
+        pos += 8 + size + (size & 1)
+    raise AssertionError("no data chunk")
+
+
+def assert_complete_wav(path: PathLike, channels: int = 1, rate: int = RATE) -> int:
+    """Check that ``path`` is a finished 16-bit WAV of ``channels`` at ``rate``: the RIFF size
+    is the file's, the data chunk's size is the bytes that follow it (and a whole number of
+    frames), and libsndfile finds and reads that many frames. Returns the frames."""
+    blob = Path(path).read_bytes()
+    h = parse_wav(blob)
+    size, body = h["data_size"], len(blob) - h["data_offset"]
+    assert body in (size, size + (size & 1)), f"{path}: data chunk of {size} bytes, {body} follow"
+    assert h["riff_size"] == len(blob) - 8, f"{path}: RIFF size {h['riff_size']}, {len(blob)} bytes"
+    assert h["block_align"] == channels * 2 and size % h["block_align"] == 0, (path, h)
+    frames = size // h["block_align"]
+    info = sf.info(os.fspath(path))
+    assert (info.samplerate, info.channels) == (rate, channels), f"{path}: {info}"
+    assert info.frames == frames, f"{path}: libsndfile finds {info.frames} frames, not {frames}"
+    data, _ = sf.read(os.fspath(path), dtype="int16")
+    assert len(data) == frames
+    return frames
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,6 +5,8 @@
   while the session runs, so in-process ``sounddevice`` streams use it too.
 - ``speech`` (session): a 48 kHz mono 16-bit WAV of espeak-ng saying a short sentence.
 - ``terminal`` (function): a factory of ``audiolab.Tmux`` sessions, all killed at teardown.
+- ``recorders`` (function): a factory of background ``dictaphone record`` processes
+  (``cliutil.Recorder``), all stopped at teardown.
 
 Tests using ``pulse`` are marked ``realaudio`` and tests using ``terminal`` are marked
 ``tmux`` automatically, so ``pytest -m "not realaudio"`` leaves them out.
@@ -22,6 +24,7 @@ if _HERE not in sys.path:
     sys.path.insert(0, _HERE)  # `import audiolab` in tests, whatever pytest's import mode
 
 import audiolab  # noqa: E402
+import cliutil  # noqa: E402
 
 # A PULSE_SERVER (or PULSE_SINK/PULSE_SOURCE) inherited from the developer's shell would send
 # in-process audio to their real server; tests only ever use the one the `pulse` fixture starts.
@@ -104,3 +107,34 @@ def terminal():
     finally:
         for t in made:
             t.kill()
+
+
+@pytest.fixture
+def recorders(request, tmp_path, tmp_path_factory):
+    """Factory: ``recorders(output, *args, env=None, cwd=None, **kw)`` -> ``cliutil.Recorder``.
+
+    Starts ``dictaphone record -r 48000 ARGS OUTPUT`` in ``cwd`` (default ``tmp_path``) with
+    ``env`` (default: the ``pulse`` server's; tests that use the default ask for ``pulse``
+    too); ``kw`` goes to ``cliutil.Recorder``. Its stdout and stderr are kept in files of a
+    directory of their own, so they never show in ``tmp_path``. Every recorder it started is
+    stopped (SIGINT, then harder) when the test ends, passed or failed.
+    """
+    made: list[cliutil.Recorder] = []
+    logdir = None
+
+    def start(output, *args, env=None, cwd=None, **kw) -> cliutil.Recorder:
+        nonlocal logdir
+        if logdir is None:
+            logdir = tmp_path_factory.mktemp("recorder-logs")
+        if env is None:
+            env = request.getfixturevalue("pulse").env
+        rec = cliutil.Recorder(output, *args, env=env, cwd=tmp_path if cwd is None else cwd,
+                               logdir=logdir, **kw)
+        made.append(rec)
+        return rec
+
+    try:
+        yield start
+    finally:
+        for rec in made:
+            rec.close()

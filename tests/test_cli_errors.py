@@ -23,8 +23,9 @@ import pytest
 import soundfile as sf
 
 import audiolab
-from test_cli_record import (DICTAPHONE, RATE, assert_complete_wav, no_device_env,
-                             pulse_env, run_dictaphone)
+import cliutil
+from audiolab import assert_complete_wav
+from cliutil import RATE, no_device_env, pulse_env
 
 
 def listing(directory) -> dict[str, bytes]:
@@ -42,14 +43,14 @@ def listing(directory) -> dict[str, bytes]:
 
 
 def assert_refused(result: subprocess.CompletedProcess, keyword: str) -> str:
-    stderr = result.stderr.decode(errors="replace")
+    stderr = result.stderr
     lines = stderr.splitlines()
     assert "Traceback" not in stderr, stderr
     assert result.returncode == 2, f"exit status {result.returncode}; stderr:\n{stderr}"
     assert len(lines) == 1, f"expected exactly one line on stderr, got:\n{stderr}"
     assert lines[0].startswith("dictaphone"), stderr
     assert re.search(keyword, lines[0], re.I), f"{keyword!r} not in {lines[0]!r}"
-    assert result.stdout == b"", "nothing on stdout for a refused recording"
+    assert result.stdout == "", "nothing on stdout for a refused recording"
     return lines[0]
 
 
@@ -118,7 +119,7 @@ def _run_case(tmp_path, env, args, setup, keyword):
     if setup is not None:
         setup(tmp_path)
     before = listing(tmp_path)
-    r = run_dictaphone(["record", *args], env=env, cwd=tmp_path, timeout=60)
+    r = cliutil.run("record", *args, env=env, cwd=tmp_path, timeout=60)
     assert_refused(r, keyword)
     # No file created, none changed (an existing output keeps its exact bytes).
     assert listing(tmp_path) == before
@@ -140,9 +141,9 @@ def test_settings_the_device_or_codec_cannot_take_are_refused_in_one_line_with_s
 
 def test_force_replaces_an_existing_file_with_a_valid_recording(pulse, tmp_path):
     _existing_output(tmp_path)
-    r = run_dictaphone(["record", "out.wav", "--force", "-d", "1", "-r", str(RATE)],
-                       env=pulse_env(pulse), cwd=tmp_path, timeout=60)
-    stderr = r.stderr.decode(errors="replace")
+    r = cliutil.run("record", "out.wav", "--force", "-d", "1", "-r", RATE,
+                    env=pulse_env(pulse), cwd=tmp_path, timeout=60)
+    stderr = r.stderr
     assert r.returncode == 0, stderr
     assert "Traceback" not in stderr
     assert assert_complete_wav(tmp_path / "out.wav") == RATE
@@ -151,8 +152,7 @@ def test_force_replaces_an_existing_file_with_a_valid_recording(pulse, tmp_path)
 
 @pytest.mark.parametrize("args", [["--help"], ["record", "--help"]], ids=["top", "record"])
 def test_help_prints_usage_to_stdout_and_exits_0(tmp_path, args):
-    r = subprocess.run([*DICTAPHONE, *args], env=no_device_env(tmp_path), cwd=tmp_path,
-                       stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    r = cliutil.run(*args, env=no_device_env(tmp_path), cwd=tmp_path, timeout=60, text=False)
     assert r.returncode == 0, r.stderr
     out = r.stdout.decode()
     assert out.startswith("Usage: dictaphone"), out

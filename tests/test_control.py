@@ -10,146 +10,36 @@ is stopped in a finalizer.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
 import stat
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
-import soundfile as sf
 
 import audiolab
+import cliutil
+from audiolab import assert_complete_wav, speech_score
+from cliutil import EXIT_TIMEOUT, RATE, registry, wait_started
 
-DICTAPHONE = [sys.executable, "-m", "dictaphone"]
-RATE = 48000
 COMMAND_TIMEOUT = 30  # s; a control command that takes longer is hanging
-START_TIMEOUT = 20  # s; the first audio arrives 0.4 to 2 s after start here
-EXIT_TIMEOUT = 10  # s; a stopped recorder exits long before this
+
+run = functools.partial(cliutil.run, timeout=COMMAND_TIMEOUT)
+status_entries = functools.partial(cliutil.status_entries, timeout=COMMAND_TIMEOUT)
 
 
-# ---------------------------------------------------------------------------------------------
-# helpers
-
-
-def dictaphone(env: dict, cwd, *args: str, timeout: float = COMMAND_TIMEOUT):
-    """Run one dictaphone command to its end (bounded); return the CompletedProcess."""
-    return subprocess.run([*DICTAPHONE, *args], env=env, cwd=cwd, stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-class Recorder:
-    """A background `dictaphone record -r 48000 ARGS OUTPUT`, stdout/stderr kept in files."""
-
-    def __init__(self, env: dict, cwd: Path, output: str, *args: str):
-        self.env, self.cwd, self.output = env, Path(cwd), output
-        self.file = self.cwd / output
-        stem = output.replace(os.sep, "_")
-        self._out = open(self.cwd / f".{stem}.stdout", "wb")
-        self._err = open(self.cwd / f".{stem}.stderr", "wb")
-        self.proc = subprocess.Popen([*DICTAPHONE, "record", "-r", str(RATE), *args, output],
-                                     env=env, cwd=cwd, stdin=subprocess.DEVNULL,
-                                     stdout=self._out, stderr=self._err)
-        self.pid = self.proc.pid
-
-    def stderr(self) -> str:
-        self._err.flush()
-        return Path(self._err.name).read_text(errors="replace")
-
-    def wait(self, timeout: float = EXIT_TIMEOUT) -> int:
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"recorder {self.output} still running after {timeout} s; "
-                                 f"stderr:\n{self.stderr()}") from None
-
-    def close(self) -> None:
-        audiolab.stop_process(self.proc)
-        self._out.close()
-        self._err.close()
-
-
-@pytest.fixture
-def recorders(pulse, tmp_path):
-    """Factory: ``recorders(output, *args, env=None)`` starts a Recorder in tmp_path; all
-    are stopped (SIGINT, then harder) when the test ends."""
-    made: list[Recorder] = []
-
-    def start(output: str, *args: str, env: dict | None = None) -> Recorder:
-        r = Recorder(pulse.env if env is None else env, tmp_path, output, *args)
-        made.append(r)
-        return r
-
-    try:
-        yield start
-    finally:
-        for r in made:
-            r.close()
-
-
-def status_entries(env: dict, cwd) -> list[dict]:
-    r = dictaphone(env, cwd, "status", "--json")
-    assert r.returncode in (0, 1), r.stderr
-    return json.loads(r.stdout) if r.stdout.strip() else []
-
-
-def wait_started(env: dict, cwd, *recs: Recorder, timeout: float = START_TIMEOUT) -> dict:
-    """Poll `dictaphone status --json` until each recorder's entry says "started": true
-    (its first audio frames arrived). Returns {pid: entry}."""
-    deadline = time.monotonic() + timeout
-    pids = {r.pid for r in recs}
-    while True:
-        for r in recs:
-            if r.proc.poll() is not None:
-                raise AssertionError(f"recorder {r.output} exited with {r.proc.returncode} "
-                                     f"before it started:\n{r.stderr()}")
-        entries = {e.get("pid"): e for e in status_entries(env, cwd)}
-        if all(p in entries and entries[p].get("started") for p in pids):
-            return entries
-        if time.monotonic() > deadline:
-            raise AssertionError(f"recorders {sorted(pids)} not started within {timeout} s; "
-                                 f"status: {entries}")
-        time.sleep(0.05)
-
-
-def wav_data_frames(path, channels: int = 1, sample_bytes: int = 2) -> int:
-    """Check that ``path`` is a finished WAV: the RIFF size is the file's, the data chunk's
-    size is the bytes that follow it, and libsndfile reads that many frames. Returns them."""
-    blob = Path(path).read_bytes()
-    assert blob[:4] == b"RIFF" and blob[8:12] == b"WAVE", f"{path} is not a RIFF/WAVE file"
-    assert int.from_bytes(blob[4:8], "little") == len(blob) - 8, f"{path}: RIFF size is not the file's"
-    pos = 12
-    data_size = None
-    while pos + 8 <= len(blob):
-        chunk, size = blob[pos:pos + 4], int.from_bytes(blob[pos + 4:pos + 8], "little")
-        if chunk == b"data":
-            data_size = size
-            assert len(blob) - (pos + 8) in (size, size + (size & 1)), (
-                f"{path}: the data chunk says {size} bytes, {len(blob) - pos - 8} follow")
-            break
-        pos += 8 + size + (size & 1)
-    assert data_size is not None, f"{path} has no data chunk"
-    info = sf.info(os.fspath(path))
-    assert info.channels == channels and info.samplerate == RATE
-    assert info.frames * channels * sample_bytes == data_size
-    data, _ = sf.read(os.fspath(path), dtype="int16")
-    assert len(data) == info.frames
-    return info.frames
-
-
-def speech_score(path, speech) -> float:
-    ref, _ = audiolab.read_mono(speech)
-    got, rate = audiolab.read_mono(path)
-    assert rate == RATE
-    return audiolab.normalized_xcorr(ref, got)[0]
-
-
-def registry(env: dict) -> Path:
-    return Path(env["XDG_RUNTIME_DIR"]) / "dictaphone"
+def assert_stopped(rec, *stop_args, env, cwd):
+    """`dictaphone stop STOP_ARGS` prints rec's file, and rec exits 0 leaving a complete WAV."""
+    r = run("stop", *stop_args, env=env, cwd=cwd)
+    assert r.returncode == 0, r.stderr
+    assert (cwd / r.stdout.strip()).resolve() == rec.file.resolve()
+    assert rec.wait() == 0, rec.stderr()
+    assert_complete_wav(rec.file)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,19 +49,19 @@ def registry(env: dict) -> Path:
 def test_stop_from_another_process_returns_once_the_file_is_complete_and_holds_the_speech(
         pulse, speech, tmp_path, recorders):
     rec = recorders("take.wav")
-    wait_started(pulse.env, tmp_path, rec)
+    rec.wait_started()
     pulse.play_and_wait(speech)
     time.sleep(0.6)  # the tail of the speech travels through PulseAudio and PortAudio
-    r = dictaphone(pulse.env, tmp_path, "stop")
+    r = run("stop", env=pulse.env, cwd=tmp_path)
     # Checked at once, before the recorder has been waited for.
-    frames = wav_data_frames(rec.file)
+    frames = assert_complete_wav(rec.file)
     assert r.returncode == 0, r.stderr
     assert len(r.stdout.splitlines()) == 1, r.stdout
     assert (tmp_path / r.stdout.strip()).resolve() == rec.file.resolve()
     assert rec.wait() == 0, rec.stderr()
-    assert wav_data_frames(rec.file) == frames  # nothing was written after stop returned
+    assert assert_complete_wav(rec.file) == frames  # nothing was written after stop returned
     assert frames > 3 * RATE
-    assert speech_score(rec.file, speech) > 0.9
+    assert speech_score(speech, rec.file) > 0.9
 
 
 def test_stop_run_from_another_directory_prints_a_path_that_names_the_file(
@@ -179,9 +69,9 @@ def test_stop_run_from_another_directory_prints_a_path_that_names_the_file(
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     rec = recorders("take.wav")
-    wait_started(pulse.env, tmp_path, rec)
+    rec.wait_started()
     entry = status_entries(pulse.env, elsewhere)[0]
-    r = dictaphone(pulse.env, elsewhere, "stop")
+    r = run("stop", env=pulse.env, cwd=elsewhere)
     assert r.returncode == 0, r.stderr
     assert rec.wait() == 0
     printed = r.stdout.strip()
@@ -193,7 +83,7 @@ def test_stop_run_from_another_directory_prints_a_path_that_names_the_file(
 
 
 def test_stop_with_nothing_recording_fails_with_one_line(pulse, tmp_path):
-    r = dictaphone(pulse.env, tmp_path, "stop")
+    r = run("stop", env=pulse.env, cwd=tmp_path)
     assert r.returncode == 1
     assert r.stdout == ""
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
@@ -201,16 +91,16 @@ def test_stop_with_nothing_recording_fails_with_one_line(pulse, tmp_path):
 
 
 def test_stop_with_an_unknown_id_is_a_usage_error_and_stops_nothing(pulse, tmp_path, recorders):
-    r = dictaphone(pulse.env, tmp_path, "stop", "41")
+    r = run("stop", "41", env=pulse.env, cwd=tmp_path)
     assert r.returncode == 2, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     rec = recorders("keep.wav")
-    wait_started(pulse.env, tmp_path, rec)
-    r = dictaphone(pulse.env, tmp_path, "stop", "41")
+    rec.wait_started()
+    r = run("stop", "41", env=pulse.env, cwd=tmp_path)
     assert r.returncode == 2, r.stderr
     assert r.stdout == ""
     assert rec.proc.poll() is None, "stop with an unknown id stopped the recording"
-    assert dictaphone(pulse.env, tmp_path, "stop").returncode == 0
+    assert run("stop", env=pulse.env, cwd=tmp_path).returncode == 0
     assert rec.wait() == 0
 
 
@@ -223,16 +113,22 @@ def test_pause_and_resume_from_another_process_leave_the_paused_time_out(
         pulse, speech, tmp_path, recorders, speech_played):
     env = pulse.env
     rec = recorders("take.wav")
-    wait_started(env, tmp_path, rec)
+    rec.wait_started()
     t_start = time.monotonic()
 
-    r = dictaphone(env, tmp_path, "pause")
-    t_paused = time.monotonic()
-    assert r.returncode == 0, r.stderr
-    r = dictaphone(env, tmp_path, "pause")  # a second pause is harmless
-    assert r.returncode == 0, r.stderr
-    assert [e["state"] for e in status_entries(env, tmp_path)] == ["paused"]
-    plain = dictaphone(env, tmp_path, "status")
+    def twice(command: str, state: str) -> float:
+        """COMMAND, then COMMAND again (harmless), then the state is STATE; returns when
+        the first COMMAND had returned."""
+        r = run(command, env=env, cwd=tmp_path)
+        t = time.monotonic()
+        assert r.returncode == 0, r.stderr
+        r = run(command, env=env, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        assert [e["state"] for e in status_entries(env, tmp_path)] == [state]
+        return t
+
+    t_paused = twice("pause", "paused")  # a second pause is harmless
+    plain = run("status", env=env, cwd=tmp_path)
     assert plain.returncode == 0 and "paused" in plain.stdout
     if speech_played == "while paused":
         pulse.play_and_wait(speech)
@@ -240,25 +136,20 @@ def test_pause_and_resume_from_another_process_leave_the_paused_time_out(
     else:
         time.sleep(1.5)
 
-    r = dictaphone(env, tmp_path, "resume")
-    t_resumed = time.monotonic()
-    assert r.returncode == 0, r.stderr
-    r = dictaphone(env, tmp_path, "resume")  # resume while recording is harmless
-    assert r.returncode == 0, r.stderr
-    assert [e["state"] for e in status_entries(env, tmp_path)] == ["recording"]
+    t_resumed = twice("resume", "recording")  # resume while recording is harmless
     if speech_played == "after resuming":
         pulse.play_and_wait(speech)
         time.sleep(0.6)
     else:
         time.sleep(1.0)
 
-    r = dictaphone(env, tmp_path, "stop")
+    r = run("stop", env=env, cwd=tmp_path)
     t_stop = time.monotonic()
     assert r.returncode == 0, r.stderr
     assert rec.wait() == 0, rec.stderr()
-    frames = wav_data_frames(rec.file)
+    frames = assert_complete_wav(rec.file)
 
-    score = speech_score(rec.file, speech)
+    score = speech_score(speech, rec.file)
     if speech_played == "while paused":
         assert score < 0.5, f"speech played while paused is in the file (score {score:.2f})"
     else:
@@ -271,7 +162,7 @@ def test_pause_and_resume_from_another_process_leave_the_paused_time_out(
 
 def test_pause_and_resume_with_nothing_recording_fail(pulse, tmp_path):
     for command in ("pause", "resume"):
-        r = dictaphone(pulse.env, tmp_path, command)
+        r = run(command, env=pulse.env, cwd=tmp_path)
         assert r.returncode == 1, (command, r.stderr)
         assert "nothing is recording" in r.stderr
 
@@ -281,11 +172,11 @@ def test_pause_and_resume_with_nothing_recording_fail(pulse, tmp_path):
 
 
 def test_status_with_nothing_recording_exits_1_so_that_status_or_record_toggles(pulse, tmp_path):
-    r = dictaphone(pulse.env, tmp_path, "status")
+    r = run("status", env=pulse.env, cwd=tmp_path)
     assert r.returncode == 1
     assert r.stdout == ""
     assert "nothing is recording" in r.stderr
-    r = dictaphone(pulse.env, tmp_path, "status", "--json")
+    r = run("status", "--json", env=pulse.env, cwd=tmp_path)
     assert r.returncode == 1
     assert json.loads(r.stdout) == []
 
@@ -295,13 +186,12 @@ def test_status_lists_the_recording_with_its_state_duration_and_level(
     env = pulse.env
     tone = audiolab.make_tone(tmp_path / "tone.wav", 4.0, 440, amplitude=0.5)
     rec = recorders("take.wav")
-    entries = wait_started(env, tmp_path, rec)
-    first = entries[rec.pid]
+    first = rec.wait_started()
     player = pulse.play(tone)
     try:
         deadline = time.monotonic() + 4.0
         while True:
-            r = dictaphone(env, tmp_path, "status", "--json")
+            r = run("status", "--json", env=env, cwd=tmp_path)
             assert r.returncode == 0, r.stderr
             listing = json.loads(r.stdout)
             assert isinstance(listing, list) and len(listing) == 1
@@ -322,14 +212,14 @@ def test_status_lists_the_recording_with_its_state_duration_and_level(
     assert -12 < entry["peak_dbfs"] <= 0.5, entry
     assert entry["rms_dbfs"] < entry["peak_dbfs"]
 
-    r = dictaphone(env, tmp_path, "status")
+    r = run("status", env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert len(lines) == 1, r.stdout
     assert str(rec.pid) in lines[0] and "recording" in lines[0] and "take.wav" in lines[0]
     assert lines[0].split()[0] == str(entry["id"])
 
-    assert dictaphone(env, tmp_path, "stop").returncode == 0
+    assert run("stop", env=env, cwd=tmp_path).returncode == 0
     assert rec.wait() == 0
 
 
@@ -341,14 +231,14 @@ def test_two_recordings_at_once_need_an_id_or_all(pulse, tmp_path, recorders):
     env = pulse.env
     a = recorders("a.wav")
     b = recorders("b.wav")
-    entries = wait_started(env, tmp_path, a, b)
+    entries = wait_started(a, b)
     id_a, id_b = str(entries[a.pid]["id"]), str(entries[b.pid]["id"])
     assert id_a != id_b
 
-    plain = dictaphone(env, tmp_path, "status")
+    plain = run("status", env=env, cwd=tmp_path)
     assert plain.returncode == 0 and len(plain.stdout.splitlines()) == 2, plain.stdout
 
-    r = dictaphone(env, tmp_path, "stop")
+    r = run("stop", env=env, cwd=tmp_path)
     assert r.returncode == 2, r.stderr
     assert r.stdout == ""
     for rec, id in ((a, id_a), (b, id_b)):
@@ -358,46 +248,42 @@ def test_two_recordings_at_once_need_an_id_or_all(pulse, tmp_path, recorders):
     assert len(status_entries(env, tmp_path)) == 2
 
     # pause and resume follow the same rule
-    r = dictaphone(env, tmp_path, "pause")
+    r = run("pause", env=env, cwd=tmp_path)
     assert r.returncode == 2, r.stderr
     assert [e["state"] for e in status_entries(env, tmp_path)] == ["recording"] * 2
-    assert dictaphone(env, tmp_path, "pause", "--all").returncode == 0
+    assert run("pause", "--all", env=env, cwd=tmp_path).returncode == 0
     assert [e["state"] for e in status_entries(env, tmp_path)] == ["paused"] * 2
-    assert dictaphone(env, tmp_path, "resume", id_b).returncode == 0
+    assert run("resume", id_b, env=env, cwd=tmp_path).returncode == 0
     states = {e["pid"]: e["state"] for e in status_entries(env, tmp_path)}
     assert states == {a.pid: "paused", b.pid: "recording"}
-    assert dictaphone(env, tmp_path, "resume", "--all").returncode == 0
+    assert run("resume", "--all", env=env, cwd=tmp_path).returncode == 0
     assert [e["state"] for e in status_entries(env, tmp_path)] == ["recording"] * 2
 
-    r = dictaphone(env, tmp_path, "stop", id_a)
-    assert r.returncode == 0, r.stderr
-    assert (tmp_path / r.stdout.strip()).resolve() == a.file.resolve()
-    assert a.wait() == 0, a.stderr()
-    wav_data_frames(a.file)
+    assert_stopped(a, id_a, env=env, cwd=tmp_path)
     assert b.proc.poll() is None, "stop ID stopped another recording too"
     assert [e["pid"] for e in status_entries(env, tmp_path)] == [b.pid]
 
     c = recorders("c.wav")
-    wait_started(env, tmp_path, b, c)
-    r = dictaphone(env, tmp_path, "stop", "--all")
+    wait_started(b, c)
+    r = run("stop", "--all", env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     printed = {(tmp_path / line).resolve() for line in r.stdout.splitlines()}
     assert printed == {b.file.resolve(), c.file.resolve()}, r.stdout
     for rec in (b, c):
-        assert wav_data_frames(rec.file) > 0  # complete as soon as stop returned
+        assert assert_complete_wav(rec.file) > 0  # complete as soon as stop returned
     for rec in (b, c):
         assert rec.wait() == 0, rec.stderr()
-    assert dictaphone(env, tmp_path, "status").returncode == 1
+    assert run("status", env=env, cwd=tmp_path).returncode == 1
     assert sorted(os.listdir(registry(env))) == []
 
 
 def test_a_recording_can_be_stopped_by_its_pid(pulse, tmp_path, recorders):
     rec = recorders("a.wav")
-    wait_started(pulse.env, tmp_path, rec)
-    r = dictaphone(pulse.env, tmp_path, "stop", str(rec.pid))
+    rec.wait_started()
+    r = run("stop", str(rec.pid), env=pulse.env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert rec.wait() == 0
-    wav_data_frames(rec.file)
+    assert_complete_wav(rec.file)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -410,7 +296,7 @@ def test_an_entry_left_by_a_killed_recorder_is_found_stale_and_removed(
     env = pulse.env
     directory = registry(env)
     dead = recorders("dead.wav")
-    id = str(wait_started(env, tmp_path, dead)[dead.pid]["id"])
+    id = str(dead.wait_started()["id"])
     json_file, sock_file = directory / f"{id}.json", directory / f"{id}.sock"
 
     # Private: the directory is 0700, the socket and the JSON file are the user's only.
@@ -425,20 +311,16 @@ def test_an_entry_left_by_a_killed_recorder_is_found_stale_and_removed(
     dead.proc.wait(timeout=EXIT_TIMEOUT)
     assert json_file.exists() and sock_file.exists(), "nothing stale to clean up: test is moot"
 
-    r = dictaphone(env, tmp_path, command)
+    r = run(command, env=env, cwd=tmp_path)
     assert r.returncode == 1, r.stderr
     assert "nothing is recording" in r.stderr
     assert not json_file.exists() and not sock_file.exists(), os.listdir(directory)
 
     alive = recorders("alive.wav")
-    wait_started(env, tmp_path, alive)
-    r = dictaphone(env, tmp_path, "pause")
+    alive.wait_started()
+    r = run("pause", env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    r = dictaphone(env, tmp_path, "stop")
-    assert r.returncode == 0, r.stderr
-    assert (tmp_path / r.stdout.strip()).resolve() == alive.file.resolve()
-    assert alive.wait() == 0, alive.stderr()
-    wav_data_frames(alive.file)
+    assert_stopped(alive, env=env, cwd=tmp_path)
     assert os.listdir(directory) == [], "a recorder that ended left its entry behind"
 
 
@@ -478,55 +360,52 @@ def _reach_as_nobody(sock_path: str) -> str:
     return out
 
 
+@pytest.fixture
+def without_xdg(pulse):
+    """(shared_tmp, env): a shared temp dir like /tmp (world-writable, sticky), private to
+    this test, and ``pulse.env`` without XDG_RUNTIME_DIR and with TMPDIR=shared_tmp."""
+    shared_tmp = Path(tempfile.mkdtemp(prefix="dictaphone-test-tmp-"))
+    try:
+        os.chmod(shared_tmp, 0o1777)
+        env = {k: v for k, v in pulse.env.items() if k != "XDG_RUNTIME_DIR"}
+        env["TMPDIR"] = os.fspath(shared_tmp)
+        yield shared_tmp, env
+    finally:
+        subprocess.run(["rm", "-rf", os.fspath(shared_tmp)], timeout=30)
+
+
 def test_without_xdg_runtime_dir_the_registry_is_a_private_directory_in_tmp(
-        pulse, tmp_path, recorders):
-    # A shared temp dir like /tmp (world-writable, sticky), private to this test.
-    shared_tmp = Path(tempfile.mkdtemp(prefix="dictaphone-test-tmp-"))
-    try:
-        os.chmod(shared_tmp, 0o1777)
-        env = {k: v for k, v in pulse.env.items() if k != "XDG_RUNTIME_DIR"}
-        env["TMPDIR"] = os.fspath(shared_tmp)
-        assert env["PULSE_SERVER"].startswith("unix:")  # audio still finds the server
-        rec = recorders("take.wav", env=env)
-        entry = wait_started(env, tmp_path, rec)[rec.pid]
-        directory = shared_tmp / f"dictaphone-{os.getuid()}"
-        st = directory.stat()
-        assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o700
-        assert st.st_uid == os.getuid()
-        sock = directory / f"{entry['id']}.sock"
-        assert stat.S_ISSOCK(sock.stat().st_mode)
-        assert stat.S_IMODE(sock.stat().st_mode) & 0o077 == 0
-        # Not in the XDG registry: the other environment sees nothing.
-        assert dictaphone(pulse.env, tmp_path, "status").returncode == 1
-        if os.getuid() == 0:
-            assert _reach_as_nobody(os.fspath(sock)) in ("unreachable", "refused")
-        r = dictaphone(env, tmp_path, "stop")
-        assert r.returncode == 0, r.stderr
-        assert (tmp_path / r.stdout.strip()).resolve() == rec.file.resolve()
-        assert rec.wait() == 0, rec.stderr()
-        wav_data_frames(rec.file)
-        assert os.listdir(directory) == []
-    finally:
-        subprocess.run(["rm", "-rf", os.fspath(shared_tmp)], timeout=30)
+        pulse, without_xdg, tmp_path, recorders):
+    shared_tmp, env = without_xdg
+    assert env["PULSE_SERVER"].startswith("unix:")  # audio still finds the server
+    rec = recorders("take.wav", env=env)
+    entry = rec.wait_started()
+    directory = shared_tmp / f"dictaphone-{os.getuid()}"
+    st = directory.stat()
+    assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o700
+    assert st.st_uid == os.getuid()
+    sock = directory / f"{entry['id']}.sock"
+    assert stat.S_ISSOCK(sock.stat().st_mode)
+    assert stat.S_IMODE(sock.stat().st_mode) & 0o077 == 0
+    # Not in the XDG registry: the other environment sees nothing.
+    assert run("status", env=pulse.env, cwd=tmp_path).returncode == 1
+    if os.getuid() == 0:
+        assert _reach_as_nobody(os.fspath(sock)) in ("unreachable", "refused")
+    assert_stopped(rec, env=env, cwd=tmp_path)
+    assert os.listdir(directory) == []
 
 
-def test_a_fallback_directory_that_is_not_private_is_not_used(pulse, tmp_path):
-    shared_tmp = Path(tempfile.mkdtemp(prefix="dictaphone-test-tmp-"))
-    try:
-        os.chmod(shared_tmp, 0o1777)
-        planted = shared_tmp / f"dictaphone-{os.getuid()}"
-        planted.mkdir()
-        os.chmod(planted, 0o777)  # as if someone else had prepared it for us
-        env = {k: v for k, v in pulse.env.items() if k != "XDG_RUNTIME_DIR"}
-        env["TMPDIR"] = os.fspath(shared_tmp)
-        noise = audiolab.make_noise(tmp_path / "noise.wav", 0.5)
-        r = dictaphone(env, tmp_path, "record", "--input", os.fspath(noise), "out.wav")
-        assert r.returncode == 0, r.stderr  # the recording itself goes on
-        assert "not a private directory" in r.stderr, r.stderr
-        assert os.listdir(planted) == []
-        assert (tmp_path / "out.wav").exists()
-        r = dictaphone(env, tmp_path, "status")
-        assert r.returncode != 0
-        assert "not a private directory" in r.stderr, r.stderr
-    finally:
-        subprocess.run(["rm", "-rf", os.fspath(shared_tmp)], timeout=30)
+def test_a_fallback_directory_that_is_not_private_is_not_used(pulse, without_xdg, tmp_path):
+    shared_tmp, env = without_xdg
+    planted = shared_tmp / f"dictaphone-{os.getuid()}"
+    planted.mkdir()
+    os.chmod(planted, 0o777)  # as if someone else had prepared it for us
+    noise = audiolab.make_noise(tmp_path / "noise.wav", 0.5)
+    r = run("record", "--input", os.fspath(noise), "out.wav", env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr  # the recording itself goes on
+    assert "not a private directory" in r.stderr, r.stderr
+    assert os.listdir(planted) == []
+    assert (tmp_path / "out.wav").exists()
+    r = run("status", env=env, cwd=tmp_path)
+    assert r.returncode != 0
+    assert "not a private directory" in r.stderr, r.stderr

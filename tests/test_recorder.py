@@ -262,7 +262,8 @@ def fake():
 
 @pytest.fixture
 def recorders():
-    """Recorders made by a test are stopped at its end, whatever happened."""
+    """Recorders made by a test are stopped at its end, whatever happened. (In-process
+    MediaRecorders: in this module it stands for conftest's CLI ``recorders``.)"""
     made = []
     yield made
     for rec in made:
@@ -278,6 +279,22 @@ def recorder(recorders, source, mime="audio/wav", **kw) -> MediaRecorder:
     rec = MediaRecorder(source, mime, **kw)
     recorders.append(rec)
     return rec
+
+
+def start_logged(recorders, source, mime="audio/wav", timeslice=None, **kw):
+    """A recorder of ``source`` with an ``EventLog``, started (with ``timeslice``):
+    (recorder, log)."""
+    rec = recorder(recorders, source, mime, **kw)
+    log = EventLog(rec)
+    rec.start(timeslice=timeslice)
+    return rec, log
+
+
+def record_to_end(recorders, source, mime="audio/wav", timeslice=None, **kw):
+    """``start_logged``, then wait (bounded) until the recording ended by itself."""
+    rec, log = start_logged(recorders, source, mime, timeslice, **kw)
+    assert rec.wait(JOIN)
+    return rec, log
 
 
 # --------------------------------------------------------------------------- the state machine
@@ -334,9 +351,7 @@ def test_invalid_state_error_is_a_dictaphone_error():
 
 
 def test_pause_while_paused_and_resume_while_recording_fire_no_second_event(fake, recorders):
-    rec = recorder(recorders, fake())
-    log = EventLog(rec)
-    rec.start()
+    rec, log = start_logged(recorders, fake())
     rec.resume()  # already recording: a no-op
     rec.pause()
     rec.pause()  # already paused: a no-op
@@ -385,9 +400,7 @@ def test_state_follows_start_pause_resume_stop(fake, recorders):
 
 def test_listeners_run_on_the_dispatcher_thread_not_the_audio_thread_nor_the_caller(fake, recorders):
     src = fake()
-    rec = recorder(recorders, src)
-    log = EventLog(rec)
-    rec.start(timeslice=0.05)
+    rec, log = start_logged(recorders, src, timeslice=0.05)
     src.feed(1000)
     writer = rec._writer
     rec.stop()
@@ -529,9 +542,7 @@ def test_an_existing_output_fails_start_and_leaves_the_source_closed(tmp_path, f
 
 
 def test_wait_times_out_while_recording_and_succeeds_after_stop(fake, recorders):
-    rec = recorder(recorders, fake())
-    log = EventLog(rec)
-    rec.start()
+    rec, log = start_logged(recorders, fake())
     assert rec.wait(0.05) is False
     rec.stop()
     assert rec.wait(0) is True
@@ -592,10 +603,7 @@ def test_a_lossless_recording_of_a_file_is_sample_exact(mime, subtype, tmp_path,
     inp, data = make_input(tmp_path, seconds=1.3, subtype=subtype)
     ext = {"audio/wav": ".wav", "audio/flac": ".flac", "audio/x-raw": ".raw"}[mime]
     out = tmp_path / f"out{ext}"
-    rec = recorder(recorders, FileSource(inp), mime, output=out, subtype=subtype)
-    log = EventLog(rec)
-    rec.start()
-    assert rec.wait(JOIN)
+    rec, log = record_to_end(recorders, FileSource(inp), mime, output=out, subtype=subtype)
     assert log.types == ["start", "dataavailable", "stop"]
     assert rec.error is None and rec.state == "inactive"
     assert rec.frames == len(data) == log.events[-1].frames
@@ -605,10 +613,7 @@ def test_a_lossless_recording_of_a_file_is_sample_exact(mime, subtype, tmp_path,
 
 def test_an_in_memory_recording_is_in_the_blobs(tmp_path, recorders):
     inp, data = make_input(tmp_path)
-    rec = recorder(recorders, FileSource(inp))
-    log = EventLog(rec)
-    rec.start()
-    assert rec.wait(JOIN)
+    rec, log = record_to_end(recorders, FileSource(inp))
     (blob_event,) = log.of("dataavailable")
     assert blob_event.data.type == "audio/wav"
     np.testing.assert_array_equal(read_output(blob_event.data.bytes()), data)
@@ -618,10 +623,7 @@ def test_an_in_memory_recording_is_in_the_blobs(tmp_path, recorders):
 def test_a_recording_to_a_stream_goes_to_the_stream(tmp_path, recorders):
     inp, data = make_input(tmp_path)
     stream = io.BytesIO()
-    rec = recorder(recorders, FileSource(inp), "audio/flac", output=stream)
-    log = EventLog(rec)
-    rec.start(timeslice=0.3)
-    assert rec.wait(JOIN)
+    rec, log = record_to_end(recorders, FileSource(inp), "audio/flac", output=stream, timeslice=0.3)
     got = stream.getvalue()
     assert sum(e.data.size for e in log.of("dataavailable")) == len(got) == rec.bytes_written
     assert got[:4] == b"fLaC"
@@ -631,10 +633,7 @@ def test_a_recording_to_a_stream_goes_to_the_stream(tmp_path, recorders):
 def test_max_duration_records_exactly_round_duration_times_rate_frames(duration, frames, tmp_path, recorders):
     inp, data = make_input(tmp_path, seconds=1.5)
     out = tmp_path / "out.wav"
-    rec = recorder(recorders, FileSource(inp), output=out, max_duration=duration)
-    log = EventLog(rec)
-    rec.start()
-    assert rec.wait(JOIN)
+    rec, log = record_to_end(recorders, FileSource(inp), output=out, max_duration=duration)
     assert rec.frames == frames == round(duration * RATE)
     assert log.types == ["start", "dataavailable", "stop"]
     assert log.events[-1].frames == frames
@@ -643,9 +642,7 @@ def test_max_duration_records_exactly_round_duration_times_rate_frames(duration,
 
 def test_max_duration_stops_a_device_by_itself(fake, recorders):
     src = fake()
-    rec = recorder(recorders, src, subtype="PCM_32", max_duration=0.25)
-    log = EventLog(rec)
-    rec.start()
+    rec, log = start_logged(recorders, src, subtype="PCM_32", max_duration=0.25)
     src.run()
     assert rec.wait(JOIN)
     assert rec.state == "inactive" and rec.error is None
@@ -658,10 +655,7 @@ def test_max_duration_stops_a_device_by_itself(fake, recorders):
 def test_timeslice_cuts_blobs_at_exact_frame_multiples_that_join_into_the_recording(output, tmp_path, recorders):
     inp, data = make_input(tmp_path, seconds=1.3)  # 10400 frames: 5 slices of 2000 and 400
     out = tmp_path / "out.wav" if output == "path" else None
-    rec = recorder(recorders, FileSource(inp), output=out)
-    log = EventLog(rec)
-    rec.start(timeslice=0.25)
-    assert rec.wait(JOIN)
+    rec, log = record_to_end(recorders, FileSource(inp), output=out, timeslice=0.25)
     blobs = log.of("dataavailable")
     assert [round(e.timecode * RATE) for e in blobs] == [2000, 4000, 6000, 8000, 10000, 10400]
     frame_bytes = 2 * 2
@@ -675,10 +669,7 @@ def test_timeslice_cuts_blobs_at_exact_frame_multiples_that_join_into_the_record
 def test_timeslice_blobs_of_a_flac_file_join_into_the_file(tmp_path, recorders):
     inp, data = make_input(tmp_path, seconds=1.3)
     out = tmp_path / "out.flac"
-    rec = recorder(recorders, FileSource(inp), "audio/flac", output=out)
-    log = EventLog(rec)
-    rec.start(timeslice=0.2)
-    assert rec.wait(JOIN)
+    rec, log = record_to_end(recorders, FileSource(inp), "audio/flac", output=out, timeslice=0.2)
     blobs = log.of("dataavailable")
     assert len(blobs) == 7  # 6 slices of 1600 frames and the 800 left
     joined = b"".join(e.data.bytes() for e in blobs)
@@ -688,10 +679,7 @@ def test_timeslice_blobs_of_a_flac_file_join_into_the_file(tmp_path, recorders):
 
 def test_timeslice_and_max_duration_together_stay_exact(tmp_path, recorders):
     inp, data = make_input(tmp_path, seconds=1.3)
-    rec = recorder(recorders, FileSource(inp), max_duration=0.5)
-    log = EventLog(rec)
-    rec.start(timeslice=0.2)
-    assert rec.wait(JOIN)
+    rec, log = record_to_end(recorders, FileSource(inp), max_duration=0.5, timeslice=0.2)
     blobs = log.of("dataavailable")
     assert [round(e.timecode * RATE) for e in blobs] == [1600, 3200, 4000]
     np.testing.assert_array_equal(read_output(b"".join(e.data.bytes() for e in blobs)), data[:4000])
@@ -699,9 +687,7 @@ def test_timeslice_and_max_duration_together_stay_exact(tmp_path, recorders):
 
 def test_request_data_produces_an_extra_dataavailable_with_what_was_recorded_since(fake, recorders):
     src = fake()
-    rec = recorder(recorders, src, subtype="PCM_32")
-    log = EventLog(rec)
-    rec.start()
+    rec, log = start_logged(recorders, src, subtype="PCM_32")
     src.feed(1000)
     wait_until(lambda: rec.frames == 1000, what="1000 frames written")
     rec.request_data()
@@ -718,9 +704,7 @@ def test_request_data_produces_an_extra_dataavailable_with_what_was_recorded_sin
 
 def test_request_data_right_before_stop_still_gives_its_own_dataavailable(fake, recorders):
     src = fake()
-    rec = recorder(recorders, src, subtype="PCM_32")
-    log = EventLog(rec)
-    rec.start()
+    rec, log = start_logged(recorders, src, subtype="PCM_32")
     src.feed(1000)
     wait_until(lambda: rec.frames == 1000, what="1000 frames written")
     rec.request_data()
@@ -732,9 +716,7 @@ def test_request_data_right_before_stop_still_gives_its_own_dataavailable(fake, 
 
 def test_request_data_while_paused_is_allowed(fake, recorders):
     src = fake()
-    rec = recorder(recorders, src)
-    log = EventLog(rec)
-    rec.start()
+    rec, log = start_logged(recorders, src)
     rec.pause()
     rec.request_data()
     wait_until(lambda: len(log.of("dataavailable")) == 1, what="the requested blob")
@@ -744,9 +726,7 @@ def test_request_data_while_paused_is_allowed(fake, recorders):
 
 def test_paused_frames_are_left_out_exactly(fake, recorders):
     src = fake()
-    rec = recorder(recorders, src, subtype="PCM_32")
-    log = EventLog(rec)
-    rec.start()
+    rec, log = start_logged(recorders, src, subtype="PCM_32")
     src.feed(1000)
     rec.pause()
     src.feed(500)  # frames 1000..1499 arrive while paused
@@ -793,9 +773,7 @@ def test_the_level_meter_follows_the_recorded_audio(tmp_path, recorders):
 def test_a_recorder_can_record_again_after_it_stopped(tmp_path, fake, recorders):
     src = fake()
     out = tmp_path / "x.wav"
-    rec = recorder(recorders, src, output=out, subtype="PCM_32", force=True)
-    log = EventLog(rec)
-    rec.start()
+    rec, log = start_logged(recorders, src, output=out, subtype="PCM_32", force=True)
     src.feed(200)
     rec.stop()
     rec.start()
@@ -807,10 +785,7 @@ def test_a_recorder_can_record_again_after_it_stopped(tmp_path, fake, recorders)
 
 def test_split_writes_self_contained_pieces_that_join_into_the_recording(tmp_path, recorders):
     inp, data = make_input(tmp_path, seconds=1.3)
-    rec = recorder(recorders, FileSource(inp), output=tmp_path / "memo.wav", split=0.5)
-    log = EventLog(rec)
-    rec.start()
-    assert rec.wait(JOIN)
+    rec, log = record_to_end(recorders, FileSource(inp), output=tmp_path / "memo.wav", split=0.5)
     names = [f"memo-00{i}.wav" for i in (1, 2, 3)]
     stop = log.of("stop")[0]
     assert [p.rsplit("/", 1)[-1] for p in stop.paths] == names
@@ -824,10 +799,7 @@ def test_split_writes_self_contained_pieces_that_join_into_the_recording(tmp_pat
 
 def test_split_at_the_exact_end_makes_no_empty_last_piece(tmp_path, recorders):
     inp, data = make_input(tmp_path, seconds=1.0)
-    rec = recorder(recorders, FileSource(inp), output=tmp_path / "memo.wav", split=0.5)
-    log = EventLog(rec)
-    rec.start()
-    assert rec.wait(JOIN)
+    rec, log = record_to_end(recorders, FileSource(inp), output=tmp_path / "memo.wav", split=0.5)
     assert len(log.of("stop")[0].paths) == 2
     assert not (tmp_path / "memo-003.wav").exists()
     assert log.of("dataavailable")[-1].data.size == 0
@@ -848,10 +820,7 @@ def test_split_needs_a_path_and_excludes_a_timeslice(tmp_path, fake, recorders):
 
 def test_a_file_source_that_ends_gives_dataavailable_then_stop(tmp_path, recorders):
     inp, data = make_input(tmp_path)
-    rec = recorder(recorders, FileSource(inp), output=tmp_path / "o.wav")
-    log = EventLog(rec)
-    rec.start()
-    assert rec.wait(JOIN)
+    rec, log = record_to_end(recorders, FileSource(inp), output=tmp_path / "o.wav")
     assert log.types == ["start", "dataavailable", "stop"]
     assert rec.state == "inactive" and rec.error is None
     with pytest.raises(InvalidStateError):
@@ -860,9 +829,7 @@ def test_a_file_source_that_ends_gives_dataavailable_then_stop(tmp_path, recorde
 
 def test_a_failing_source_gives_error_first_then_dataavailable_then_stop(fake, recorders):
     src = fake()
-    rec = recorder(recorders, src, subtype="PCM_32")
-    log = EventLog(rec)
-    rec.start()
+    rec, log = start_logged(recorders, src, subtype="PCM_32")
     src.feed(600)
     failure = SourceError("fake: read failed")
     src.end(failure)
@@ -900,10 +867,7 @@ def test_a_file_that_fails_to_read_midway_is_an_error_event_and_keeps_what_was_r
             self._file = BrokenFile(self._file)
 
     out = tmp_path / "out.wav"
-    rec = recorder(recorders, BrokenFileSource(inp), output=out)
-    log = EventLog(rec)
-    rec.start()
-    assert rec.wait(JOIN)
+    rec, log = record_to_end(recorders, BrokenFileSource(inp), output=out)
     assert log.types == ["start", "error", "dataavailable", "stop"]
     err = log.of("error")[0].error
     assert isinstance(err, SourceError) and "2400 frames" in str(err)
@@ -912,9 +876,7 @@ def test_a_file_that_fails_to_read_midway_is_an_error_event_and_keeps_what_was_r
 
 def test_a_device_stream_that_ends_by_itself_is_a_device_error(fake, recorders):
     src = fake()
-    rec = recorder(recorders, src)
-    log = EventLog(rec)
-    rec.start()
+    rec, log = start_logged(recorders, src)
     src.feed(100)
     src.end(None)
     assert rec.wait(JOIN)
@@ -949,9 +911,7 @@ def test_a_device_stream_that_ends_because_stop_stopped_it_is_not_an_error(fake,
     monkeypatch.setattr(recorder_mod, "_Capture", HeldCapture)
     src = fake()
     src.end_on_stop = True
-    rec = recorder(recorders, src)
-    log = EventLog(rec)
-    rec.start()
+    rec, log = start_logged(recorders, src)
     src.feed(100)
     rec._capture.hold = True
     assert holding.wait(JOIN)  # the writer is between its stop check and its end check
@@ -962,9 +922,7 @@ def test_a_device_stream_that_ends_because_stop_stopped_it_is_not_an_error(fake,
 
 def test_a_stalled_device_is_an_error_event_with_device_error(fake, recorders):
     src = fake()
-    rec = recorder(recorders, src, subtype="PCM_32", stall_timeout=0.3)
-    log = EventLog(rec)
-    rec.start()
+    rec, log = start_logged(recorders, src, subtype="PCM_32", stall_timeout=0.3)
     src.feed(400)  # then nothing: the device stalls
     assert rec.wait(JOIN), "a stalled source made the recorder hang"
     assert log.types == ["start", "error", "dataavailable", "stop"]
@@ -976,10 +934,7 @@ def test_a_stalled_device_is_an_error_event_with_device_error(fake, recorders):
 
 
 def test_a_device_that_never_delivers_is_an_error_after_the_start_timeout(fake, recorders):
-    rec = recorder(recorders, fake(), start_timeout=0.3)
-    log = EventLog(rec)
-    rec.start()
-    assert rec.wait(JOIN)
+    rec, log = record_to_end(recorders, fake(), start_timeout=0.3)
     assert log.types == ["start", "error", "dataavailable", "stop"]
     err = log.of("error")[0].error
     assert isinstance(err, DeviceError) and "no audio arrived" in str(err)
@@ -1001,9 +956,7 @@ def test_a_paused_device_that_still_delivers_is_not_stalled(fake, recorders):
 def test_a_full_output_is_an_error_event_then_stop_and_nothing_hangs(mime, fake, recorders, capfd):
     src = fake(blocking=True, noise=True)
     stream = FailingStream(OSError(errno.ENOSPC, "No space left on device"), ok_bytes=3000)
-    rec = recorder(recorders, src, mime, output=stream)
-    log = EventLog(rec)
-    rec.start()
+    rec, log = start_logged(recorders, src, mime, output=stream)
     src.feed(RATE * 3, wait=False)
     assert rec.wait(JOIN), "the recorder hung after a write error"
     assert log.types == ["start", "error", "dataavailable", "stop"]
@@ -1021,9 +974,7 @@ def test_a_full_output_is_an_error_event_then_stop_and_nothing_hangs(mime, fake,
 def test_a_reader_that_goes_away_is_a_broken_pipe_error_event_without_stderr_noise(mime, fake, recorders, capfd):
     src = fake(noise=True)
     stream = FailingStream(BrokenPipeError(errno.EPIPE, "Broken pipe"), ok_bytes=2000)
-    rec = recorder(recorders, src, mime, output=stream)
-    log = EventLog(rec)
-    rec.start()
+    rec, log = start_logged(recorders, src, mime, output=stream)
     src.run()
     assert rec.wait(JOIN)
     assert log.types == ["start", "error", "dataavailable", "stop"]
@@ -1188,10 +1139,7 @@ def test_a_file_source_mixes_down_to_mono_when_asked(tmp_path, recorders):
     inp = tmp_path / "st.wav"
     data = np.array([[1000, 3000], [-5, -6], [100, 0]] * 10, np.int16)
     sf.write(inp, data, RATE)
-    rec = recorder(recorders, FileSource(inp, channels=1))
-    log = EventLog(rec)
-    rec.start()
-    assert rec.wait(JOIN)
+    rec, log = record_to_end(recorders, FileSource(inp, channels=1))
     y = read_output(log.of("dataavailable")[0].data.bytes(), channels=1)
     np.testing.assert_array_equal(y[:3, 0], [2000, -6, 50])  # -5.5 rounds to even
 

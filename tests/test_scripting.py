@@ -14,7 +14,6 @@ import datetime
 import json
 import os
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,145 +23,16 @@ import pytest
 import soundfile as sf
 
 import audiolab
-
-DICTAPHONE = [sys.executable, "-m", "dictaphone"]
-RATE = 48000
-COMMAND_TIMEOUT = 60  # s; far more than any command here needs
-START_TIMEOUT = 20  # s; the first audio arrives 0.4 to 2 s after start here
-EXIT_TIMEOUT = 10  # s
-
-
-# ---------------------------------------------------------------------------------------------
-# helpers
-
-
-def dictaphone(env: dict, cwd, *args: str, timeout: float = COMMAND_TIMEOUT):
-    """Run one dictaphone command to its end (bounded); return the CompletedProcess."""
-    return subprocess.run([*DICTAPHONE, *map(os.fspath, args)], env=env, cwd=cwd,
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          timeout=timeout)
+import cliutil
+from audiolab import assert_complete_wav
+from cliutil import RATE, START_TIMEOUT, read_events, run
 
 
 @pytest.fixture
 def env(tmp_path):
-    """os.environ with a private XDG_RUNTIME_DIR, so recorders register out of everyone's
-    way; no PulseAudio needed (for --input recordings)."""
-    runtime = tmp_path / "run"
-    runtime.mkdir(mode=0o700)
-    e = {k: v for k, v in os.environ.items() if not k.startswith(("PULSE_", "DICTAPHONE_"))}
-    e["XDG_RUNTIME_DIR"] = os.fspath(runtime)
-    return e
-
-
-class Recorder:
-    """A background `dictaphone record -r 48000 ARGS OUTPUT`, stdout/stderr kept in files."""
-
-    def __init__(self, env: dict, cwd: Path, output: str, *args: str):
-        self.output, self.cwd = output, Path(cwd)
-        self.file = self.cwd / output
-        self._out = open(self.cwd / f".{output}.stdout", "wb")
-        self._err = open(self.cwd / f".{output}.stderr", "wb")
-        self.proc = subprocess.Popen([*DICTAPHONE, "record", "-r", str(RATE), *args, output],
-                                     env=env, cwd=cwd, stdin=subprocess.DEVNULL,
-                                     stdout=self._out, stderr=self._err)
-        self.pid = self.proc.pid
-
-    def stderr(self) -> str:
-        self._err.flush()
-        return Path(self._err.name).read_text(errors="replace")
-
-    def wait(self, timeout: float = EXIT_TIMEOUT) -> int:
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"recorder {self.output} still running after {timeout} s; "
-                                 f"stderr:\n{self.stderr()}") from None
-
-    def close(self) -> None:
-        audiolab.stop_process(self.proc)
-        self._out.close()
-        self._err.close()
-
-
-@pytest.fixture
-def recorders(pulse, tmp_path):
-    """Factory: ``recorders(output, *args)`` starts a microphone Recorder in tmp_path with
-    pulse.env; all are stopped (SIGINT, then harder) when the test ends."""
-    made: list[Recorder] = []
-
-    def start(output: str, *args: str) -> Recorder:
-        r = Recorder(pulse.env, tmp_path, output, *args)
-        made.append(r)
-        return r
-
-    try:
-        yield start
-    finally:
-        for r in made:
-            r.close()
-
-
-def wait_started(env: dict, cwd, rec: Recorder, timeout: float = START_TIMEOUT) -> dict:
-    """Poll `dictaphone status --json` until the recorder's entry says "started": true."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if rec.proc.poll() is not None:
-            raise AssertionError(f"recorder exited with {rec.proc.returncode}:\n{rec.stderr()}")
-        r = dictaphone(env, cwd, "status", "--json")
-        for entry in json.loads(r.stdout or "[]"):
-            if entry.get("pid") == rec.pid and entry.get("started"):
-                return entry
-        if time.monotonic() > deadline:
-            raise AssertionError(f"recorder not started within {timeout} s: {r.stdout}")
-        time.sleep(0.05)
-
-
-def read_events(path) -> list[dict]:
-    lines = Path(path).read_text().splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
-
-
-def wait_for_event(path, predicate, rec: Recorder, timeout: float = START_TIMEOUT) -> dict:
-    """Poll the --events file until a line satisfies ``predicate``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            text = Path(path).read_text()
-        except FileNotFoundError:
-            text = ""
-        for line in text.splitlines():
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue  # being written right now
-            if predicate(event):
-                return event
-        if rec.proc.poll() is not None:
-            raise AssertionError(f"recorder exited with {rec.proc.returncode}:\n{rec.stderr()}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no such event within {timeout} s; events:\n{text}")
-        time.sleep(0.05)
-
-
-def check_wav(path, channels: int = 1) -> int:
-    """``path`` is a finished 16-bit WAV: RIFF size, data size and the bytes agree, and
-    libsndfile reads it. Returns its frames."""
-    blob = Path(path).read_bytes()
-    assert blob[:4] == b"RIFF" and blob[8:12] == b"WAVE", f"{path} is not a RIFF/WAVE file"
-    assert int.from_bytes(blob[4:8], "little") == len(blob) - 8, f"{path}: RIFF size is wrong"
-    pos, data_size = 12, None
-    while pos + 8 <= len(blob):
-        chunk, size = blob[pos:pos + 4], int.from_bytes(blob[pos + 4:pos + 8], "little")
-        if chunk == b"data":
-            data_size = size
-            assert len(blob) - (pos + 8) in (size, size + (size & 1)), f"{path}: data size is wrong"
-            break
-        pos += 8 + size + (size & 1)
-    assert data_size is not None, f"{path} has no data chunk"
-    info = sf.info(os.fspath(path))
-    assert (info.samplerate, info.channels) == (RATE, channels)
-    assert info.frames * channels * 2 == data_size
-    return info.frames
+    """An environment with a private XDG_RUNTIME_DIR, so recorders register out of
+    everyone's way; no PulseAudio needed (for --input recordings)."""
+    return cliutil.no_device_env(tmp_path)
 
 
 def read_int16(path) -> np.ndarray:
@@ -200,7 +70,7 @@ def dump_env_hook(log: str) -> str:
 def test_split_pieces_are_standalone_files_that_join_into_the_input_sample_for_sample(
         tmp_path, env, fmt, channels):
     noise = audiolab.make_noise(tmp_path / "noise.wav", 3.3, channels=channels, seed=channels)
-    r = dictaphone(env, tmp_path, "record", "--input", noise, "--split", "1", f"name.{fmt}")
+    r = run("record", "--input", noise, "--split", "1", f"name.{fmt}", env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     pieces = [tmp_path / f"name-{i:03d}.{fmt}" for i in range(1, 5)]
     assert sorted(p.name for p in tmp_path.glob("name*")) == [p.name for p in pieces]
@@ -210,7 +80,7 @@ def test_split_pieces_are_standalone_files_that_join_into_the_input_sample_for_s
         assert info.format == fmt.upper() and info.subtype == "PCM_16"
         assert (info.samplerate, info.channels) == (RATE, channels)
         if fmt == "wav":
-            check_wav(piece, channels)
+            assert_complete_wav(piece, channels)
         lengths.append(len(read_int16(piece)))
     assert lengths == [48000, 48000, 48000, 14400]
     joined = np.concatenate([read_int16(p) for p in pieces])
@@ -218,12 +88,12 @@ def test_split_pieces_are_standalone_files_that_join_into_the_input_sample_for_s
 
 
 def test_split_of_the_microphone_gives_pieces_of_exact_length(pulse, tmp_path):
-    r = dictaphone(pulse.env, tmp_path, "record", "-r", str(RATE), "--split", "1", "-d", "3.5",
-                   "take.wav")
+    r = run("record", "-r", RATE, "--split", "1", "-d", "3.5", "take.wav",
+            env=pulse.env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     pieces = [tmp_path / f"take-{i:03d}.wav" for i in range(1, 5)]
     assert sorted(p.name for p in tmp_path.glob("take*")) == [p.name for p in pieces]
-    lengths = [check_wav(p) for p in pieces]
+    lengths = [assert_complete_wav(p) for p in pieces]
     assert lengths == [48000, 48000, 48000, 24000]
     assert sum(lengths) == 168000
 
@@ -231,18 +101,18 @@ def test_split_of_the_microphone_gives_pieces_of_exact_length(pulse, tmp_path):
 def test_stop_of_a_split_recording_prints_every_piece_once_it_is_complete(
         pulse, tmp_path, recorders):
     rec = recorders("take.wav", "--split", "0.5")
-    wait_started(pulse.env, tmp_path, rec)
+    rec.wait_started()
     wait_for_piece = time.monotonic() + START_TIMEOUT
     while not (tmp_path / "take-003.wav").exists():  # two pieces are finished
         assert time.monotonic() < wait_for_piece, "no third piece"
         time.sleep(0.05)
-    r = dictaphone(pulse.env, tmp_path, "stop")
+    r = run("stop", env=pulse.env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     printed = r.stdout.splitlines()
     assert len(printed) >= 3, r.stdout
     expected = [tmp_path / f"take-{i:03d}.wav" for i in range(1, len(printed) + 1)]
     assert [same_file(tmp_path, p, e) for p, e in zip(printed, expected)] == [True] * len(printed)
-    lengths = [check_wav(e) for e in expected]  # complete as soon as stop returned
+    lengths = [assert_complete_wav(e) for e in expected]  # complete as soon as stop returned
     assert lengths[:-1] == [24000] * (len(lengths) - 1)
     assert 0 < lengths[-1] <= 24000
     assert rec.wait() == 0, rec.stderr()
@@ -255,8 +125,8 @@ def test_stop_of_a_split_recording_prints_every_piece_once_it_is_complete(
 
 def test_timeslice_events_come_every_half_second_of_audio_and_add_up_to_the_file(tmp_path, env):
     noise = audiolab.make_noise(tmp_path / "noise.wav", 3.0)
-    r = dictaphone(env, tmp_path, "record", "--input", noise, "--timeslice", "0.5", "-d", "2",
-                   "--events", "events.jsonl", "out.wav")
+    r = run("record", "--input", noise, "--timeslice", "0.5", "-d", "2",
+            "--events", "events.jsonl", "out.wav", env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     out = tmp_path / "out.wav"
     events = read_events(tmp_path / "events.jsonl")
@@ -283,28 +153,28 @@ def test_timeslice_events_come_every_half_second_of_audio_and_add_up_to_the_file
     assert stop["dropped_frames"] == 0
     assert same_file(tmp_path, stop["path"], out)
     assert stop["frames"] == 96000 and stop["duration"] == 2.0
-    assert check_wav(out) == 96000
+    assert assert_complete_wav(out) == 96000
     assert np.array_equal(read_int16(out), read_int16(noise)[:96000])
 
 
 def test_events_to_stdout_leave_only_json_lines_there_and_hook_output_goes_to_stderr(
         tmp_path, env):
     noise = audiolab.make_noise(tmp_path / "noise.wav", 1.2)
-    r = dictaphone(env, tmp_path, "record", "--input", noise, "--timeslice", "0.5",
-                   "--events", "-", "--on-data", "echo HOOK-SAYS-HI", "--on-stop",
-                   "echo HOOK-SAYS-BYE", "out.wav")
+    r = run("record", "--input", noise, "--timeslice", "0.5",
+            "--events", "-", "--on-data", "echo HOOK-SAYS-HI", "--on-stop",
+            "echo HOOK-SAYS-BYE", "out.wav", env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     events = [json.loads(line) for line in r.stdout.splitlines()]  # every line is JSON
     types = [e["type"] for e in events]
     assert types[0] == "start" and types[-1] == "stop" and "dataavailable" in types, types
     assert "HOOK-SAYS" not in r.stdout
     assert "HOOK-SAYS-HI" in r.stderr and "HOOK-SAYS-BYE" in r.stderr
-    assert check_wav(tmp_path / "out.wav") == int(1.2 * RATE)
+    assert assert_complete_wav(tmp_path / "out.wav") == int(1.2 * RATE)
 
 
 def test_events_to_stdout_are_refused_when_stdout_carries_the_audio(tmp_path, env):
-    r = dictaphone(env, tmp_path, "record", "--input", audiolab.make_noise(tmp_path / "n.wav", 0.2),
-                   "--events", "-", "-", "-f", "wav")
+    r = run("record", "--input", audiolab.make_noise(tmp_path / "n.wav", 0.2),
+            "--events", "-", "-", "-f", "wav", env=env, cwd=tmp_path)
     assert r.returncode == 2
     assert r.stdout == ""
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
@@ -314,16 +184,16 @@ def test_the_event_log_shows_pause_and_resume_requested_from_another_process(
         pulse, tmp_path, recorders):
     log = tmp_path / "events.jsonl"
     rec = recorders("live.wav", "--timeslice", "0.1", "--events", os.fspath(log))
-    wait_for_event(log, lambda e: e["type"] == "dataavailable", rec)
-    r = dictaphone(pulse.env, tmp_path, "pause")
+    rec.wait_for_audio()
+    r = run("pause", env=pulse.env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     time.sleep(1.0)
-    r = dictaphone(pulse.env, tmp_path, "resume")
+    r = run("resume", env=pulse.env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    resumed = wait_for_event(log, lambda e: e["type"] == "resume", rec)
-    wait_for_event(log, lambda e: e["type"] == "dataavailable"
-                   and e["duration"] > resumed["duration"] + 0.15, rec)
-    r = dictaphone(pulse.env, tmp_path, "stop")
+    resumed = rec.wait_for_event(lambda e: e["type"] == "resume")
+    rec.wait_for_event(lambda e: e["type"] == "dataavailable"
+                       and e["duration"] > resumed["duration"] + 0.15)
+    r = run("stop", env=pulse.env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert rec.wait() == 0, rec.stderr()
 
@@ -344,7 +214,7 @@ def test_the_event_log_shows_pause_and_resume_requested_from_another_process(
     stop = events[-1]
     assert stop["dropped_frames"] == 0
     assert same_file(tmp_path, stop["path"], rec.file)
-    assert stop["frames"] == check_wav(rec.file)
+    assert stop["frames"] == assert_complete_wav(rec.file)
     assert sum(e["bytes"] for e in data) == rec.file.stat().st_size
 
 
@@ -355,8 +225,9 @@ def test_the_event_log_shows_pause_and_resume_requested_from_another_process(
 def test_on_data_runs_for_every_split_piece_in_order_once_it_is_complete(tmp_path, env):
     noise = audiolab.make_noise(tmp_path / "noise.wav", 3.3)
     on_data = f"printf '%s\\n' \"$DICTAPHONE_FILE\" >> hooklog; {dump_env_hook('data.jsonl')}"
-    r = dictaphone(env, tmp_path, "record", "--input", noise, "--split", "1",
-                   "--on-data", on_data, "--on-stop", dump_env_hook("stop.jsonl"), "name.wav")
+    r = run("record", "--input", noise, "--split", "1",
+            "--on-data", on_data, "--on-stop", dump_env_hook("stop.jsonl"), "name.wav",
+            env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "hook" not in r.stderr, r.stderr
     pieces = [tmp_path / f"name-{i:03d}.wav" for i in range(1, 5)]
@@ -387,9 +258,9 @@ def test_on_data_runs_for_every_split_piece_in_order_once_it_is_complete(tmp_pat
 
 def test_every_hook_gets_the_recording_id_and_every_event_line_carries_it(tmp_path, env):
     noise = audiolab.make_noise(tmp_path / "noise.wav", 2.2)
-    r = dictaphone(env, tmp_path, "record", "--input", noise, "--split", "0.5",
-                   "--events", "events.jsonl", "--on-data", dump_env_hook("data.jsonl"),
-                   "--on-stop", dump_env_hook("stop.jsonl"), "name.wav")
+    r = run("record", "--input", noise, "--split", "0.5",
+            "--events", "events.jsonl", "--on-data", dump_env_hook("data.jsonl"),
+            "--on-stop", dump_env_hook("stop.jsonl"), "name.wav", env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     calls = read_events(tmp_path / "data.jsonl") + read_events(tmp_path / "stop.jsonl")
     assert len(calls) == 6
@@ -408,8 +279,8 @@ def test_every_hook_gets_the_recording_id_and_every_event_line_carries_it(tmp_pa
 def test_a_file_name_with_shell_metacharacters_cannot_inject_a_command(tmp_path, env, name):
     noise = audiolab.make_noise(tmp_path / "noise.wav", 0.5)
     hook = 'echo "$DICTAPHONE_FILE" >> log'
-    r = dictaphone(env, tmp_path, "record", "--input", noise, "--on-data", hook,
-                   "--on-stop", hook, name)
+    r = run("record", "--input", noise, "--on-data", hook,
+            "--on-stop", hook, name, env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert list(tmp_path.glob("PWNED*")) == [], "a hook ran a command taken from the file name"
     assert (tmp_path / name).exists()
@@ -419,24 +290,24 @@ def test_a_file_name_with_shell_metacharacters_cannot_inject_a_command(tmp_path,
 
 def test_a_failing_hook_is_reported_and_does_not_affect_the_recording(tmp_path, env):
     noise = audiolab.make_noise(tmp_path / "noise.wav", 1.0)
-    r = dictaphone(env, tmp_path, "record", "--input", noise, "--timeslice", "0.25",
-                   "--on-data", "exit 3", "--on-stop", "exit 3", "out.wav")
+    r = run("record", "--input", noise, "--timeslice", "0.25",
+            "--on-data", "exit 3", "--on-stop", "exit 3", "out.wav", env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "hook failed" in r.stderr, r.stderr
     assert "--on-data" in r.stderr and "--on-stop" in r.stderr, r.stderr
-    assert check_wav(tmp_path / "out.wav") == RATE
+    assert assert_complete_wav(tmp_path / "out.wav") == RATE
     assert np.array_equal(read_int16(tmp_path / "out.wav"), read_int16(noise))
 
 
 def test_a_slow_hook_loses_no_audio(tmp_path, env):
     noise = audiolab.make_noise(tmp_path / "noise.wav", 3.0, seed=7)
-    r = dictaphone(env, tmp_path, "record", "--input", noise, "--split", "0.5", "-d", "2",
-                   "--on-data", "sleep 2; printf '%s\\n' \"$DICTAPHONE_FILE\" >> slowlog",
-                   "name.wav", timeout=60)
+    r = run("record", "--input", noise, "--split", "0.5", "-d", "2",
+            "--on-data", "sleep 2; printf '%s\\n' \"$DICTAPHONE_FILE\" >> slowlog",
+            "name.wav", env=env, cwd=tmp_path, timeout=60)
     assert r.returncode == 0, r.stderr
     pieces = [tmp_path / f"name-{i:03d}.wav" for i in range(1, 5)]
     assert sorted(p.name for p in tmp_path.glob("name*")) == [p.name for p in pieces]
-    assert [check_wav(p) for p in pieces] == [24000] * 4
+    assert [assert_complete_wav(p) for p in pieces] == [24000] * 4
     joined = np.concatenate([read_int16(p) for p in pieces])
     assert np.array_equal(joined, read_int16(noise)[:96000])
     logged = (tmp_path / "slowlog").read_text().splitlines()

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -17,6 +15,7 @@ import pytest
 import soundfile as sf
 
 import audiolab
+import cliutil
 from dictaphone import FileSource, MediaRecorder
 from dictaphone.vad import LevelDetector, VoiceGate
 
@@ -184,9 +183,8 @@ def test_cli_split_on_silence_with_events_marks_the_skips(tmp_path, utterance):
     x, _ = timeline(utterance, [2.0, 2.0])
     src = tmp_path / "in.wav"
     sf.write(src, x, RATE, subtype="PCM_16")
-    proc = subprocess.run([sys.executable, "-m", "dictaphone", "record", "--input", str(src),
-                           "--split-on-silence", "1", "--events", "-", "u.wav"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    proc = cliutil.run("record", "--input", src, "--split-on-silence", "1", "--events", "-",
+                       "u.wav", cwd=tmp_path, timeout=60)
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(l) for l in proc.stdout.splitlines()]
     kinds = [l["type"] for l in lines]
@@ -198,34 +196,21 @@ def test_cli_split_on_silence_with_events_marks_the_skips(tmp_path, utterance):
     assert "3 files" in proc.stderr
 
 
-def test_real_microphone_dictation_starts_on_speech_and_stops_after_silence(tmp_path, pulse, speech):
+def test_real_microphone_dictation_starts_on_speech_and_stops_after_silence(
+        tmp_path, pulse, speech, recorders):
     """Through PulseAudio: the recorder waits, hears the speech, stops by itself."""
     out = tmp_path / "memo.wav"
     events = tmp_path / "ev.jsonl"
-    proc = subprocess.Popen([sys.executable, "-m", "dictaphone", "record", "-r", "48000",
-                             "--wait-for-sound", "--stop-on-silence", "1.5", "--events",
-                             str(events), "--timeslice", "0.1", str(out)],
-                            cwd=tmp_path, env=pulse.env, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:  # wait until audio flows (the status says started)
-            st = subprocess.run([sys.executable, "-m", "dictaphone", "status", "--json"],
-                                env=pulse.env, capture_output=True, text=True, timeout=10)
-            if st.returncode == 0 and json.loads(st.stdout)[0].get("started"):
-                break
-            time.sleep(0.1)
-        time.sleep(1.0)  # silence first: nothing may be written
-        assert out.stat().st_size <= 44 + 2 * int(0.1 * RATE)
-        pulse.play_and_wait(speech, timeout=15)
-        proc.wait(timeout=15)  # stops by itself after 1.5 s of silence
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, proc.stderr.read()
-    ref, _ = audiolab.read_mono(speech)
+    rec = recorders(out, "--wait-for-sound", "--stop-on-silence", "1.5", "--events", events,
+                    "--timeslice", "0.1")
+    rec.wait_started(timeout=15)  # audio flows
+    time.sleep(1.0)  # silence first: nothing may be written
+    assert out.stat().st_size <= 44 + 2 * int(0.1 * RATE)
+    pulse.play_and_wait(speech, timeout=15)
+    status = rec.wait(timeout=15)  # stops by itself after 1.5 s of silence
+    assert status == 0, rec.stderr()
+    assert audiolab.speech_score(speech, out) > 0.9
     got, _ = audiolab.read_mono(out)
-    peak, _ = audiolab.normalized_xcorr(ref, got)
-    assert peak > 0.9
     x = sf.read(speech, dtype="int16")[0]
     loud = np.flatnonzero(np.abs(x.astype(int)) > 330)
     sound = (loud[-1] - loud[0]) / RATE
