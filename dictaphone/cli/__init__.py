@@ -28,6 +28,12 @@ def main(argv=None) -> None:
     debug = os.environ.get("DICTAPHONE_TRACEBACK") == "1"
     try:
         cli.main(args=argv, prog_name="dictaphone", standalone_mode=False)
+    except record_cmd.RecordingDone as done:
+        if argv is None:  # the program itself, not a caller in the same process
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(done.code)
+        raise
     except click.exceptions.Abort:
         say("dictaphone: aborted")
         raise SystemExit(EXIT_INTERRUPTED)

@@ -83,6 +83,12 @@ def record(output, format_name, samplerate, channels, device, duration, input_pa
     for name in ("SIGINT", "SIGTERM", "SIGHUP"):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), signal.SIG_IGN)
-    raise SystemExit(status)
+    raise RecordingDone(status)
+
+
+class RecordingDone(SystemExit):
+    """The recording is finished and everything it wrote is closed and synced: the
+    program may exit at once (see cli.main), without Python's and PortAudio's teardown,
+    which costs 60 to 120 ms of a stop here."""
 
 
