@@ -117,7 +117,7 @@ class MediaRecorder(EventTarget):
     #: seconds of audio the ring holds between the audio thread and the writer
     BUFFER_SECONDS = 10.0
     #: the most frames the writer hands an encoder at once (seconds)
-    CHUNK_SECONDS = 0.25
+    CHUNK_SECONDS = 1.0  # (libvorbis crashes on single writes of ~2M frames: stay far below)
     #: how often a file's header is made valid and its data flushed (seconds)
     SYNC_INTERVAL = 1.0
 

@@ -862,6 +862,8 @@ def test_a_file_that_fails_to_read_midway_is_an_error_event_and_keeps_what_was_r
             self.f.close()
 
     class BrokenFileSource(FileSource):
+        BLOCK_SECONDS = 0.1  # so that the fourth read is mid-file
+
         def open(self, capture, dtype):
             super().open(capture, dtype)
             self._file = BrokenFile(self._file)
