@@ -86,7 +86,7 @@ def play(clip, device, quiet):
     from ..clips import resolve
     from ..player import Player
     from .terminal import STOP, Keys
-    from .ui import clock
+    from .text import clock
 
     path = resolve(clip)
     player = Player(path, device=device)

@@ -174,6 +174,13 @@ class Session:
                 continue
             self._saved_handlers[signum] = previous
             signal.signal(signum, self._on_signal)
+        # A signal may land on a PortAudio or libpulse thread; Python then runs the handler
+        # only when the main thread next runs bytecode. The wake-up fd makes the C-level
+        # handler write to our pipe, so the main loop's select() returns at once.
+        try:
+            signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+        except ValueError:
+            pass  # not the main thread (an in-process caller): the 0.5 s select timeout
 
     def restore_signals(self) -> None:
         for signum, handler in self._saved_handlers.items():
@@ -271,6 +278,10 @@ class Session:
             # The stop signals stay caught (and now ignored) until the process exits: a
             # Ctrl-C pressed again while the summary is printed must not turn a finished
             # recording into exit 130. In-process callers can call restore_signals().
+            try:
+                signal.set_wakeup_fd(-1)
+            except ValueError:
+                pass
             wake_r, wake_w = self._wake_r, self._wake_w
             self._wake_r = self._wake_w = -1
             os.close(wake_r)
@@ -357,7 +368,7 @@ def _run_record(opts: RecordOptions) -> tuple[int, bool]:
 
 def report(rec, opts: RecordOptions, fmt: Format, label: str) -> int:
     """The summary line (or the error line) of a finished recording; the exit status."""
-    from .ui import channels_name, clock, human_size
+    from .text import channels_name, clock, human_size
 
     error = rec.error
     broken_pipe = isinstance(error, BrokenPipeOutputError)
