@@ -120,6 +120,9 @@ class MediaRecorder(EventTarget):
     CHUNK_SECONDS = 1.0  # (libvorbis crashes on single writes of ~2M frames: stay far below)
     #: how often a file's header is made valid and its data flushed (seconds)
     SYNC_INTERVAL = 1.0
+    #: how long the writer sleeps when the ring is empty (a stop or a file source wakes
+    #: it at once; a device's callback does not, to stay minimal)
+    IDLE_WAIT = 0.25
 
     def __init__(self, source: Source, mime_type: str = "audio/wav", *, output=None,
                  subtype: str | None = None, force: bool = False,
@@ -465,7 +468,7 @@ class MediaRecorder(EventTarget):
                 if now >= next_sync and self._encoder is not None:
                     self._encoder.sync(durable=True)
                     next_sync = now + self.SYNC_INTERVAL
-                self._wake.wait(0.05)
+                self._wake.wait(self.IDLE_WAIT)
                 self._wake.clear()
         except DictaphoneError as e:
             error = e
