@@ -503,7 +503,7 @@ class SndfileEncoder(Encoder):
 
                 try:
                     self.sink.flush()
-                    recover_flac(self.sink.path)
+                    self.frames = recover_flac(self.sink.path).frames  # what the file holds
                     self.sink.size = os.path.getsize(self.sink.path)
                 except Exception:
                     pass  # `dictaphone recover` can still be run by hand

@@ -68,6 +68,9 @@ class _Capture:
         written = self.ring.write(frames)
         if written < n:
             self.dropped += n - written
+        # Wake the writer now rather than let it poll: Event.set() takes a lock that is
+        # only ever held for an instant, so the audio thread does not wait on it.
+        self.wake.set()
 
     def push_all(self, frames: np.ndarray) -> bool:
         now = time.monotonic()
@@ -120,8 +123,8 @@ class MediaRecorder(EventTarget):
     CHUNK_SECONDS = 1.0  # (libvorbis crashes on single writes of ~2M frames: stay far below)
     #: how often a file's header is made valid and its data flushed (seconds)
     SYNC_INTERVAL = 1.0
-    #: how long the writer sleeps when the ring is empty (a stop or a file source wakes
-    #: it at once; a device's callback does not, to stay minimal)
+    #: how long the writer sleeps when nothing wakes it (new frames, a stop or a request
+    #: do): only the stall check and the once-a-second sync run on this clock
     IDLE_WAIT = 0.25
 
     def __init__(self, source: Source, mime_type: str = "audio/wav", *, output=None,
@@ -163,6 +166,7 @@ class MediaRecorder(EventTarget):
         self._data_requested = False
         self._voice_stopped = False
         self._piece = 0  # the number of the current split piece
+        self._piece_start = 0  # self.frames when the current piece was opened
         self._bytes_closed = 0  # bytes in split pieces already closed
         self._timeslice_frames: int | None = None
         self._limit: int | None = None
@@ -374,6 +378,7 @@ class MediaRecorder(EventTarget):
             output = split_path(os.fspath(output), self._piece)
         enc = make_encoder(output, self._format, self.source.samplerate, self.source.channels,
                            self.subtype, force=self.force)
+        self._piece_start = self.frames
         if enc.sink.path:
             self.paths.append(enc.sink.path)
         return enc
@@ -516,7 +521,11 @@ class MediaRecorder(EventTarget):
         if error is not None:
             self._post(ErrorEvent("error", error=error))
         try:
-            last = self._encoder.close() if self._encoder else Blob(self.mime_type, b"")
+            enc = self._encoder
+            last = enc.close() if enc else Blob(self.mime_type, b"")
+            if enc is not None and isinstance(error, WriteError):
+                # after a failed write, the file (repaired if need be) says what was kept
+                self.frames = self._piece_start + enc.frames
         except DictaphoneError as e:
             if error is None:
                 error = e

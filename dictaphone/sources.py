@@ -126,13 +126,32 @@ class Microphone(Source):
     """An input device, like ``getUserMedia({audio: true})``.
 
     ``device`` is an index, a name or part of one, or None for the default input.
-    ``samplerate`` None means the device's default rate. The callback only copies frames
-    into the recorder's ring, counts what was dropped and updates the level.
+    ``samplerate`` None means the device's default rate.
+
+    ``mode`` is how frames are taken from PortAudio:
+
+    - ``"paced"`` (the default): a stream without a callback and a 0.5 s buffer; a
+      thread wakes every 0.1 s and reads what is there. PortAudio's ALSA path then
+      neither spins while it waits for the first audio (a callback stream polls one core
+      flat out until then: up to 2 s on PulseAudio) nor wakes for every small period:
+      about 0.3 % of a core against 0.5 % for 50 ms callbacks and 2.6 % for
+      sounddevice's defaults (bench/RESULTS.md, "capture modes").
+    - ``"callback"``: a PortAudio callback with ``blocksize`` frames (default 50 ms).
+
+    Either way the audio side only copies frames into the recorder's ring, counts what
+    was dropped and updates the level.
     """
+
+    #: seconds between two reads, and the buffer PortAudio keeps, in paced mode
+    PACE = 0.1
+    PACED_LATENCY = 0.5
 
     def __init__(self, device: int | str | None = None, samplerate: int | None = None,
                  channels: int = 1, *, blocksize: int | None = None,
-                 latency: str | float = "high"):
+                 latency: str | float | None = None, mode: str = "paced"):
+        if mode not in ("paced", "callback"):
+            raise InvalidArgumentError(f"mode must be 'paced' or 'callback', not {mode!r}")
+        self.mode = mode
         self._sd = import_sounddevice()
         info = find_input_device(device)
         self.device = info["index"]
@@ -150,7 +169,11 @@ class Microphone(Source):
         # hold more audio in flight, which a stop must wait for (see drain()); the meter
         # refreshes 8 times a second, so 50 ms blocks lose nothing there.
         self.blocksize = blocksize if blocksize is not None else max(1, self.samplerate // 20)
+        if latency is None:
+            latency = self.PACED_LATENCY if mode == "paced" else "high"
         self.latency = latency
+        self._reader: threading.Thread | None = None
+        self._halt = threading.Event()
         self._stream = None
         self._capture: Capture | None = None
         self._lock = threading.Lock()
@@ -175,11 +198,17 @@ class Microphone(Source):
         sd = self._sd
         self._capture = capture
         self._last_adc = None
+        self._halt.clear()
         try:
-            self._stream = sd.InputStream(
-                samplerate=self.samplerate, blocksize=self.blocksize, device=self.device,
-                channels=self.channels, dtype=dtype, latency=self.latency,
-                callback=self._callback, finished_callback=self._finished)
+            if self.mode == "paced":
+                self._stream = sd.InputStream(
+                    samplerate=self.samplerate, device=self.device, channels=self.channels,
+                    dtype=dtype, latency=self.latency)
+            else:
+                self._stream = sd.InputStream(
+                    samplerate=self.samplerate, blocksize=self.blocksize, device=self.device,
+                    channels=self.channels, dtype=dtype, latency=self.latency,
+                    callback=self._callback, finished_callback=self._finished)
         except (sd.PortAudioError, ValueError) as e:
             raise DeviceError(f"cannot open {self.name}: {e}") from e
 
@@ -206,11 +235,36 @@ class Microphone(Source):
         if self._capture is not None:
             self._capture.end(None)
 
+    # Paced mode's reader thread: read what arrived, hand it over, sleep. It never waits
+    # inside PortAudio: read() is asked only for frames that are already there.
+    def _pace(self) -> None:
+        stream, capture, sd = self._stream, self._capture, self._sd
+        last = time.monotonic()
+        try:
+            while True:
+                halting = self._halt.wait(self.PACE)
+                n = stream.read_available
+                now = time.monotonic()
+                if n:
+                    data, overflowed = stream.read(n)
+                    if overflowed:  # the buffer filled up: what did not fit is lost
+                        capture.overflow(max(1, int(round((now - last) * self.samplerate)) - n))
+                    capture.push(data)
+                last = now
+                if halting:
+                    return
+        except sd.PortAudioError as e:
+            capture.end(DeviceError(f"{self.name}: {e}"))
+
     def start(self) -> None:
         try:
             self._stream.start()
         except self._sd.PortAudioError as e:
             raise DeviceError(f"cannot start {self.name}: {e}") from e
+        if self.mode == "paced":
+            self._reader = threading.Thread(target=self._pace, name="dictaphone-capture",
+                                            daemon=True)
+            self._reader.start()
 
     #: how long stop() waits for PortAudio before it gives the stream up as hung
     STOP_TIMEOUT = 2.0
@@ -225,7 +279,10 @@ class Microphone(Source):
         the wait cannot be cut to the sample: a few ms after the stop may be kept."""
         stream = self._stream
         if stream is not None and not self._stalled and not self.hung and stream.active:
-            time.sleep(min(self.MAX_DRAIN, max(0.0, float(stream.latency))))
+            # paced: what is in PortAudio's buffer is read at the stop; wait for what the
+            # server still holds (about one of its fragments)
+            in_flight = self.PACE if self.mode == "paced" else float(stream.latency)
+            time.sleep(min(self.MAX_DRAIN, max(0.0, in_flight)))
 
     def stop(self) -> None:
         """Stop the stream. A device whose server froze can make PortAudio's stop wait
@@ -236,6 +293,13 @@ class Microphone(Source):
             stream = self._stream
             if stream is None or self.hung or stream.stopped:
                 return
+            reader = self._reader
+            if reader is not None:  # paced: one last read of what arrived, then stop
+                self._halt.set()
+                reader.join(self.STOP_TIMEOUT)
+                if reader.is_alive():
+                    self.hung = True
+                    return
             self._capture = _Detached()  # late callbacks of a hung stream go nowhere
             done = threading.Event()
 
