@@ -27,7 +27,9 @@ from dictaphone.errors import (BrokenPipeOutputError, InvalidStateError, NotSupp
 from dictaphone.formats import FORMATS
 
 SOX = shutil.which("sox")
-needs_sox = pytest.mark.skipif(SOX is None, reason="sox is not installed")
+# Outside CI a missing sox skips these; under CI=true they run and fail without it.
+needs_sox = pytest.mark.skipif(SOX is None and os.environ.get("CI") != "true",
+                               reason="sox is not installed (Debian package: sox)")
 
 RATE = 48000
 CHANNELS = 2
