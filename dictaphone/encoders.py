@@ -23,10 +23,8 @@ bit, float32 otherwise), so lossless paths never round through float.
 from __future__ import annotations
 
 import errno
-import io
 import os
 import struct
-import sys
 
 import numpy as np
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..errors import DictaphoneError
-from .app import EXIT_ERROR, Duration, cli, say
+from .app import EXIT_ERROR, cli, say
 
 
 def _control(command: str, id: str | None, all_: bool) -> list[dict]:

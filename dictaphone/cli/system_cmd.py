@@ -7,7 +7,7 @@ import os
 import click
 
 from ..errors import DictaphoneError
-from .app import EXIT_ERROR, Duration, cli, say
+from .app import EXIT_ERROR, cli, say
 
 from ..formats import FORMATS
 

@@ -126,7 +126,7 @@ class Meter:
 # ------------------------------------------------------------------ clip library views
 
 
-def clip_table(clips) -> "Table":
+def clip_table(clips):
     from rich.table import Table
 
     table = Table(box=None, header_style="bold", pad_edge=False)
