@@ -493,24 +493,36 @@ class SndfileEncoder(Encoder):
             self.closed = True
             # Only a regular file: recover_flac reads the whole file, which never ends
             # on a device such as /dev/full (it filled the memory) and blocks on a FIFO.
-            if (self.sink.error is not None and self.format.name == "flac" and self.sink.path
+            if (self.sink.error is not None and self.sink.path
                     and os.path.isfile(self.sink.path)):
-                # A failed write can leave a torn last frame and a header that says
-                # nothing of the length: repair, so what fit is a valid file.
-                from .recover import recover_flac
-
-                try:
-                    self.sink.flush()
-                    self.frames = recover_flac(self.sink.path).frames  # what the file holds
-                    self.sink.size = os.path.getsize(self.sink.path)
-                except Exception:
-                    pass  # `dictaphone recover` can still be run by hand
+                self._after_failed_write(self.sink.path)
             self.sink.flush(durable=True)
             blob = self.cut()
         finally:
             self.closed = True
             self.sink.close()
         return blob
+
+
+    def _after_failed_write(self, path: str) -> None:
+        """A write failed (a full disk): make what fit a valid file and count it. The
+        codec had frames in flight, so ``frames`` is taken from the file itself."""
+        import soundfile as sf
+
+        try:
+            self.sink.flush()
+            if self.format.name == "flac":
+                # a torn last frame and a header that says nothing of the length
+                from .recover import recover_flac
+
+                self.frames = recover_flac(path).frames
+            else:
+                frames = sf.info(path).frames
+                if 0 <= frames < 2**62:
+                    self.frames = frames
+            self.sink.size = os.path.getsize(path)
+        except Exception:
+            pass  # `dictaphone recover` can still be run by hand on FLAC and WAV
 
 
 def make_encoder(output, fmt: Format, samplerate: int, channels: int,

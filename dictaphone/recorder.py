@@ -520,17 +520,17 @@ class MediaRecorder(EventTarget):
                 error = e
         if error is not None:
             self._post(ErrorEvent("error", error=error))
+        enc = self._encoder
         try:
-            enc = self._encoder
             last = enc.close() if enc else Blob(self.mime_type, b"")
-            if enc is not None and isinstance(error, WriteError):
-                # after a failed write, the file (repaired if need be) says what was kept
-                self.frames = self._piece_start + enc.frames
-        except DictaphoneError as e:
+        except DictaphoneError as e:  # e.g. the disk filled up with the encoder's last data
             if error is None:
                 error = e
                 self._post(ErrorEvent("error", error=e))
             last = Blob(self.mime_type, b"")
+        if enc is not None and isinstance(error, WriteError):
+            # after a failed write, the file (repaired if need be) says what was kept
+            self.frames = self._piece_start + enc.frames
         self.error = error
         try:
             self.source.close()
