@@ -158,6 +158,17 @@ def _level(amplitude: float, floor_db: float = -60.0) -> float:
     return max(0.0, min(1.0, (db - floor_db) / -floor_db))
 
 
+def _wave_row(peaks, rms, depth: float, partial) -> Text:
+    """One row of the waveform, ``depth`` cells from the centre: a full block where the
+    peak passes the row, ``partial(fill)`` where it ends inside it; brighter within the RMS."""
+    t = Text()
+    for peak, level in zip(peaks, rms):
+        fill = peak - depth
+        style = "bright_green" if level > depth else "green"
+        t.append("█" if fill >= 1 else partial(fill), style=style)
+    return t
+
+
 def waveform_view(wf, width: int, height: int = 12) -> Group:
     """The waveform (a dB scale from -60 dBFS to 0 at the edges), a silence row, a time
     axis, and the levels and silent stretches in words."""
@@ -172,30 +183,10 @@ def waveform_view(wf, width: int, height: int = 12) -> Group:
     peaks = [_level(p) * half for p in wf.peaks]
     rms = [_level(r) * half for r in wf.rms]
     for row in range(half):  # top half, from the top down to the centre
-        level_at = half - row - 1  # cells below this row, down to the centre
-        t = Text()
-        for c in range(cols):
-            fill = peaks[c] - level_at
-            style = "bright_green" if rms[c] > level_at else "green"
-            if fill >= 1:
-                t.append("█", style=style)
-            elif fill > 0:
-                t.append(_EIGHTHS[max(1, int(fill * 8))], style=style)
-            else:
-                t.append(" ")
-        lines.append(t)
+        lines.append(_wave_row(peaks, rms, half - row - 1,
+                               lambda fill: _EIGHTHS[max(1, int(fill * 8))] if fill > 0 else " "))
     for row in range(half):  # bottom half, mirrored, from the centre down
-        t = Text()
-        for c in range(cols):
-            fill = peaks[c] - row
-            style = "bright_green" if rms[c] > row else "green"
-            if fill >= 1:
-                t.append("█", style=style)
-            elif fill >= 0.5:
-                t.append("▀", style=style)
-            else:
-                t.append(" ")
-        lines.append(t)
+        lines.append(_wave_row(peaks, rms, row, lambda fill: "▀" if fill >= 0.5 else " "))
     if cols and wf.duration > 0:
         silent = Text()
         per_col = wf.duration / cols
