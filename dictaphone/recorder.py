@@ -51,15 +51,19 @@ class _Capture:
         self.last_frame_time: float | None = None
         self.ended = False
         self.error: BaseException | None = None
+        #: frames in the ring at which push() wakes the writer (set by the writer: enough
+        #: for its next write, or the next timeslice, split or limit boundary)
+        self.wake_at = 1
 
-    def push(self, frames: np.ndarray) -> None:
+    def push(self, frames: np.ndarray, owned: bool = False) -> None:
+        """``owned``: ``frames`` is a fresh array the source will not reuse."""
         now = time.monotonic()
         if self.first_frame_time is None:
             self.first_frame_time = now
         self.last_frame_time = now
         n = len(frames)
         self.received += n
-        self.level.update(frames)
+        self.level.update(frames, owned)
         if not self.accepting:
             return
         if self.paused:
@@ -68,9 +72,12 @@ class _Capture:
         written = self.ring.write(frames)
         if written < n:
             self.dropped += n - written
-        # Wake the writer now rather than let it poll: Event.set() takes a lock that is
-        # only ever held for an instant, so the audio thread does not wait on it.
-        self.wake.set()
+        # Wake the writer when it has work rather than let it poll, and not for every
+        # block: every wake-up of a thread costs far more CPU than the copy it makes
+        # (bench/RESULTS.md). Event.set() takes a lock that is only ever held for an
+        # instant, so the audio thread does not wait on it.
+        if len(self.ring) >= self.wake_at:
+            self.wake.set()
 
     def push_all(self, frames: np.ndarray) -> bool:
         now = time.monotonic()
@@ -123,9 +130,15 @@ class MediaRecorder(EventTarget):
     CHUNK_SECONDS = 1.0  # (libvorbis crashes on single writes of ~2M frames: stay far below)
     #: how often a file's header is made valid and its data flushed (seconds)
     SYNC_INTERVAL = 1.0
-    #: how long the writer sleeps when nothing wakes it (new frames, a stop or a request
-    #: do): only the stall check and the once-a-second sync run on this clock
-    IDLE_WAIT = 0.25
+    #: the writer is woken when the ring holds this much audio (seconds), or less when a
+    #: timeslice, split or limit boundary comes first. This bounds what a SIGKILL can take
+    #: from the file (besides what the source itself still holds) and how late the voice
+    #: gate acts; each wake-up costs CPU (see bench/RESULTS.md).
+    WRITE_AHEAD = 0.25
+    #: how long the writer sleeps when nothing wakes it (enough frames, a stop or a
+    #: request do): the stall check, the once-a-second sync and the writing of a trickle
+    #: of frames below WRITE_AHEAD (a paused or slow source) run on this clock
+    IDLE_WAIT = 1.0
 
     def __init__(self, source: Source, mime_type: str = "audio/wav", *, output=None,
                  subtype: str | None = None, force: bool = False,
@@ -449,6 +462,7 @@ class MediaRecorder(EventTarget):
         buf = np.zeros((max(1, int(self.source.samplerate * self.CHUNK_SECONDS)),
                         self.source.channels), dtype=capture.ring.dtype)
         next_sync = time.monotonic() + self.SYNC_INTERVAL
+        write_ahead = max(1, int(self.source.samplerate * self.WRITE_AHEAD))
         error: BaseException | None = None
         try:
             while True:
@@ -473,7 +487,9 @@ class MediaRecorder(EventTarget):
                 if now >= next_sync and self._encoder is not None:
                     self._encoder.sync(durable=True)
                     next_sync = now + self.SYNC_INTERVAL
-                self._wake.wait(self.IDLE_WAIT)
+                capture.wake_at = self._frames_wanted(write_ahead)
+                if len(capture.ring) < capture.wake_at:  # (frames may have come meanwhile)
+                    self._wake.wait(self.IDLE_WAIT)
                 self._wake.clear()
         except DictaphoneError as e:
             error = e
@@ -481,6 +497,19 @@ class MediaRecorder(EventTarget):
             error = WriteError(f"recording failed: {type(e).__name__}: {e}")
             error.__cause__ = e
         self._finish(error or capture.error, buf)
+
+    def _frames_wanted(self, write_ahead: int) -> int:
+        """How many frames in the ring make the next write worth a wake-up: WRITE_AHEAD,
+        or exactly what reaches the next timeslice, split or limit boundary (counted in
+        frames written; with a voice gate that leaves silence out, this wakes early,
+        never late)."""
+        n = write_ahead
+        for period in (self._timeslice_frames, self._split_frames):
+            if period:
+                n = min(n, period - self.frames % period)
+        if self._limit is not None:
+            n = min(n, self._limit - self.frames)
+        return max(1, n)
 
     def _is_device(self) -> bool:
         from .sources import FileSource

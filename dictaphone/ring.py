@@ -29,6 +29,7 @@ class RingBuffer:
         self._written = 0  # total frames ever written (producer's counter)
         self._read = 0  # total frames ever read (consumer's counter)
         self._space = threading.Condition()
+        self._waiting = False  # a blocking writer waits for space (see write_all)
         self._closed = False
 
     @property
@@ -66,8 +67,10 @@ class RingBuffer:
             done += self.write(frames[done:])
             if done < len(frames):
                 with self._space:
+                    self._waiting = True
                     if self.free == 0 and not self._closed:
                         self._space.wait(timeout if timeout is not None else 0.1)
+                    self._waiting = False
         return True
 
     def read_into(self, out: np.ndarray, max_frames: int | None = None) -> int:
@@ -82,8 +85,9 @@ class RingBuffer:
         if first < n:
             out[first:n] = self._buf[: n - first]
         self._read += n
-        with self._space:
-            self._space.notify_all()
+        if self._waiting:  # (set before the writer checks for space: no lost wake-up)
+            with self._space:
+                self._space.notify_all()
         return n
 
     def read(self, max_frames: int | None = None) -> np.ndarray:

@@ -1,8 +1,9 @@
 """Sources of audio frames: the microphone (sounddevice) and audio files.
 
 A source delivers frames to a *capture* object (the recorder's, see recorder.py) with
-three methods: ``push(frames)`` from a real-time thread (must not block; drops and counts
-what does not fit), ``push_all(frames)`` from a thread that may wait (file sources never
+three methods: ``push(frames, owned=False)`` from a real-time thread (must not block;
+drops and counts what does not fit; ``owned`` says the array is fresh and will not be
+reused by the source), ``push_all(frames)`` from a thread that may wait (file sources never
 drop), and ``end(error=None)`` when it has no more frames. ``overflow(frames)`` reports
 input the audio system dropped before it reached us.
 
@@ -25,7 +26,7 @@ from .formats import MAX_CHANNELS, check_rate_and_channels
 
 
 class Capture(Protocol):
-    def push(self, frames: np.ndarray) -> None: ...
+    def push(self, frames: np.ndarray, owned: bool = False) -> None: ...
     def push_all(self, frames: np.ndarray) -> bool: ...
     def overflow(self, frames: int) -> None: ...
     def end(self, error: BaseException | None = None) -> None: ...
@@ -131,27 +132,36 @@ class Microphone(Source):
     ``mode`` is how frames are taken from PortAudio:
 
     - ``"paced"`` (the default): a stream without a callback and a 0.5 s buffer; a
-      thread wakes every 0.1 s and reads what is there. PortAudio's ALSA path then
-      neither spins while it waits for the first audio (a callback stream polls one core
-      flat out until then: up to 2 s on PulseAudio) nor wakes for every small period:
-      about 0.3 % of a core against 0.5 % for 50 ms callbacks and 2.6 % for
-      sounddevice's defaults (bench/RESULTS.md, "capture modes").
+      thread wakes every ``pace`` seconds (default 0.25; 0.1 suits a live meter) and
+      reads what is there. PortAudio's ALSA path then neither spins while it waits for
+      the first audio (a callback stream polls one core flat out until then: up to 2 s
+      on PulseAudio) nor wakes for every small period; the process wakes a few times a
+      second, and each wake-up, not the work done in it, is what costs CPU
+      (bench/RESULTS.md, "capture modes").
     - ``"callback"``: a PortAudio callback with ``blocksize`` frames (default 50 ms).
 
     Either way the audio side only copies frames into the recorder's ring, counts what
     was dropped and updates the level.
     """
 
-    #: seconds between two reads, and the buffer PortAudio keeps, in paced mode
-    PACE = 0.1
+    #: seconds between two reads in paced mode (default), and the buffer PortAudio keeps
+    #: (its ALSA period, what the server sends at once, is a quarter of it: 0.125 s)
+    PACE = 0.25
     PACED_LATENCY = 0.5
+    #: how often drain() looks for the audio still in flight
+    DRAIN_POLL = 0.005
 
     def __init__(self, device: int | str | None = None, samplerate: int | None = None,
                  channels: int = 1, *, blocksize: int | None = None,
-                 latency: str | float | None = None, mode: str = "paced"):
+                 latency: str | float | None = None, mode: str = "paced",
+                 pace: float | None = None):
         if mode not in ("paced", "callback"):
             raise InvalidArgumentError(f"mode must be 'paced' or 'callback', not {mode!r}")
         self.mode = mode
+        if pace is not None and not 0.01 <= pace <= 0.3:
+            # above 0.3 s the 0.5 s buffer could overflow while the reader sleeps
+            raise InvalidArgumentError(f"pace must be between 0.01 and 0.3 seconds, not {pace}")
+        self.pace = float(pace) if pace is not None else self.PACE
         self._sd = import_sounddevice()
         info = find_input_device(device)
         self.device = info["index"]
@@ -163,17 +173,21 @@ class Microphone(Source):
             raise NotSupportedError(
                 f"{self.name} has {info['max_input_channels']} input channels, not {self.channels}"
             )
-        # Blocks of 50 ms: PortAudio's ALSA path then wakes 20 times a second instead of
-        # ~150 with its default block, which cuts the cost of an idle recording several
-        # times (bench/RESULTS.md, "capture modes"). Larger blocks cost a little less but
-        # hold more audio in flight, which a stop must wait for (see drain()); the meter
-        # refreshes 8 times a second, so 50 ms blocks lose nothing there.
-        self.blocksize = blocksize if blocksize is not None else max(1, self.samplerate // 20)
+        # Callback mode: blocks of 50 ms. PortAudio's ALSA path then wakes 20 times a
+        # second instead of ~150 with its default block, which cuts the cost of an idle
+        # recording several times (bench/RESULTS.md, "capture modes"). Larger blocks cost
+        # a little less but hold more audio in flight, which a stop must wait for (see
+        # drain()). Paced mode: 0, PortAudio's own period (a quarter of the latency).
+        if blocksize is None:
+            blocksize = max(1, self.samplerate // 20) if mode == "callback" else 0
+        self.blocksize = blocksize
         if latency is None:
             latency = self.PACED_LATENCY if mode == "paced" else "high"
         self.latency = latency
         self._reader: threading.Thread | None = None
-        self._halt = threading.Event()
+        # Held while paced mode's reader runs; released to halt it. A bare lock: its
+        # timed acquire is the reader's sleep, and costs less per wake-up than an Event.
+        self._halt = threading.Lock()
         self._stream = None
         self._capture: Capture | None = None
         self._lock = threading.Lock()
@@ -198,12 +212,13 @@ class Microphone(Source):
         sd = self._sd
         self._capture = capture
         self._last_adc = None
-        self._halt.clear()
+        self._halt = threading.Lock()
+        self._halt.acquire()
         try:
             if self.mode == "paced":
                 self._stream = sd.InputStream(
-                    samplerate=self.samplerate, device=self.device, channels=self.channels,
-                    dtype=dtype, latency=self.latency)
+                    samplerate=self.samplerate, blocksize=self.blocksize, device=self.device,
+                    channels=self.channels, dtype=dtype, latency=self.latency)
             else:
                 self._stream = sd.InputStream(
                     samplerate=self.samplerate, blocksize=self.blocksize, device=self.device,
@@ -242,19 +257,24 @@ class Microphone(Source):
         last = time.monotonic()
         try:
             while True:
-                halting = self._halt.wait(self.PACE)
-                n = stream.read_available
-                now = time.monotonic()
-                if n:
-                    data, overflowed = stream.read(n)
-                    if overflowed:  # the buffer filled up: what did not fit is lost
-                        capture.overflow(max(1, int(round((now - last) * self.samplerate)) - n))
-                    capture.push(data)
-                last = now
+                halting = self._halt.acquire(timeout=self.pace)
+                self._read_available(stream, capture, last)
+                last = time.monotonic()
                 if halting:
                     return
         except sd.PortAudioError as e:
             capture.end(DeviceError(f"{self.name}: {e}"))
+
+    def _read_available(self, stream, capture, last: float) -> int:
+        """Read and hand over what PortAudio holds (never waits); returns the frames."""
+        n = stream.read_available
+        if n:
+            data, overflowed = stream.read(n)
+            if overflowed:  # the buffer filled up: what did not fit is lost
+                elapsed = time.monotonic() - last
+                capture.overflow(max(1, int(round(elapsed * self.samplerate)) - n))
+            capture.push(data, owned=True)
+        return n
 
     def start(self) -> None:
         try:
@@ -272,17 +292,55 @@ class Microphone(Source):
     MAX_DRAIN = 0.25
 
     def drain(self) -> None:
-        """Wait for the audio captured before this moment but still in PortAudio's and
-        the server's buffers (the stream's input latency, at most MAX_DRAIN): without it
-        the last syllable before a stop could be lost. The stream's ADC timestamps are
-        not usable through ALSA's PulseAudio plugin (they equal the callback's time), so
-        the wait cannot be cut to the sample: a few ms after the stop may be kept."""
+        """Take in the audio captured before this moment that is still on its way: in
+        the audio server, which sends it in fragments (a quarter of the buffer: 0.125 s
+        in paced mode), and in PortAudio's buffer. Without it the last syllable before a
+        stop could be lost.
+
+        Paced mode stops the reader (which reads what PortAudio holds), then looks every
+        DRAIN_POLL seconds until the next fragment arrives, which holds the audio up to
+        about now, and takes it: on average half a fragment's wait instead of a fixed
+        sleep, and nothing said before the stop is cut. Callback mode waits for the
+        stream's input latency. Either way at most MAX_DRAIN. The stream's ADC
+        timestamps are not usable through ALSA's PulseAudio plugin (they equal the
+        callback's time), so the cut cannot be made to the sample: a few ms after the
+        stop may be kept."""
         stream = self._stream
-        if stream is not None and not self._stalled and not self.hung and stream.active:
-            # paced: what is in PortAudio's buffer is read at the stop; wait for what the
-            # server still holds (about one of its fragments)
-            in_flight = self.PACE if self.mode == "paced" else float(stream.latency)
-            time.sleep(min(self.MAX_DRAIN, max(0.0, in_flight)))
+        if stream is None or self._stalled or self.hung or not stream.active:
+            return
+        if self.mode != "paced":
+            time.sleep(min(self.MAX_DRAIN, max(0.0, float(stream.latency))))
+            return
+        with self._lock:
+            if not self._halt_reader():
+                return
+            capture, sd = self._capture, self._sd
+            deadline = time.monotonic() + self.MAX_DRAIN
+            last = time.monotonic()
+            try:
+                while time.monotonic() < deadline:
+                    time.sleep(self.DRAIN_POLL)
+                    if self._read_available(stream, capture, last):
+                        # a fragment may reach PortAudio in more than one piece
+                        time.sleep(self.DRAIN_POLL)
+                        self._read_available(stream, capture, last)
+                        return
+                    last = time.monotonic()
+            except sd.PortAudioError as e:
+                capture.end(DeviceError(f"{self.name}: {e}"))
+
+    def _halt_reader(self) -> bool:
+        """Stop paced mode's reader after one last read; False if it hung (a frozen
+        server) and the stream must be given up."""
+        reader, self._reader = self._reader, None
+        if reader is None:
+            return True
+        self._halt.release()
+        reader.join(self.STOP_TIMEOUT)
+        if reader.is_alive():
+            self.hung = True
+            return False
+        return True
 
     def stop(self) -> None:
         """Stop the stream. A device whose server froze can make PortAudio's stop wait
@@ -293,13 +351,8 @@ class Microphone(Source):
             stream = self._stream
             if stream is None or self.hung or stream.stopped:
                 return
-            reader = self._reader
-            if reader is not None:  # paced: one last read of what arrived, then stop
-                self._halt.set()
-                reader.join(self.STOP_TIMEOUT)
-                if reader.is_alive():
-                    self.hung = True
-                    return
+            if not self._halt_reader():  # paced: one last read of what arrived
+                return
             self._capture = _Detached()  # late callbacks of a hung stream go nowhere
             done = threading.Event()
 

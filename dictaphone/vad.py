@@ -26,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 
-from .levels import full_scale, to_dbfs
+from .levels import full_scale, sum_of_squares, to_dbfs
 
 WINDOW_SECONDS = 0.03
 DEFAULT_THRESHOLD_DBFS = -40.0
@@ -53,7 +53,7 @@ class LevelDetector:
 
     def __call__(self, window: np.ndarray) -> bool:
         x = window.astype(np.float64, copy=False).ravel() / full_scale(window.dtype)
-        level = to_dbfs(math.sqrt(float(np.dot(x, x)) / max(1, x.size)))
+        level = to_dbfs(math.sqrt(sum_of_squares(x) / max(1, x.size)))
         self._levels.append(level)
         self.level_dbfs = level
         self.floor_dbfs = float(np.percentile(self._levels, 10))

@@ -129,3 +129,33 @@ def test_the_meter_does_not_allocate_per_block_within_its_scratch_size():
     for _ in range(10):
         meter.update(sine("int16", channels=2)[:1024])
     assert meter._scratch is scratch
+
+
+def test_a_block_the_caller_reuses_is_measured_before_it_is_overwritten():
+    meter = LevelMeter(max_block=4800)
+    buf = sine("int16", 0.5)
+    meter.update(buf)
+    buf[:] = 0  # a PortAudio callback's buffer, reused for the next block
+    assert meter.rms_dbfs == pytest.approx(SINE_RMS_DBFS - 6.02, abs=0.01)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_handed_over_blocks_are_measured_when_read_and_every_clipping_block_counts(dtype):
+    meter = LevelMeter(max_block=4800)
+    loud = sine(dtype, 2.0) if dtype == "float32" else sine(dtype, 1.0)
+    for amplitude in (0.5, 0.25):
+        meter.update(loud, owned=True)  # unread: only queued
+        meter.update(sine(dtype, amplitude), owned=True)
+        assert len(meter._queue) == 2
+        expected = SINE_RMS_DBFS + 20 * np.log10(amplitude)
+        assert meter.rms_dbfs == pytest.approx(expected, abs=0.01)
+        assert not meter._queue
+    assert meter.clipped == 2 and meter.blocks == 4
+
+
+def test_blocks_nobody_reads_are_folded_so_the_queue_stays_bounded():
+    meter = LevelMeter(max_block=4800)
+    for _ in range(LevelMeter.FOLD_AFTER * 3 + 1):
+        meter.update(sine("int16", 1.0), owned=True)
+        assert len(meter._queue) < LevelMeter.FOLD_AFTER
+    assert meter.clipped == LevelMeter.FOLD_AFTER * 3 + 1
