@@ -86,19 +86,19 @@ class LevelMeter:
             if len(self._queue) >= self.FOLD_AFTER:
                 self._fold()
             return
-        self._measure(block, copy=True)
+        self._measure(block)
 
-    def _measure(self, block: np.ndarray, copy: bool = False) -> None:
+    def _measure(self, block: np.ndarray) -> None:
+        """Measure a block the caller will reuse, in the scratch buffer (no allocation)."""
         n = block.size
-        if copy:
-            if n > self._scratch.size:
-                self._scratch = np.zeros(n, dtype=np.float32)
-            x = self._scratch[:n]
-            np.multiply(block.reshape(-1), 1.0 / full_scale(block.dtype), out=x, casting="unsafe")
-        else:
-            x = block.reshape(-1).astype(np.float64) / full_scale(block.dtype)
-        peak = max(float(x.max()), -float(x.min()))
-        self._rms = math.sqrt(sum_of_squares(x) / n)
+        if n > self._scratch.size:
+            self._scratch = np.zeros(n, dtype=np.float32)
+        x = self._scratch[:n]
+        np.multiply(block.reshape(-1), 1.0 / full_scale(block.dtype), out=x, casting="unsafe")
+        self._record(max(float(x.max()), -float(x.min())), math.sqrt(sum_of_squares(x) / n))
+
+    def _record(self, peak: float, rms: float) -> None:
+        self._rms = rms
         self._peak = peak
         if peak >= self.CLIP:
             self._clipped += 1
@@ -111,7 +111,7 @@ class LevelMeter:
                 block = queue.popleft()
             except IndexError:
                 return
-            self._measure(block)
+            self._record(*block_levels(block))
 
     @property
     def peak(self) -> float:

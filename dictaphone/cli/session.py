@@ -124,7 +124,7 @@ def make_source(opts: RecordOptions, fmt: Format):
         device = opts.device
     # A live meter wants fresh levels ten times a second; without one, the default pace
     # (four reads a second) costs less CPU (see Microphone).
-    pace = METER_PACE if shows_meter(opts) else None
+    pace = METER_PACE if shows_meter(opts.quiet) else None
     return Microphone(device=device, samplerate=rate, pace=pace,
                       channels=1 if opts.channels is None else opts.channels)
 
@@ -133,8 +133,9 @@ def make_source(opts: RecordOptions, fmt: Format):
 METER_PACE = 0.1
 
 
-def shows_meter(opts: RecordOptions) -> bool:
-    return not opts.quiet and sys.stderr.isatty()
+def shows_meter(quiet: bool) -> bool:
+    """Whether a recording draws the live meter (the Session and the source agree)."""
+    return not quiet and sys.stderr.isatty()
 
 
 class Session:
@@ -255,7 +256,7 @@ class Session:
                 self._started.set()
             with ExitStack() as stack:
                 keys = stack.enter_context(Keys()) if Keys.available() else None
-                if not self.quiet and sys.stderr.isatty():
+                if shows_meter(self.quiet):
                     from rich.console import Console
 
                     from .ui import Meter
