@@ -1,14 +1,25 @@
 #!/bin/sh
 # Set dictaphone up on this machine: system packages (when missing), a virtualenv in
-# .venv, and the package in it. `--test` adds what the test suite needs.
-# Safe to run again: it installs only what is missing.
+# .venv, and the package in it. Safe to run again: it installs only what is missing.
+#   --transcribe   speech to text (faster-whisper; models are fetched on first use)
+#   --web          `dictaphone serve`, the library in a browser
+#   --test         everything the test suite needs (both extras included)
+# Flags combine: sh scripts/install.sh --transcribe --web
 set -eu
 cd "$(dirname "$0")/.."
 
 packages="libportaudio2"
-if [ "${1:-}" = "--test" ]; then
-    packages="$packages pulseaudio pulseaudio-utils libasound2-plugins espeak-ng sox tmux"
-fi
+extras=""
+for arg in "$@"; do
+    case "$arg" in
+        --transcribe) extras="$extras,transcribe" ;;
+        --web) extras="$extras,web" ;;
+        --test)
+            extras="$extras,transcribe,web,test"
+            packages="$packages pulseaudio pulseaudio-utils libasound2-plugins espeak-ng sox tmux chromium ffmpeg" ;;
+        *) echo "install.sh: unknown option $arg (use --transcribe, --web or --test)" >&2; exit 2 ;;
+    esac
+done
 
 missing=""
 if command -v dpkg-query >/dev/null 2>&1; then
@@ -34,6 +45,6 @@ elif ! command -v dpkg-query >/dev/null 2>&1; then
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
-extra=""
-[ "${1:-}" = "--test" ] && extra="[test]"
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".$extra"
+spec="."
+[ -n "$extras" ] && spec=".[${extras#,}]"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e "$spec"

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Set everything up (system packages included) and run the whole test suite.
+# Set everything up (system packages and both extras included) and run the whole test suite.
 # Extra arguments go to pytest, e.g. scripts/test.sh -k record -x
 set -eu
 cd "$(dirname "$0")/.."
