@@ -156,7 +156,7 @@ class MediaRecorder(EventTarget):
                  start_timeout: float | None = 15.0):
         super().__init__()
         if not isinstance(source, Source) and not all(
-                hasattr(source, a) for a in ("open", "start", "stop", "close", "samplerate", "channels")):
+                hasattr(source, a) for a in ("samplerate", "channels")):
             raise InvalidArgumentError(
                 f"source must be a Microphone, a FileSource or another Source, not {source!r}")
         self.source = source
