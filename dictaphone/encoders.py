@@ -637,27 +637,30 @@ class VorbisEncoder(Encoder):
         from .vorbis import VorbisStream
 
         try:
-            self._vs = VorbisStream(self.samplerate, self.channels,
-                                    comments=self._header_comments())
+            self._vs = VorbisStream(self.samplerate, self.channels)
         except (OSError, ValueError) as e:
             raise NotSupportedError(
                 f"libvorbis cannot write {self.format.name} at {self.samplerate} Hz with "
                 f"{self.channels} channel(s): {e}") from None
-        try:
-            self._emit(self._vs.headers())
-        except BaseException:
-            self._vs.close()
-            raise
+        self._headed = False
 
     def _header_comments(self) -> dict[str, str]:
-        """The Vorbis comments of the header (written once, before any audio)."""
+        """The Vorbis comments of the header, written with the first audio (as libsndfile
+        does: comments may be set after the encoder is made)."""
         return {"ENCODER": "dictaphone (libvorbis)"}
+
+    def _head(self) -> None:
+        """The header packets go into the stream before any audio packet."""
+        if not self._headed:
+            self._headed = True
+            self._emit(self._vs.headers(self._header_comments()))
 
     def _emit(self, data: bytes) -> None:
         if data:
             self.sink.append(data)
 
     def write(self, frames: np.ndarray) -> None:
+        self._head()
         for i in range(0, len(frames), MAX_WRITE_FRAMES):
             block = frames[i: i + MAX_WRITE_FRAMES]
             self._emit(self._vs.encode(block))
@@ -665,6 +668,7 @@ class VorbisEncoder(Encoder):
 
     def _flush_codec(self) -> None:
         if not self.closed:
+            self._head()
             self._emit(self._vs.flush())
 
     def sync(self, durable: bool = False) -> None:
@@ -676,6 +680,7 @@ class VorbisEncoder(Encoder):
             return Blob(self.mime_type, b"")
         try:
             try:
+                self._head()
                 self._emit(self._vs.finish())
             except WriteError:
                 if self.sink.path and os.path.isfile(self.sink.path):

@@ -79,8 +79,7 @@ def available() -> bool:
 class VorbisStream:
     """One Ogg Vorbis logical stream: float frames in, bytes of whole pages out."""
 
-    def __init__(self, samplerate: int, channels: int, quality: float = QUALITY,
-                 comments: dict[str, str] | None = None):
+    def __init__(self, samplerate: int, channels: int, quality: float = QUALITY):
         libs = _load()
         if libs is None:
             raise OSError(f"libvorbisenc is not available: {_load_error}")
@@ -97,8 +96,6 @@ class VorbisStream:
             raise ValueError(f"libvorbis cannot encode {channels} channel(s) at {samplerate} Hz")
         v.vorbis_comment_init(self._comment)
         self._live.append("comment")
-        for key, value in (comments or {}).items():
-            v.vorbis_comment_add_tag(self._comment, key.encode(), value.encode())
         v.vorbis_analysis_init(self._dsp, self._info)
         self._live.append("dsp")
         v.vorbis_block_init(self._dsp, self._block)
@@ -107,10 +104,12 @@ class VorbisStream:
         self._live.append("stream")
         self.ended = False
 
-    def headers(self) -> bytes:
+    def headers(self, comments: dict[str, str] | None = None) -> bytes:
         """The three header packets: the first alone on its page (as the spec asks), the
         other two flushed after it, so audio starts on a page of its own (as libsndfile
         writes them)."""
+        for key, value in (comments or {}).items():
+            self._vorbis.vorbis_comment_add_tag(self._comment, key.encode(), value.encode())
         head, comm, code = _Packet(), _Packet(), _Packet()
         self._vorbis.vorbis_analysis_headerout(self._dsp, self._comment, ctypes.byref(head),
                                                ctypes.byref(comm), ctypes.byref(code))
