@@ -361,10 +361,15 @@ def _run_record(opts: RecordOptions) -> tuple[int, bool]:
     # The speech model is loaded before the device is even looked up: a missing extra or
     # a bad model is one line, and nothing is recorded.
     transcriber = load_transcriber(opts) if opts.transcribe else None
+    silero = None
+    if opts.vad == "silero" and opts.uses_voice:
+        from ..silero import SileroVAD
+
+        silero = SileroVAD()
     source = make_source(opts, fmt)
     rec = MediaRecorder(source, fmt.mime_type, output=output, subtype=opts.subtype,
                         force=opts.force, max_duration=opts.duration, split=opts.split,
-                        voice=make_voice_gate(opts, source.samplerate))
+                        voice=make_voice_gate(opts, source.samplerate, silero))
     extra: dict = {}
     session = Session(rec, label, opts.quiet, extra=extra)
     live = summary = None
@@ -529,7 +534,9 @@ def report(rec, opts: RecordOptions, fmt: Format, label: str) -> int:
     return 0
 
 
-def make_voice_gate(opts: RecordOptions, samplerate: int):
+def make_voice_gate(opts: RecordOptions, samplerate: int, silero=None):
+    """The voice gate of the hands-free options; ``silero``: the loaded Silero model for
+    ``--vad silero`` (loaded before the device is looked up, so a missing extra says so)."""
     if not opts.uses_voice:
         return None
     from ..vad import DEFAULT_THRESHOLD_DBFS, LevelDetector, VoiceGate
@@ -537,7 +544,7 @@ def make_voice_gate(opts: RecordOptions, samplerate: int):
     if opts.vad == "silero":
         from ..silero import SileroDetector
 
-        detector = SileroDetector(samplerate)
+        detector = SileroDetector(samplerate, vad=silero)
     else:
         detector = LevelDetector(DEFAULT_THRESHOLD_DBFS if opts.threshold is None else opts.threshold)
     skip = opts.split_on_silence if opts.split_on_silence else opts.skip_silence
