@@ -97,6 +97,8 @@ class Clip:
     size: int = 0
     device: str | None = None
     dropped_frames: int | None = None
+    #: where the device was lost and came back: [{"time": s, "duration": s, "reason": str}]
+    gaps: list = dataclasses.field(default_factory=list)
 
     @property
     def meta_path(self) -> str:

@@ -26,6 +26,10 @@ class Duration(click.ParamType):
     name = "duration"
     _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
 
+    def __init__(self, zero: bool = False):
+        #: whether 0 is a value (e.g. --reconnect 0: off) rather than an error
+        self.zero = zero
+
     def convert(self, value, param, ctx):
         if isinstance(value, (int, float)):
             seconds = float(value)
@@ -43,6 +47,8 @@ class Duration(click.ParamType):
                     seconds = float(m.group(1)) * self._UNITS[m.group(2)]
             except ValueError:
                 self.fail(f"{value!r} is not a duration (try 90, 1.5, 5m, 1h or 1:30)", param, ctx)
+        if self.zero and seconds == 0:
+            return 0.0
         if not 0 < seconds < float("inf"):
             self.fail(f"{value!r} must be more than zero seconds", param, ctx)
         return seconds

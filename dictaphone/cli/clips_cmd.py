@@ -27,7 +27,8 @@ def list_(as_json):
     if as_json:
         click.echo(json.dumps([{k: c.to_json()[k] for k in
                                 ("name", "path", "duration", "created", "format", "size",
-                                 "samplerate", "channels", "device", "dropped_frames")}
+                                 "samplerate", "channels", "device", "dropped_frames",
+                                 "gaps")}
                                for c in found], indent=2))
         return
     if not found:
