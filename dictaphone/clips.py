@@ -233,6 +233,13 @@ def resolve(name_or_path: str) -> str:
     raise ClipNotFoundError(f"no clip or file named {name_or_path!r} ('dictaphone list' shows the clips)")
 
 
+def clip_at(path: str) -> Clip | None:
+    """The clip whose audio file is ``path``, or None when ``path`` is not in the library."""
+    if not os.path.isfile(path) or not is_clip_path(path):
+        return None
+    return _from_file(path)
+
+
 def write_metadata(path: str, **meta) -> None:
     """Write a clip's sidecar atomically (a temp file renamed over it)."""
     fields = {f.name for f in dataclasses.fields(Clip)}
