@@ -21,11 +21,11 @@ def serve(port, host, open_browser):
     connect unless --host is given. Ctrl-C or SIGTERM stops the server; recordings
     started from the page are stopped and saved first.
     """
-    import importlib.util
-
-    missing = [m for m in ("starlette", "uvicorn") if importlib.util.find_spec(m) is None]
-    if missing:
-        fail(f"the web page needs {' and '.join(missing)}: pip install 'dictaphone[web]'", EXIT_USAGE)
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as e:
+        fail(f"the web page needs {e.name or 'starlette and uvicorn'}: pip install 'dictaphone[web]'", EXIT_USAGE)
 
     from ..web import serve as run_server
 
