@@ -97,6 +97,7 @@ class Clip:
     size: int = 0
     device: str | None = None
     dropped_frames: int | None = None
+    transcript: str | None = None  #: the first words of its saved transcript ("" if silent)
 
     @property
     def meta_path(self) -> str:
@@ -151,6 +152,10 @@ def _from_file(path: str) -> Clip:
     for field in dataclasses.fields(Clip):
         if field.name in meta and field.name not in ("path", "size", "name"):
             setattr(clip, field.name, meta[field.name])
+    from . import transcript
+
+    saved = transcript.load(path)
+    clip.transcript = saved.first_words() if saved is not None else None
     if clip.created is None:
         clip.created = datetime.datetime.fromtimestamp(st.st_mtime).astimezone().isoformat(timespec="seconds")
     if clip.format is None:
@@ -240,6 +245,10 @@ def rename(old: str, new: str) -> Clip:
         raise ClipExistsError(f"{target} exists already") from None
     except OSError:  # a file system without hard links
         os.rename(clip.path, target)
+    from .transcript import sidecar_path
+
+    if os.path.exists(sidecar_path(clip.path)):
+        os.replace(sidecar_path(clip.path), sidecar_path(target))
     if os.path.exists(clip.meta_path):
         meta = _read_meta(clip.path)
         meta["name"] = new
@@ -253,10 +262,13 @@ def delete(name: str) -> Clip:
     if not _inside(clip.path, clip_dir()):
         raise InvalidArgumentError(f"{clip.path} is outside the library")
     os.unlink(clip.path)
-    try:
-        os.unlink(clip.meta_path)
-    except FileNotFoundError:
-        pass
+    from .transcript import sidecar_path
+
+    for sidecar in (clip.meta_path, sidecar_path(clip.path)):
+        try:
+            os.unlink(sidecar)
+        except FileNotFoundError:
+            pass
     return clip
 
 
