@@ -31,6 +31,7 @@ import soundfile
 
 import audiolab
 import cliutil
+import speech as speechlab
 from audiolab import speech_score, stop_process
 
 CHROMIUM = "/usr/bin/chromium"
@@ -194,7 +195,10 @@ def page_at(browser):
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.errors = errors
         page.goto(server.url)
-        page.wait_for_selector("#live.on")
+        try:
+            page.wait_for_selector("#live.on")
+        except Exception:
+            raise AssertionError(f"the page did not go live; its errors: {errors}") from None
         return page
 
     yield open_page
@@ -337,6 +341,89 @@ def test_the_page_is_tidy_on_a_phone_sized_window(server, page_at, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
+# Transcripts
+
+
+@pytest.fixture(scope="module")
+def transcribed(server, transcriber, tmp_path_factory):
+    """A clip 'notes' of four sentences with a known timeline, and its saved transcript."""
+    from dictaphone import transcript
+
+    script = speechlab.make_script(tmp_path_factory.mktemp("script") / "notes.wav")
+    r = cliutil.run("record", "--input", script.path, "--name", "notes", "-q", env=server.env)
+    assert r.returncode == 0, r.stderr
+    path = clip_path(server.home, "notes")  # the same samples as the script (WAV to WAV)
+    t = transcriber.transcribe(str(path))
+    transcript.save(path, t)
+    return script, t
+
+
+def playing_time(page, name: str) -> float:
+    page.wait_for_function("""name => { const a = document.querySelector(`li.clip[data-name="${name}"] audio`);
+        return !a.paused && a.currentTime > 0; }""", arg=name)
+    return page.evaluate("""name => { const a = document.querySelector(`li.clip[data-name="${name}"] audio`);
+        a.pause(); return a.currentTime; }""", name)
+
+
+def test_a_clip_shows_the_first_words_of_its_transcript(server, page_at, transcribed):
+    page = page_at(server)
+    preview = card(page, "notes").locator(".preview")
+    preview.wait_for()
+    assert "remember to buy milk" in preview.inner_text().lower()
+    assert not card(page, "fox").locator(".preview").is_visible()  # no transcript, no line
+
+
+def test_clicking_a_transcript_word_plays_from_when_it_was_said(server, page_at, transcribed, tmp_path):
+    script, _ = transcribed
+    page = page_at(server)
+    c = card(page, "notes")
+    c.locator("details.transcript summary").click()
+    word = c.locator(".word", has_text="dentist").first
+    word.wait_for()
+    said = float(word.get_attribute("data-start"))
+    sentence = script.sentences[1]  # "The meeting with the dentist is on Friday morning."
+    assert sentence.speech_start <= said <= sentence.speech_end, (said, sentence)
+    word.click()
+    at = playing_time(page, "notes")
+    assert said - 0.05 <= at <= said + 1.0, (at, said)
+    # A line's time stamp plays the line from its start.
+    line = c.locator(".segment", has_text="plumber").locator(".ts")
+    start = float(line.get_attribute("data-start"))
+    line.click()
+    at = playing_time(page, "notes")
+    assert start - 0.05 <= at <= start + 1.0
+    assert script.sentences[2].start - 0.5 <= start <= script.sentences[2].speech_end
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(tmp_path / "laptop-transcript.png"))
+    if os.environ.get("DICTAPHONE_WEB_SCREENSHOT"):  # the README's picture
+        page.screenshot(path=os.environ["DICTAPHONE_WEB_SCREENSHOT"])
+
+
+def test_search_finds_a_spoken_word_and_jumps_to_it(server, page_at, transcribed, monkeypatch):
+    from dictaphone import transcript
+
+    script, _ = transcribed
+    monkeypatch.setenv("DICTAPHONE_HOME", str(server.home))
+    expected = [(h.name, round(h.start, 3)) for h in transcript.search(["plumber"])]
+    assert [name for name, _ in expected] == ["notes"]
+    status, _, body = server.request("GET", "/api/search?q=plumber")
+    assert [(h["name"], round(h["start"], 3)) for h in json.loads(body)["hits"]] == expected
+    page = page_at(server)
+    page.fill("#search", "Plumber")
+    hit = page.locator("#hits .hit", has_text="notes")
+    hit.wait_for()
+    assert hit.count() == 1 and hit.locator("mark").inner_text().lower() == "plumber"
+    hit.click()
+    at = playing_time(page, "notes")
+    sentence = script.sentences[2]  # "Call the plumber about the kitchen sink."
+    assert expected[0][1] - 0.05 <= at <= expected[0][1] + 1.0
+    assert sentence.speech_start - 0.3 <= at <= sentence.speech_end
+    assert card(page, "notes").locator(".word.current", has_text="plumber").count() >= 1
+    page.fill("#search", "zebra")
+    page.locator("#hits .none", has_text="No match").wait_for()
+
+
+# ---------------------------------------------------------------------------------------------
 # Recording from the page (real audio through the virtual microphone)
 
 
@@ -403,9 +490,6 @@ def test_record_and_stop_from_the_page_make_a_clip_of_what_the_microphone_heard(
     path = clip_path(audio_server.home, "page memo")
     assert speech_score(*same_rate(speech, path, tmp_path)) > 0.9
     card(page, "page memo").locator("canvas.wave").wait_for(state="visible")
-    if os.environ.get("DICTAPHONE_WEB_SCREENSHOT"):
-        page.wait_for_timeout(300)
-        page.screenshot(path=os.environ["DICTAPHONE_WEB_SCREENSHOT"])
 
 
 def test_pause_and_resume_from_the_page_control_the_recording(audio_server, page_at):

@@ -97,14 +97,14 @@ def _load_transcript(path: str):
 
 
 def _preview(clip) -> str | None:
-    text = getattr(clip, "transcript", None)
-    if text is None:
-        t = _load_transcript(clip.path)
-        text = getattr(t, "text", None) if t is not None else None
+    if hasattr(clip, "transcript"):  # the library reads the sidecar's first words itself
+        return clip.transcript or None
+    t = _load_transcript(clip.path)
+    text = getattr(t, "text", None) if t is not None else None
     if not text:
         return None
     words = str(text).split()
-    return " ".join(words[:PREVIEW_WORDS]) + (" …" if len(words) > PREVIEW_WORDS else "")
+    return " ".join(words[:PREVIEW_WORDS]) + ("…" if len(words) > PREVIEW_WORDS else "")
 
 
 def _clip_markers(clip) -> list[dict]:
@@ -294,12 +294,13 @@ class Page:
         if not query:
             return JSONResponse({"available": True, "hits": []})
         try:
-            hits = mod.search(query)
+            hits = mod.search(query.split())  # the words of the phrase, as `dictaphone search` takes them
         except InvalidArgumentError as e:
             raise HTTPError(400, str(e)) from None
         result = []
         for h in hits[:200]:
-            result.append({"name": h.name, "start": h.start, "end": h.end, "text": h.text})
+            span = list(getattr(h, "span", (0, 0)))
+            result.append({"name": h.name, "start": h.start, "end": h.end, "text": h.text, "span": span})
         return JSONResponse({"available": True, "hits": result})
 
     def _not_recording(self, clip) -> None:

@@ -304,11 +304,11 @@ async function loadTranscript(card) {
     for (const w of words) {
       const span = document.createElement("span");
       span.className = "word";
-      span.textContent = w.word;
+      span.textContent = w.word.trim();
       span.dataset.start = w.start;
       span.dataset.end = w.end;
       span.addEventListener("click", () => playFrom(card, w.start));
-      p.append(span);
+      p.append(span, " ");
     }
     box.append(p);
   }
@@ -379,7 +379,10 @@ async function runSearch(q) {
     at.textContent = clock(h.start, true);
     const text = document.createElement("span");
     text.className = "text";
-    text.textContent = h.text;
+    const [from, to] = h.span && h.span[1] > h.span[0] ? h.span : [0, 0];
+    const mark = document.createElement("mark");
+    mark.textContent = h.text.slice(from, to);
+    text.append(h.text.slice(0, from), mark, h.text.slice(to));
     b.append(name, at, text);
     b.addEventListener("click", () => { hits.hidden = true; jumpTo(h.name, h.start); });
     li.append(b);
