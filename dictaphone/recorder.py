@@ -24,9 +24,10 @@ import time
 
 import numpy as np
 
+from . import args
 from .encoders import Encoder, make_encoder
 from .errors import (DeviceError, DictaphoneError, InvalidArgumentError,
-                     InvalidStateError, NotSupportedError, WriteError)
+                     InvalidStateError, NotSupportedError, OutputError, WriteError)
 from .events import Blob, BlobEvent, Dispatcher, ErrorEvent, Event, EventTarget, StopEvent
 from .formats import SUBTYPE_DTYPES, Format, format_for_mime, is_type_supported
 from .levels import LevelMeter
@@ -34,6 +35,11 @@ from .ring import RingBuffer
 from .sources import Source
 
 INACTIVE, RECORDING, PAUSED = "inactive", "recording", "paused"
+
+#: the shortest timeslice and split piece (seconds): below them a recording would make
+#: thousands of blobs or files a minute, or pieces shorter than a frame
+MIN_TIMESLICE = 0.01
+MIN_SPLIT = 0.1
 
 log = logging.getLogger("dictaphone")
 
@@ -149,28 +155,35 @@ class MediaRecorder(EventTarget):
                  voice=None, stall_timeout: float | None = 5.0,
                  start_timeout: float | None = 15.0):
         super().__init__()
+        if not isinstance(source, Source) and not all(
+                hasattr(source, a) for a in ("samplerate", "channels")):
+            raise InvalidArgumentError(
+                f"source must be a Microphone, a FileSource or another Source, not {source!r}")
         self.source = source
         self._format: Format = format_for_mime(mime_type)
         if not is_type_supported(self._format.mime_type):
             raise NotSupportedError(f"{mime_type}: this libsndfile cannot write it")
         self.subtype = self._format.check(source.samplerate, source.channels, subtype)
+        if output is not None and not isinstance(output, (str, os.PathLike)) and not hasattr(output, "write"):
+            raise InvalidArgumentError(
+                f"output must be None (memory), a path or a binary stream, not {output!r}")
+        if isinstance(output, (str, os.PathLike)) and not os.fspath(output):
+            raise InvalidArgumentError("output is an empty path; give a file name (or None for memory)")
         self.output = output
         self.force = force
-        if max_duration is not None:
-            if not (max_duration > 0) or max_duration == float("inf"):
-                raise InvalidArgumentError(f"duration must be a positive number of seconds, not {max_duration}")
-        self.max_duration = max_duration
-        if split is not None:
-            if not (split > 0) or split == float("inf"):
-                raise InvalidArgumentError(f"split must be a positive number of seconds, not {split}")
-            if not isinstance(output, (str, os.PathLike)):
-                raise InvalidArgumentError("split needs a file path as output")
-        self.split = split
+        rate = source.samplerate
+        self.max_duration = args.seconds("max_duration", max_duration)
+        self._limit_frames = args.frames_of("max_duration", self.max_duration, rate)
+        self.split = args.seconds("split", split, minimum=MIN_SPLIT)
+        args.frames_of("split", self.split, rate)
+        if split is not None and not isinstance(output, (str, os.PathLike)):
+            raise InvalidArgumentError("split needs a file path as output")
+        self.stall_timeout = args.seconds("stall_timeout", stall_timeout)
+        self.start_timeout = args.seconds("start_timeout", start_timeout)
+        check_not_the_input(source, output)
         self.voice = voice
         if voice is not None and voice.split_on_silence and not isinstance(output, (str, os.PathLike)):
             raise InvalidArgumentError("split on silence needs a file path as output")
-        self.stall_timeout = stall_timeout
-        self.start_timeout = start_timeout
         self._state = INACTIVE
         self._lock = threading.RLock()
         self._writer: threading.Thread | None = None
@@ -249,8 +262,9 @@ class MediaRecorder(EventTarget):
     def start(self, timeslice: float | None = None) -> None:
         """Start recording. ``timeslice``: fire ``dataavailable`` every that many seconds
         of recorded audio (None: only on stop and request_data)."""
-        if timeslice is not None and not timeslice > 0:
-            raise InvalidArgumentError(f"timeslice must be a positive number of seconds, not {timeslice}")
+        timeslice = args.seconds("timeslice", timeslice, minimum=MIN_TIMESLICE,
+                                 unit_hint=" (seconds, unlike the browser's milliseconds)")
+        args.frames_of("timeslice", timeslice, self.source.samplerate)
         if timeslice is not None and self.split is not None:
             # Each split piece is one blob; slicing the pieces too would make blobs that
             # no longer join into files.
@@ -283,9 +297,9 @@ class MediaRecorder(EventTarget):
                 self.paths = []  # the file was removed: nothing names it
                 self.source.close()
                 raise
-            self._timeslice_frames = int(round(timeslice * rate)) if timeslice else None
-            self._limit = int(round(self.max_duration * rate)) if self.max_duration else None
-            self._split_frames = int(round(self.split * rate)) if self.split else None
+            self._timeslice_frames = int(round(timeslice * rate)) if timeslice is not None else None
+            self._limit = self._limit_frames
+            self._split_frames = int(round(self.split * rate)) if self.split is not None else None
             self._dispatcher = Dispatcher(self)
             self._state = RECORDING
             self._started_at = time.monotonic()
@@ -437,6 +451,7 @@ class MediaRecorder(EventTarget):
         if self.split or (self.voice is not None and self.voice.split_on_silence):
             self._piece += 1
             output = split_path(os.fspath(output), self._piece)
+            check_not_the_input(self.source, output)
         enc = make_encoder(output, self._format, self.source.samplerate, self.source.channels,
                            self.subtype, force=self.force)
         self._piece_start = self.frames
@@ -629,3 +644,33 @@ def split_path(path: str, n: int) -> str:
         return path.format(n=n)
     stem, ext = os.path.splitext(path)
     return f"{stem}-{n:03d}{ext}"
+
+
+def same_file(a, b) -> bool:
+    """Whether two paths (or open files) are one file: the same device and inode, so
+    symlinks, hard links and other spellings of a path are all caught."""
+    try:
+        sa = os.fstat(a) if isinstance(a, int) else os.stat(a)
+        sb = os.fstat(b) if isinstance(b, int) else os.stat(b)
+    except (OSError, ValueError, TypeError):
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+def check_not_the_input(source, output) -> None:
+    """Refuse to write the recording over the file it is read from (with ``force`` too):
+    opening the output would truncate the input before a frame of it was read."""
+    path = getattr(source, "path", None)
+    if not isinstance(path, (str, os.PathLike)) or output is None:
+        return
+    if isinstance(output, (str, os.PathLike)):
+        target = os.fspath(output)
+    else:
+        try:
+            target = output.fileno()
+        except (AttributeError, OSError, ValueError):
+            return
+    if same_file(path, target):
+        shown = target if isinstance(target, str) else "the output stream"
+        raise OutputError(f"{shown} is the input file {os.fspath(path)}; recording into it "
+                          f"would destroy it: choose another output")

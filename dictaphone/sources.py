@@ -22,7 +22,9 @@ import numpy as np
 
 from .errors import (DeviceError, DeviceNotFoundError, InvalidArgumentError,
                      NotSupportedError, PortAudioMissingError, SourceError)
-from .formats import MAX_CHANNELS, check_rate_and_channels
+from .formats import MAX_CHANNELS, _is_int, check_rate_and_channels
+from .sfmessages import explain, raw_text
+from .args import seconds
 
 
 class Capture(Protocol):
@@ -158,17 +160,18 @@ class Microphone(Source):
         if mode not in ("paced", "callback"):
             raise InvalidArgumentError(f"mode must be 'paced' or 'callback', not {mode!r}")
         self.mode = mode
-        if pace is not None and not 0.01 <= pace <= 0.3:
-            # above 0.3 s the 0.5 s buffer could overflow while the reader sleeps
-            raise InvalidArgumentError(f"pace must be between 0.01 and 0.3 seconds, not {pace}")
-        self.pace = float(pace) if pace is not None else self.PACE
+        # above 0.3 s the 0.5 s buffer could overflow while the reader sleeps
+        pace = seconds("pace", pace, minimum=0.01, maximum=0.3)
+        self.pace = pace if pace is not None else self.PACE
         self._sd = import_sounddevice()
         info = find_input_device(device)
         self.device = info["index"]
         self.name = info["name"]
-        self.samplerate = int(samplerate or info["default_samplerate"])
+        # None, not any false value, means "the device's rate": 0 is a bad rate, refused.
+        rate = int(info["default_samplerate"]) if samplerate is None else samplerate
+        check_rate_and_channels(rate, channels)
+        self.samplerate = int(rate)
         self.channels = int(channels)
-        check_rate_and_channels(self.samplerate, self.channels)
         if self.channels > info["max_input_channels"]:
             raise NotSupportedError(
                 f"{self.name} has {info['max_input_channels']} input channels, not {self.channels}"
@@ -426,7 +429,9 @@ class FileSource(Source):
                 self.file_format = f.format
                 self.file_subtype = f.subtype
         except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as e:
-            raise SourceError(f"{self.path}: not a readable audio file ({_sf_reason(e)})") from None
+            raise SourceError(f"{self.path}: {explain(e, self.path)}") from None
+        if channels is not None and not _is_int(channels):
+            raise InvalidArgumentError(f"channel count {channels!r} is not a whole number")
         self.channels = self.file_channels if channels is None else int(channels)
         if not 1 <= self.channels <= MAX_CHANNELS:
             raise InvalidArgumentError(f"channel count {self.channels} is out of range (1 to {MAX_CHANNELS})")
@@ -447,7 +452,7 @@ class FileSource(Source):
         try:
             self._file = sf.SoundFile(self.path)
         except (sf.LibsndfileError, RuntimeError, OSError) as e:
-            raise SourceError(f"{self.path}: {_sf_reason(e)}") from None
+            raise SourceError(f"{self.path}: {explain(e, self.path)}") from None
         seconds = self.REALTIME_BLOCK_SECONDS if self.realtime else self.BLOCK_SECONDS
         block = max(1, int(self.samplerate * seconds))
         self._buf = np.zeros((block, self.file_channels), dtype=dtype)
@@ -503,6 +508,4 @@ class FileSource(Source):
 
 
 def _sf_reason(e: BaseException) -> str:
-    msg = str(e).strip() or type(e).__name__
-    # libsndfile messages come as "Error opening 'x': Format not recognised."
-    return msg.split(": ", 1)[-1].rstrip(".") if "Error opening" in msg else msg
+    return raw_text(e)

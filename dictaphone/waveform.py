@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from .errors import SourceError
+from .sfmessages import explain
 from .levels import to_dbfs
 
 
@@ -63,7 +64,7 @@ def analyse(path: str, columns: int, silence_dbfs: float = -50.0,
     except TypeError:  # headerless (raw): soundfile asks for a rate it cannot know
         raise SourceError(f"{path}: raw audio has no header to read its rate from") from None
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as e:
-        raise SourceError(f"{path}: not a readable audio file ({e})") from None
+        raise SourceError(f"{path}: {explain(e, path)}") from None
     try:
         with f:
             return _analyse(f, path, columns, silence_dbfs, min_silence, block)

@@ -7,7 +7,7 @@ import signal
 import click
 
 from ..formats import FORMATS
-from .app import Duration, cli
+from .app import Decibels, Duration, cli
 
 FORMAT_NAMES = list(FORMATS)
 
@@ -22,8 +22,9 @@ FORMAT_NAMES = list(FORMATS)
 @click.option("-d", "--duration", type=Duration(), help="Stop after this much recorded audio, counted in frames (90, 1.5, 5m, 1:30).")
 @click.option("--input", "input_path", metavar="FILE", help="Record an audio file instead of the microphone.")
 @click.option("--realtime", is_flag=True, help="With --input: deliver the file at its own pace, like a device.")
-@click.option("--subtype", type=click.Choice(["PCM_16", "PCM_24", "PCM_32", "FLOAT"], case_sensitive=False),
-              help="Sample encoding for wav/flac/raw. Default: PCM_16.")
+@click.option("--subtype", metavar="NAME",
+              help="Sample encoding for wav/flac/raw: PCM_16 (default), PCM_24, PCM_32, FLOAT. "
+                   "ogg, opus and mp3 have none to choose.")
 @click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
 @click.option("-q", "--quiet", is_flag=True, help="No meter, no summary; errors only.")
 @click.option("--timeslice", type=Duration(), metavar="SECONDS", help="A dataavailable event every SECONDS of recorded audio.")
@@ -36,7 +37,7 @@ FORMAT_NAMES = list(FORMATS)
 @click.option("--stop-on-silence", type=Duration(), metavar="SECONDS", help="Stop after SECONDS of continuous silence (keeps a 0.3 s tail).")
 @click.option("--skip-silence", type=Duration(), metavar="SECONDS", help="Leave out silences longer than SECONDS (shortened to a 0.6 s gap).")
 @click.option("--split-on-silence", type=Duration(), metavar="SECONDS", help="One file per utterance: a silence longer than SECONDS ends a file.")
-@click.option("--threshold", type=click.FloatRange(-100, 0), metavar="DBFS", help="Speech level threshold in dBFS (default -40; a noise floor is tracked too).")
+@click.option("--threshold", type=Decibels(), metavar="DBFS", help="Speech level threshold in dBFS (default -40; a noise floor is tracked too).")
 def record(output, format_name, samplerate, channels, device, duration, input_path, realtime,
            subtype, force, quiet, timeslice, split, events, on_data, on_stop, name,
            wait_for_sound, stop_on_silence, skip_silence, split_on_silence, threshold):

@@ -50,8 +50,9 @@ class RecordOptions:
 
     @property
     def uses_voice(self) -> bool:
-        return bool(self.wait_for_sound or self.stop_on_silence or self.skip_silence
-                    or self.split_on_silence or self.threshold is not None)
+        return bool(self.wait_for_sound or self.stop_on_silence is not None
+                    or self.skip_silence is not None or self.split_on_silence is not None
+                    or self.threshold is not None)
 
 
 def warn(message: str) -> None:
@@ -69,21 +70,32 @@ def resolve_output(opts: RecordOptions) -> tuple[Format, object, str]:
         from ..clips import named_clip_path, new_clip_path
 
         fmt = format_by_name(opts.format_name) if opts.format_name else _default_format()
-        ext = ("-{n:03d}" if opts.split or opts.split_on_silence else "") + fmt.extension
-        path = named_clip_path(opts.name, ext) if opts.name else new_clip_path(ext)
+        split = opts.split is not None or opts.split_on_silence is not None
+        ext = ("-{n:03d}" if split else "") + fmt.extension
+        path = named_clip_path(opts.name, ext) if opts.name is not None else new_clip_path(ext)
         return fmt, path, path
     path = opts.output
     by_ext = format_for_path(path)
     fmt = format_by_name(opts.format_name) if opts.format_name else (by_ext or _default_format())
     if by_ext is not None and by_ext is not fmt:
         warn(f"{path} will hold {fmt.name} data (-f {fmt.name}), not {by_ext.name}")
-    if opts.split or opts.split_on_silence:
-        from ..recorder import split_path
+    from ..recorder import split_path
 
-        check_output_path(split_path(path, 1), opts.force)
-    else:
-        check_output_path(path, opts.force)
+    split = opts.split is not None or opts.split_on_silence is not None
+    first = split_path(path, 1) if split else path
+    check_not_input(opts, first)
+    check_output_path(first, opts.force)
     return fmt, path, path
+
+
+def check_not_input(opts: RecordOptions, path: str) -> None:
+    """OUTPUT must not be --input itself (by any link or spelling), --force or not: this
+    is checked before "it exists", so that the advice is not to add --force."""
+    from ..recorder import same_file
+
+    if opts.input_path is not None and opts.input_path != "-" and same_file(opts.input_path, path):
+        raise OutputError(f"{path} is the --input file {opts.input_path}; recording into it "
+                          f"would destroy it: choose another OUTPUT")
 
 
 def _default_format() -> Format:
@@ -108,7 +120,7 @@ def make_source(opts: RecordOptions, fmt: Format):
         from ..sources import FileSource
 
         source = FileSource(opts.input_path, realtime=opts.realtime, channels=opts.channels)
-        if opts.samplerate and opts.samplerate != source.samplerate:
+        if opts.samplerate is not None and opts.samplerate != source.samplerate:
             raise NotSupportedError(
                 f"{opts.input_path} is {source.samplerate} Hz and dictaphone does not resample; "
                 f"drop -r, or convert it first (sox IN -r {opts.samplerate} OUT)")
@@ -347,9 +359,11 @@ def run_record(opts: RecordOptions) -> int:
 def _run_record(opts: RecordOptions) -> tuple[int, bool]:
     from ..recorder import MediaRecorder
 
-    check_scripting_options(opts)
+    check_options(opts)
     fmt, output, label = resolve_output(opts)
+    fmt.check_subtype(opts.subtype)
     source = make_source(opts, fmt)
+    check_frames(opts, source.samplerate)
     rec = MediaRecorder(source, fmt.mime_type, output=output, subtype=opts.subtype,
                         force=opts.force, max_duration=opts.duration, split=opts.split,
                         voice=make_voice_gate(opts, source.samplerate))
@@ -363,7 +377,7 @@ def _run_record(opts: RecordOptions) -> tuple[int, bool]:
             from ..hooks import EventLog
 
             EventLog(events_file, rec, extra=extra, on_error=warn).attach()
-        if opts.on_data or opts.on_stop:
+        if opts.on_data is not None or opts.on_stop is not None:
             from ..hooks import HookRunner
 
             hooks = HookRunner(rec, opts.on_data, opts.on_stop, report=warn, extra=extra)
@@ -420,24 +434,66 @@ def make_voice_gate(opts: RecordOptions, samplerate: int):
     from ..vad import DEFAULT_THRESHOLD_DBFS, LevelDetector, VoiceGate
 
     threshold = DEFAULT_THRESHOLD_DBFS if opts.threshold is None else opts.threshold
-    skip = opts.split_on_silence if opts.split_on_silence else opts.skip_silence
+    skip = opts.split_on_silence if opts.split_on_silence is not None else opts.skip_silence
     return VoiceGate(samplerate, LevelDetector(threshold), wait_for_sound=opts.wait_for_sound,
                      stop_on_silence=opts.stop_on_silence, skip_silence=skip,
-                     split_on_silence=bool(opts.split_on_silence))
+                     split_on_silence=opts.split_on_silence is not None)
+
+
+def check_options(opts: RecordOptions) -> None:
+    """Everything that can be refused before a device or file is touched. An option
+    given as 0 or "" is given: it is checked like any other value, never taken for the
+    default."""
+    from ..formats import check_rate_and_channels
+
+    for flag, value in (("OUTPUT", opts.output), ("--input", opts.input_path),
+                        ("--events", opts.events), ("-D/--device", opts.device),
+                        ("--on-data", opts.on_data), ("--on-stop", opts.on_stop)):
+        if value is not None and not value.strip():
+            what = {"OUTPUT": "a file name or - for stdout", "--input": "a file name or - for stdin",
+                    "--events": "a file name or - for stdout",
+                    "-D/--device": "an index or part of a name ('dictaphone devices' lists them)",
+                    }.get(flag, "a command")
+            raise InvalidArgumentError(f"{flag} is empty; give {what}")
+    if opts.name is not None:
+        from ..clips import check_name
+
+        check_name(opts.name)
+    if opts.samplerate is not None:
+        check_rate_and_channels(opts.samplerate, 1)
+    if opts.channels is not None:
+        check_rate_and_channels(8000, opts.channels)
+    if opts.realtime and opts.input_path is None:
+        raise InvalidArgumentError("--realtime paces an --input file; without --input there is nothing to pace")
+    from .. import args
+    from ..recorder import MIN_SPLIT, MIN_TIMESLICE
+
+    args.seconds("--timeslice", opts.timeslice, minimum=MIN_TIMESLICE)
+    args.seconds("--split", opts.split, minimum=MIN_SPLIT)
+    check_scripting_options(opts)
+
+
+def check_frames(opts: RecordOptions, samplerate: int) -> None:
+    """Durations that are less than one frame at the recording's rate mean nothing."""
+    from .. import args
+
+    for flag, value in (("-d/--duration", opts.duration), ("--timeslice", opts.timeslice),
+                        ("--split", opts.split)):
+        args.frames_of(flag, value, samplerate)
 
 
 def check_scripting_options(opts: RecordOptions) -> None:
-    if opts.split_on_silence and opts.output == "-":
+    if opts.split_on_silence is not None and opts.output == "-":
         raise InvalidArgumentError("--split-on-silence writes files; it cannot go to stdout")
-    if opts.split_on_silence and opts.split:
+    if opts.split_on_silence is not None and opts.split is not None:
         raise InvalidArgumentError("use either --split or --split-on-silence, not both")
-    if opts.split_on_silence and opts.skip_silence:
+    if opts.split_on_silence is not None and opts.skip_silence is not None:
         raise InvalidArgumentError("--split-on-silence leaves the silences out already; drop --skip-silence")
     if opts.name is not None and opts.output is not None:
         raise InvalidArgumentError("give either OUTPUT or --name (a clip in the library), not both")
-    if opts.split and opts.output == "-":
+    if opts.split is not None and opts.output == "-":
         raise InvalidArgumentError("--split writes files; it cannot go to stdout")
-    if opts.split and opts.timeslice:
+    if opts.split is not None and opts.timeslice is not None:
         raise InvalidArgumentError("use either --timeslice or --split, not both")
     if opts.events == "-" and opts.output == "-":
         raise InvalidArgumentError("--events - needs stdout, which carries the audio; give the events a file")
