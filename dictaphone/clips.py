@@ -104,6 +104,8 @@ class Clip:
     size: int = 0
     device: str | None = None
     dropped_frames: int | None = None
+    #: where the device was lost and came back: [{"time": s, "duration": s, "reason": str}]
+    gaps: list = dataclasses.field(default_factory=list)
     transcript: str | None = None  #: the first words of its saved transcript ("" if silent)
 
     @property

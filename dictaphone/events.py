@@ -17,7 +17,8 @@ from typing import Any, Callable
 
 log = logging.getLogger("dictaphone")
 
-EVENT_TYPES = ("start", "dataavailable", "pause", "resume", "stop", "error", "transcript")
+EVENT_TYPES = ("start", "dataavailable", "pause", "resume", "stop", "error", "transcript",
+               "devicelost", "devicerestored")
 
 
 class Blob:
@@ -83,6 +84,19 @@ class ErrorEvent(Event):
     """An ``error`` event; ``error`` is the exception (a DictaphoneError)."""
 
     error: BaseException | None = None
+
+
+@dataclasses.dataclass
+class DeviceEvent(Event):
+    """``devicelost`` (the device went away; the recorder waits for it, the file stays
+    open) and ``devicerestored`` (it is back and the recording goes on in the same file).
+    ``reason`` says what happened in words; ``gap`` (devicerestored) is the seconds of
+    audio missing between the two; ``device`` names the device."""
+
+    device: str | None = None
+    gap: float | None = None
+    #: devicelost: the most seconds the recorder waits for the device
+    wait: float | None = None
 
 
 @dataclasses.dataclass

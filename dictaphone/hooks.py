@@ -40,6 +40,12 @@ def event_record(event, recorder, extra: dict | None = None) -> dict:
         rec["error"] = str(event.error)
     elif event.type in ("pause", "resume") and event.reason:
         rec["reason"] = event.reason
+    elif event.type in ("devicelost", "devicerestored"):
+        rec.update(device=event.device, reason=event.reason)
+        if event.type == "devicelost":
+            rec["wait"] = event.wait
+        else:
+            rec["gap"] = round(event.gap, 3)
     elif event.type == "start":
         rec.update(path=recorder.path, format=recorder.mime_type,
                    samplerate=recorder.samplerate, channels=recorder.channels)
@@ -71,7 +77,8 @@ class EventLog:
                 self.on_error(f"cannot write the event log any more: {e}")
 
     def attach(self) -> None:
-        for t in ("start", "dataavailable", "pause", "resume", "stop", "error"):
+        for t in ("start", "dataavailable", "pause", "resume", "stop", "error",
+                  "devicelost", "devicerestored"):
             self.recorder.add_event_listener(t, self)
 
 

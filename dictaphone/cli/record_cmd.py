@@ -37,10 +37,14 @@ FORMAT_NAMES = list(FORMATS)
 @click.option("--stop-on-silence", type=Duration(), metavar="SECONDS", help="Stop after SECONDS of continuous silence (keeps a 0.3 s tail).")
 @click.option("--skip-silence", type=Duration(), metavar="SECONDS", help="Leave out silences longer than SECONDS (shortened to a 0.6 s gap).")
 @click.option("--split-on-silence", type=Duration(), metavar="SECONDS", help="One file per utterance: a silence longer than SECONDS ends a file.")
+@click.option("--reconnect", type=Duration(zero=True), metavar="SECONDS",
+              help="When the device or its audio server goes away, wait up to SECONDS for it "
+                   "to come back and go on in the same file (default 30; 0: end the recording).")
 @click.option("--threshold", type=Decibels(), metavar="DBFS", help="Speech level threshold in dBFS (default -40; a noise floor is tracked too).")
 def record(output, format_name, samplerate, channels, device, duration, input_path, realtime,
            subtype, force, quiet, timeslice, split, events, on_data, on_stop, name,
-           wait_for_sound, stop_on_silence, skip_silence, split_on_silence, threshold):
+           wait_for_sound, stop_on_silence, skip_silence, split_on_silence, threshold,
+           reconnect):
     """Record from the microphone (or --input FILE) into OUTPUT.
 
     OUTPUT is a file, or - for stdout (audio only; messages go to stderr). Without OUTPUT
@@ -76,7 +80,7 @@ def record(output, format_name, samplerate, channels, device, duration, input_pa
                          events=events, on_data=on_data, on_stop=on_stop, name=name,
                          wait_for_sound=wait_for_sound, stop_on_silence=stop_on_silence,
                          skip_silence=skip_silence, split_on_silence=split_on_silence,
-                         threshold=threshold)
+                         threshold=threshold, reconnect=reconnect)
     status = run_record(opts)
     # The recording is finished: from here on a stop signal has nothing to stop. Ignored
     # at the OS level (SIG_IGN survives interpreter shutdown, a Python handler does not),

@@ -47,6 +47,7 @@ class RecordOptions:
     skip_silence: float | None = None
     split_on_silence: float | None = None
     threshold: float | None = None
+    reconnect: float | None = None  #: None: the default (Microphone.RECONNECT)
 
     @property
     def uses_voice(self) -> bool:
@@ -119,6 +120,8 @@ def make_source(opts: RecordOptions, fmt: Format):
     if opts.input_path is not None:
         from ..sources import FileSource
 
+        if opts.reconnect is not None:
+            raise InvalidArgumentError("--reconnect is for a device; --input reads a file")
         source = FileSource(opts.input_path, realtime=opts.realtime, channels=opts.channels)
         if opts.samplerate is not None and opts.samplerate != source.samplerate:
             raise NotSupportedError(
@@ -131,13 +134,13 @@ def make_source(opts: RecordOptions, fmt: Format):
     if rate is None:
         info = find_input_device(opts.device)
         rate = fmt.nearest_rate(int(info["default_samplerate"]))
-        device = info["index"]
-    else:
-        device = opts.device
     # A live meter wants fresh levels ten times a second; without one, the default pace
     # (four reads a second) costs less CPU (see Microphone).
     pace = METER_PACE if shows_meter(opts.quiet) else None
-    return Microphone(device=device, samplerate=rate, pace=pace,
+    reconnect = Microphone.RECONNECT if opts.reconnect is None else opts.reconnect
+    # the device as the user named it (None: the default input, whichever it is when a
+    # lost device is looked for again)
+    return Microphone(device=opts.device, samplerate=rate, pace=pace, reconnect=reconnect,
                       channels=1 if opts.channels is None else opts.channels)
 
 
@@ -241,7 +244,8 @@ class Session:
                 "duration": rec.duration, "bytes": rec.bytes_written,
                 "peak_dbfs": round(rec.level.peak_dbfs, 1), "rms_dbfs": round(rec.level.rms_dbfs, 1),
                 "format": rec.mime_type, "samplerate": rec.samplerate, "channels": rec.channels,
-                "dropped_frames": rec.dropped_frames, "started": rec.started}
+                "dropped_frames": rec.dropped_frames, "started": rec.started,
+                "device_lost": rec.device_lost, "gaps": list(rec.gaps)}
 
     def run(self, timeslice: float | None = None) -> None:
         from contextlib import ExitStack
@@ -523,16 +527,22 @@ def save_clip_metadata(rec, fmt: Format, created: str) -> None:
     for i, path in enumerate(rec.paths):
         if not is_clip_path(path) or not os.path.exists(path):
             continue
+        gaps = []
         if len(rec.paths) == 1:
             frames = rec.frames
+            gaps = list(rec.gaps)
         elif split is not None:
             frames = min(split, rec.frames - i * split)
-        else:  # pieces cut on silence: ask the file
+            start, end = i * rec.split, (i + 1) * rec.split
+            gaps = [dict(g, time=round(g["time"] - start, 6)) for g in rec.gaps
+                    if start <= g["time"] < end]
+        else:  # pieces cut on silence: ask the file (where a gap fell is not known)
             frames = _file_frames(path, rec.samplerate)
         try:
             write_metadata(path, created=created, duration=frames / rec.samplerate,
                            format=fmt.name, samplerate=rec.samplerate, channels=rec.channels,
-                           device=rec.source.name, dropped_frames=rec.dropped_frames)
+                           device=rec.source.name, dropped_frames=rec.dropped_frames,
+                           gaps=gaps)
         except OSError as e:
             warn(f"cannot write the metadata of {path}: {e.strerror}")
 

@@ -57,6 +57,14 @@ class Meter:
         state = rec.state
         voice = rec.voice
         line = Text()
+        lost = getattr(rec, "device_lost", None)
+        if lost is not None:  # the file stays open while the device is waited for
+            line.append(f"⚠ DEVICE LOST — waiting {math.ceil(lost['left']):d} s ", style="bold white on red")
+            line.append(clock(rec.duration), style="bold")
+            line.append(f"  {lost['reason']}", style="bold red")
+            return Group(line, Text(f"{self.label}  {human_size(rec.bytes_written)}  "
+                                    "the file stays open; recording goes on when it is back",
+                                    style="dim"))
         if state == "paused":
             line.append("❚❚ PAUSED ", style="bold yellow")
         elif not rec.started:
