@@ -28,7 +28,8 @@ def list_(as_json):
     if as_json:
         click.echo(json.dumps([{k: c.to_json()[k] for k in
                                 ("name", "path", "duration", "created", "format", "size",
-                                 "samplerate", "channels", "device", "dropped_frames", "transcript")}
+                                 "samplerate", "channels", "device", "dropped_frames", "transcript",
+                                 "gaps")}
                                for c in found], indent=2))
         return
     if not found:

@@ -48,9 +48,10 @@ def devices(as_json):
 def recover(files, dry_run):
     """Repair recordings left by a killed recorder or saved from a pipe.
 
-    WAV: the header's sizes are set to what the file holds. FLAC: the missing total
-    length is filled in and a torn last frame cut off. Other formats cannot be
-    repaired (Ogg Vorbis and MP3 play up to where they were cut).
+    WAV: the header's sizes are set to what the file holds (RF64 past 4 GiB). FLAC: the
+    missing total length is filled in and a torn last frame cut off. MP3: cut after the
+    last whole frame, its length header filled in. Ogg Vorbis and Opus: cut after the
+    last whole page, which is marked as the end of the stream.
     """
     from ..recover import recover as repair
 
