@@ -366,11 +366,11 @@ def test_help_and_record_do_not_import_the_engine(env, tmp_path, script, args):
 def test_a_terminal_shows_a_progress_bar_that_goes_away(env, tmp_path, terminal):
     import sys
 
-    path = speech.make_script(tmp_path / "long.wav", speech.SENTENCES * 4, pause=1.0).path
+    path = speech.make_script(tmp_path / "long.wav", speech.PARAGRAPH[:16], pause=1.0).path
     out = tmp_path / "out.txt"
     t = terminal([sys.executable, "-m", "dictaphone", "transcribe", path, "-o", out], env=env, cwd=tmp_path)
     # The bar: the input's name, a bar and a percentage, redrawn as segments are recognised.
     t.wait_for(lambda screen: re.search(r"long\.wav .*\d+%", screen) is not None, timeout=60, interval=0.02)
     assert t.wait_exit(timeout=120) == 0
     assert not re.search(r"\d+%", t.capture())  # transient: gone when done
-    assert speech.wer(" ".join(speech.SENTENCES * 4), out.read_text()) <= MAX_WER
+    assert speech.wer(" ".join(speech.PARAGRAPH[:16]), out.read_text()) <= MAX_WER
