@@ -247,6 +247,29 @@ def test_a_frozen_audio_server_is_a_lost_device_noticed_within_the_stall_timeout
     assert sf.info(out).frames >= RATE // 4
 
 
+def test_a_frozen_audio_server_that_thaws_within_the_window_is_reconnected(speech, tmp_path, recorders):
+    events = tmp_path / "ev.jsonl"
+    out = tmp_path / "thawed.wav"
+    with audiolab.PulseServer() as server:
+        rec = recorders(out, "--events", events, "--reconnect", "30", env=server.env)
+        rec.wait_started()
+        os.kill(server.pid, signal.SIGSTOP)
+        try:
+            lost = rec.wait_for_event(lambda e: e["type"] == "devicelost", timeout=30)
+            time.sleep(1.0)
+        finally:
+            os.kill(server.pid, signal.SIGCONT)
+        back = rec.wait_for_event(lambda e: e["type"] == "devicerestored", timeout=40)
+        server.play_and_wait(speech)
+        time.sleep(0.5)
+        status = rec.stop()
+    assert status == 0, rec.stderr()
+    assert lost["reason"] == "the audio server stopped responding (no audio for 5 s)"
+    assert back["gap"] >= 5
+    score, at = locate(speech, out)
+    assert score > 0.9 and at >= lost["duration"] * RATE - RATE // 10
+
+
 class RaisingSource(Source):
     """Delivers a ramp, then fails like a device that threw."""
 
