@@ -172,6 +172,11 @@ def test_a_restarted_audio_server_is_reconnected_and_the_recording_goes_on_in_th
         time.sleep(0.5)
         server.kill()
         lost = rec.wait_for_event(lambda e: e["type"] == "devicelost")
+        [entry] = cliutil.status_entries(env)  # `status` tells a script what is going on
+        assert entry["state"] == "recording" and 0 < entry["device_lost"]["left"] <= 30
+        assert entry["device_lost"]["reason"] == "the audio server stopped"
+        r = cliutil.run("status", env=env)
+        assert "DEVICE LOST (the audio server stopped), waiting" in r.stdout
         time.sleep(1.0)  # down for a while, as in a real restart
         server.restart()
         back = rec.wait_for_event(lambda e: e["type"] == "devicerestored", timeout=30)
