@@ -306,3 +306,27 @@ def delete(name: str) -> Clip:
         except FileNotFoundError:
             pass
     return clip
+
+
+def fingerprint(ignore: frozenset[str] | set[str] = frozenset()) -> tuple:
+    """A cheap summary of the library directory (names, sizes, modification times of
+    every visible file, sidecars included) that changes whenever a clip, its metadata,
+    transcript or markers change: compare two to notice another process's changes.
+    Files in ``ignore`` (absolute paths: recordings still being written) are left out."""
+    directory = clip_dir()
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return ()
+    result = []
+    for entry in entries:
+        if entry.name.startswith(".") or entry.path in ignore:
+            continue
+        if any(entry.path.startswith(p) for p in ignore):  # its sidecars while recording
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        result.append((entry.name, st.st_size, st.st_mtime_ns))
+    return tuple(sorted(result))

@@ -113,12 +113,12 @@ class StopEvent(Event):
 class TranscriptEvent(Event):
     """A ``transcript`` event (live transcription, see live.py): the ``text`` of one
     utterance, which began at ``start`` and ended at ``end`` seconds of recorded media.
-    ``segment`` is the :class:`dictaphone.transcript.Segment` with its words."""
+    ``segments``: its :class:`dictaphone.transcript.Segment` objects, with word times."""
 
     text: str = ""
     start: float = 0.0
     end: float = 0.0
-    segment: Any = None
+    segments: list = dataclasses.field(default_factory=list)
 
 
 Listener = Callable[[Event], Any]

@@ -26,8 +26,9 @@ class Meter:
     HOLD_SECONDS = 1.5
     CLIP_SECONDS = 2.0
 
-    def __init__(self, recorder, console: Console, label: str, keys: bool):
+    def __init__(self, recorder, console: Console, label: str, keys: bool, live=None):
         self.rec = recorder
+        self.live = live  # a LiveTranscriber: its latest text goes under the meter
         self.console = console
         self.label = label
         self.keys = keys
@@ -90,7 +91,30 @@ class Meter:
             info.append(f"  {rec.dropped_frames} dropped frames", style="bold red")
         if self.keys:
             info.append("   q stop · space pause/resume")
+        if self.live is not None:
+            return Group(line, info, self._text_line())
         return Group(line, info)
+
+    def _text_line(self) -> Text:
+        """The latest utterance's text (its end, when it is longer than the line)."""
+        live = self.live
+        t = Text(no_wrap=True, overflow="ellipsis")
+        segs = live.segments
+        if segs:
+            last = segs[-1]
+            room = max(10, self.console.width - 12)
+            text = last.text if len(last.text) <= room else "…" + last.text[-(room - 1):]
+            t.append(f"{clock(last.start).split('.')[0]}  ", style="dim")
+            t.append(text, style="italic")
+        else:
+            t.append("(transcript: nothing said yet)", style="dim")
+        pending = live.pending_seconds
+        if pending >= 1.0:
+            t.append(f"  [{pending:.0f} s to transcribe]", style="dim")
+        if live.error is not None:
+            t = Text(f"transcription failed: {live.error}", style="bold red", no_wrap=True,
+                     overflow="ellipsis")
+        return t
 
     @staticmethod
     def _voice_text(voice) -> Text:
