@@ -197,7 +197,21 @@ function renderMarkers(card) {
     li.append(b);
     ul.append(li);
   }
-  ul.hidden = !(card.clip.markers || []).length;
+  for (const g of card.clip.gaps || []) {
+    // Where the device was lost and came back: the audio jumps here (recorded time).
+    const li = document.createElement("li");
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "marker gap";
+    b.dataset.time = g.time;
+    const reason = g.reason ? ` (${g.reason})` : "";
+    b.textContent = `gap ${clock(g.time, true)}: ${(+g.duration || 0).toFixed(1)} s missing${reason}`;
+    b.title = "The input was lost here; play from this point";
+    b.addEventListener("click", () => playFrom(card, g.time));
+    li.append(b);
+    ul.append(li);
+  }
+  ul.hidden = !ul.children.length;
 }
 
 // ---- waveform ------------------------------------------------------------------------------
