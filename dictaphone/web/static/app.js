@@ -140,6 +140,7 @@ function updateCard(card, clip) {
   $(".unplayable", el).hidden = clip.playable || clip.recording;
   $(".busy", el).hidden = !clip.recording;
   el.classList.toggle("recording", clip.recording);
+  $(".actions", el).hidden = clip.recording;  // stop it first (the server refuses anyway)
   renderMarkers(card);
   const details = $(".transcript", el);
   details.hidden = !clip.has_transcript;
