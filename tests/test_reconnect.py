@@ -374,3 +374,30 @@ def test_the_meter_counts_down_while_the_audio_server_is_away_and_recording_resu
         t.send_keys("q")
         assert t.wait_exit(timeout=cliutil.EXIT_TIMEOUT) == 0
     assert sf.info(tmp_path / "meter.wav").frames > 0
+
+
+def test_each_split_piece_lists_the_gaps_that_fell_in_it_in_its_own_seconds(tmp_path, monkeypatch):
+    import json
+
+    from dictaphone.cli.session import save_clip_metadata
+    from dictaphone.formats import format_by_name
+
+    monkeypatch.setenv("DICTAPHONE_HOME", str(tmp_path))
+    dev = LosableDevice()
+    rec = MediaRecorder(dev, "audio/wav", output=str(tmp_path / "take.wav"), split=0.5)
+    log = Log(rec)
+    rec.start()
+    dev.feed(6000)  # 0.75 s: the second piece is under way
+    dev.unplug()
+    log.wait_for("devicelost")
+    dev.plugged.set()
+    assert dev.reopened.wait(JOIN)
+    dev.feed(4000)
+    log.wait_for("devicerestored")
+    rec.stop()
+    assert [g["time"] for g in rec.gaps] == [0.75]
+    save_clip_metadata(rec, format_by_name("wav"), "2026-12-01T12:00:00+00:00")
+    metas = [json.loads(open(p + ".json").read()) for p in rec.paths]
+    assert len(metas) == 3  # 1.25 s in pieces of 0.5 s
+    assert metas[0]["gaps"] == [] and metas[2]["gaps"] == []
+    assert metas[1]["gaps"] == [dict(rec.gaps[0], time=0.25)]
