@@ -43,6 +43,17 @@ class Repair:
 
 
 def recover(path: str, dry_run: bool = False) -> Repair:
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise SourceError(f"{path}: no such file") from None
+    except OSError as e:
+        raise SourceError(f"{path}: {e.strerror}") from None
+    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        # a FIFO would block the open, a device never end the read
+        raise SourceError(f"{path}: not a regular file (only a saved recording can be repaired)")
     try:
         with open(path, "rb") as f:
             magic = f.read(4)
