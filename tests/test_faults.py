@@ -147,7 +147,7 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
-@pytest.mark.parametrize("fmt", ["wav", "flac", "ogg"])
+@pytest.mark.parametrize("fmt", ["wav", "flac", "ogg", "opus", "mp3"])
 def test_a_full_disk_stops_with_a_clear_error_and_what_fit_is_a_valid_file(small_disk, tmp_path, fmt):
     src = audiolab.make_noise(tmp_path / "long.wav", 60, channels=2, amplitude=0.3)
     out = small_disk / f"take.{fmt}"
