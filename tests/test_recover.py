@@ -279,3 +279,30 @@ def test_recover_refuses_a_file_it_cannot_repair_in_one_line(tmp_path):
     path.write_text("hello")
     with pytest.raises(DictaphoneError, match="not a recording"):
         recover(str(path))
+
+
+@needs_tools
+@pytest.mark.parametrize("kind", ["stream", "blobs"])
+def test_a_saved_mp3_stream_gets_its_length_header_from_recover(kind, tmp_path):
+    """A piped MP3 (or blobs cut along the way) keeps LAME's reserved first frame empty:
+    recover fills it in. The stream's last padding is not known any more, so the length
+    is exact to within one frame (1152 samples), and both decoders agree on it."""
+    written = RATE * 2 + 345
+    sink = tmp_path / "saved.mp3"
+    if kind == "stream":
+        with open(sink, "wb") as f:
+            enc = make_encoder(f, FORMATS["mp3"], RATE, 1)
+            enc.write(tone(written))
+            enc.close()
+    else:
+        enc = make_encoder(None, FORMATS["mp3"], RATE, 1)
+        blobs = []
+        for i in range(0, written, RATE // 2):
+            enc.write(tone(written)[i:i + RATE // 2])
+            blobs.append(enc.cut().bytes())
+        sink.write_bytes(b"".join(blobs) + enc.close().bytes())
+    rep = recover(str(sink))
+    assert rep.changed and rep.frames_before is None
+    n = sf.info(sink).frames
+    assert n == rep.frames == ffmpeg_frames(sink) == len(sf.read(sink)[0])
+    assert written <= n <= written + 1152
