@@ -29,6 +29,8 @@ _EXPORTS = {
     "BlobEvent": "events",
     "ErrorEvent": "events",
     "StopEvent": "events",
+    "MarkEvent": "events",
+    "Marker": "markers",
     "is_type_supported": "formats",
     "FORMATS": "formats",
     "DictaphoneError": "errors",

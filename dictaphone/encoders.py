@@ -302,8 +302,10 @@ _BITS = {"PCM_16": 16, "PCM_24": 24, "PCM_32": 32, "FLOAT": 32}
 UNKNOWN_SIZE = 0xFFFFFFFF
 
 
-def wav_header(samplerate: int, channels: int, subtype: str, data_bytes: int | None) -> bytes:
+def wav_header(samplerate: int, channels: int, subtype: str, data_bytes: int | None,
+               trailer_bytes: int = 0) -> bytes:
     """A canonical WAV header; ``data_bytes`` None writes the streaming sizes (0xFFFFFFFF).
+    ``trailer_bytes``: chunks after the data (markers), counted in the RIFF size.
 
     PCM is format tag 1 (44 bytes). Float is tag 3 with the ``fact`` chunk the spec asks
     for non-PCM data (58 bytes). The header's length does not depend on ``data_bytes``,
@@ -324,7 +326,8 @@ def wav_header(samplerate: int, channels: int, subtype: str, data_bytes: int | N
         riff_size = data_size = UNKNOWN_SIZE
     else:
         data_size = min(data_bytes, UNKNOWN_SIZE)
-        riff_size = min(4 + len(chunks) + 8 + data_bytes + (data_bytes & 1), UNKNOWN_SIZE)
+        riff_size = min(4 + len(chunks) + 8 + data_bytes + (data_bytes & 1) + trailer_bytes,
+                        UNKNOWN_SIZE)
     return b"RIFF" + struct.pack("<I", riff_size) + b"WAVE" + chunks + b"data" + struct.pack("<I", data_size)
 
 
@@ -341,6 +344,8 @@ class Encoder:
         self.frames = 0
         self._cut_at = 0  # sink offset where the next blob starts
         self.closed = False
+        #: markers in this file: (frame offset, number, label), written when it is finished
+        self.markers: list[tuple[int, int, str]] = []
 
     @property
     def mime_type(self) -> str:
@@ -352,6 +357,11 @@ class Encoder:
 
     def write(self, frames: np.ndarray) -> None:
         raise NotImplementedError
+
+    def add_marker(self, offset: int, number: int, label: str) -> None:
+        """A marker ``offset`` frames into this file (stored in the container at close,
+        where the format has a place for it)."""
+        self.markers.append((offset, number, label))
 
     def sync(self, durable: bool = False) -> None:
         """Make what is written so far a valid, flushed file (when the sink can seek)."""
@@ -381,6 +391,11 @@ class PcmEncoder(Encoder):
     """Headerless PCM (raw), and the base of WAV."""
 
     header_len = 0
+    trailer_len = 0  #: bytes of chunks after the data (WAV markers, at close)
+
+    def _trailer(self) -> bytes:
+        """Chunks to append after the data when the file is finished."""
+        return b""
 
     def _header(self, data_bytes: int | None) -> bytes:
         return b""
@@ -422,6 +437,14 @@ class PcmEncoder(Encoder):
                         self.sink.append(b"\0")  # RIFF chunks are padded to an even length
                     except WriteError:
                         pass  # a full disk: readers accept a missing pad byte
+                trailer = self._trailer()
+                if trailer and self.sink.error is None:
+                    end = self.sink.size
+                    try:
+                        self.sink.append(trailer)
+                        self.trailer_len = len(trailer)
+                    except WriteError:
+                        self.sink.truncate(end)  # a full disk: the sidecar keeps the markers
                 self.sync(durable=True)
             else:
                 self.sink.flush()
@@ -440,7 +463,13 @@ class WavEncoder(PcmEncoder):
         self.header_len = len(self._header(0))
 
     def _header(self, data_bytes: int | None) -> bytes:
-        return wav_header(self.samplerate, self.channels, self.subtype, data_bytes)
+        return wav_header(self.samplerate, self.channels, self.subtype, data_bytes,
+                          self.trailer_len)
+
+    def _trailer(self) -> bytes:
+        from .markers import wav_marker_chunks
+
+        return wav_marker_chunks(sorted(self.markers))
 
 
 class SndfileEncoder(Encoder):
@@ -456,7 +485,26 @@ class SndfileEncoder(Encoder):
             raise NotSupportedError(
                 f"libsndfile cannot write {self.format.name} at {self.samplerate} Hz with "
                 f"{self.channels} channel(s): {e}") from None
+        self._reserve_comments()
         self._check()
+
+    #: formats whose markers are Vorbis comments (chapters), rewritten in place at close
+    CHAPTER_FORMATS = ("flac", "ogg", "opus")
+
+    def _reserve_comments(self) -> None:
+        """Room for chapter comments: libsndfile writes its comment block before the first
+        frames and never again, so a blank comment holds the place; close() rewrites it
+        (FLAC: the chapters and a PADDING block; Ogg: the chapters and zero padding).
+        Only for files: a stream cannot be rewritten."""
+        self._reserved = False
+        if self.format.name in self.CHAPTER_FORMATS and isinstance(self.sink, FileSink):
+            from .markers import COMMENT_RESERVE
+
+            try:
+                self._sf.comment = " " * COMMENT_RESERVE
+                self._reserved = True
+            except Exception:
+                pass  # this libsndfile takes no comments: markers stay in the sidecar
 
     def _check(self) -> None:
         if self.sink.error is not None:
@@ -496,6 +544,8 @@ class SndfileEncoder(Encoder):
             if (self.sink.error is not None and self.sink.path
                     and os.path.isfile(self.sink.path)):
                 self._after_failed_write(self.sink.path)
+            elif self._reserved and self.sink.error is None:
+                self._write_chapters()
             self.sink.flush(durable=True)
             blob = self.cut()
         finally:
@@ -503,6 +553,29 @@ class SndfileEncoder(Encoder):
             self.sink.close()
         return blob
 
+
+    def _write_chapters(self) -> None:
+        """Replace the reserved comment with the markers as chapter comments (in place:
+        the file's length and audio do not change)."""
+        from .markers import Marker, write_flac_chapters, write_ogg_chapters
+
+        markers = [Marker(number, offset / self.samplerate, label, frame=offset)
+                   for offset, number, label in sorted(self.markers)]
+        write = write_flac_chapters if self.format.name == "flac" else write_ogg_chapters
+        self.written_chapters = False  # if not, the sidecar and clip metadata keep them
+        if not os.path.isfile(self.sink.path):
+            return
+        try:
+            # (the sink's descriptor is write-only)
+            fd = os.open(self.sink.path, os.O_RDWR | getattr(os, "O_BINARY", 0))
+        except OSError:
+            return
+        try:
+            self.written_chapters = write(fd, markers)
+        except (OSError, ValueError, struct.error):
+            pass
+        finally:
+            os.close(fd)
 
     def _after_failed_write(self, path: str) -> None:
         """A write failed (a full disk): make what fit a valid file and count it. The

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 log = logging.getLogger("dictaphone")
 
-EVENT_TYPES = ("start", "dataavailable", "pause", "resume", "stop", "error")
+EVENT_TYPES = ("start", "dataavailable", "pause", "resume", "stop", "error", "mark")
 
 
 class Blob:
@@ -83,6 +83,15 @@ class ErrorEvent(Event):
     """An ``error`` event; ``error`` is the exception (a DictaphoneError)."""
 
     error: BaseException | None = None
+
+
+@dataclasses.dataclass
+class MarkEvent(Event):
+    """A ``mark`` event (MediaRecorder.mark): ``timecode`` is the marker's place in the
+    recording (seconds, paused time left out), ``number`` counts from 1."""
+
+    label: str = ""
+    number: int = 0
 
 
 @dataclasses.dataclass
