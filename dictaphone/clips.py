@@ -97,6 +97,8 @@ class Clip:
     size: int = 0
     device: str | None = None
     dropped_frames: int | None = None
+    #: [{"number", "time" (s of this file), "label"}]; see dictaphone.markers
+    markers: list = dataclasses.field(default_factory=list)
 
     @property
     def meta_path(self) -> str:
@@ -151,6 +153,14 @@ def _from_file(path: str) -> Clip:
     for field in dataclasses.fields(Clip):
         if field.name in meta and field.name not in ("path", "size", "name"):
             setattr(clip, field.name, meta[field.name])
+    if "markers" not in meta:
+        # killed while recording (the recorder's sidecar) or copied in with a cue chunk
+        from .markers import load
+
+        try:
+            clip.markers = [m.to_json() for m in load(path)]
+        except DictaphoneError:
+            clip.markers = []
     if clip.created is None:
         clip.created = datetime.datetime.fromtimestamp(st.st_mtime).astimezone().isoformat(timespec="seconds")
     if clip.format is None:
@@ -240,6 +250,10 @@ def rename(old: str, new: str) -> Clip:
         raise ClipExistsError(f"{target} exists already") from None
     except OSError:  # a file system without hard links
         os.rename(clip.path, target)
+    from .markers import sidecar_path
+
+    if os.path.exists(sidecar_path(clip.path)):
+        os.replace(sidecar_path(clip.path), sidecar_path(target))
     if os.path.exists(clip.meta_path):
         meta = _read_meta(clip.path)
         meta["name"] = new
@@ -253,8 +267,11 @@ def delete(name: str) -> Clip:
     if not _inside(clip.path, clip_dir()):
         raise InvalidArgumentError(f"{clip.path} is outside the library")
     os.unlink(clip.path)
-    try:
-        os.unlink(clip.meta_path)
-    except FileNotFoundError:
-        pass
+    from .markers import sidecar_path
+
+    for extra in (clip.meta_path, sidecar_path(clip.path)):
+        try:
+            os.unlink(extra)
+        except FileNotFoundError:
+            pass
     return clip

@@ -498,8 +498,12 @@ HEAD_BYTES = 1 << 20  #: the comment header is within the first pages of an Ogg 
 
 def read_ogg_comments(path: str) -> list[str]:
     with open(path, "rb") as f:
-        data = f.read(HEAD_BYTES)
-    _spans, _pages, packet, magic, _framing = _ogg_comment_packet(data)
+        data = f.read(1 << 16)
+        try:
+            packet, magic = _ogg_comment_packet(data)[2:4]
+        except ValueError:  # a comment header longer than the first 64 KiB
+            f.seek(0)
+            packet, magic = _ogg_comment_packet(f.read(HEAD_BYTES))[2:4]
     return parse_vorbis_comment_body(packet, len(magic))[1]
 
 

@@ -17,6 +17,7 @@ raising InvalidStateError (Chromium does; the current W3C draft made it a no-op)
 
 from __future__ import annotations
 
+import bisect
 import os
 import threading
 import time
@@ -52,6 +53,7 @@ class _Capture:
         #: frames that went into the ring: the recorded position of the next frame to come
         #: (what a marker made now points at, counting frames not yet written)
         self.accepted = 0
+        self.accepted_time: float | None = None  # time.monotonic() when frames last went in
         self.first_frame_time: float | None = None  # time.monotonic() of the first frames
         self.last_frame_time: float | None = None
         self.ended = False
@@ -76,6 +78,7 @@ class _Capture:
             return
         written = self.ring.write(frames)
         self.accepted += written
+        self.accepted_time = now
         if written < n:
             self.dropped += n - written
         # Wake the writer when it has work rather than let it poll, and not for every
@@ -100,6 +103,7 @@ class _Capture:
         ok = self.ring.write_all(frames)
         if ok:
             self.accepted += len(frames)
+            self.accepted_time = now
         self.wake.set()
         return ok
 
@@ -311,7 +315,7 @@ class MediaRecorder(EventTarget):
             self._split_frames = int(round(self.split * rate)) if self.split else None
             self._dispatcher = Dispatcher(self)
             self._state = RECORDING
-            self._started_at = time.monotonic()
+            self._started_at = self._resumed_at = time.monotonic()
             self._post(Event("start"))
             self._writer = threading.Thread(target=self._run_writer, name="dictaphone-writer",
                                             daemon=True)
@@ -349,6 +353,7 @@ class MediaRecorder(EventTarget):
                 return
             self._state = RECORDING
             self._capture.paused = False
+            self._resumed_at = time.monotonic()
             self._post(Event("resume", timecode=self._timecode()))
 
     def mark(self, label: str | None = None) -> Marker:
@@ -366,7 +371,7 @@ class MediaRecorder(EventTarget):
             rate = self.source.samplerate
             capture = self._capture
             if self.voice is None:
-                frame = capture.accepted
+                frame = self._now_frame()
                 marker = Marker(number, frame / rate, label, frame=frame)
                 queue = self._pending_marks
             else:
@@ -376,12 +381,30 @@ class MediaRecorder(EventTarget):
                                 frame=capture.accepted)
                 queue = self._unmapped_marks
             with self._marks_lock:
-                queue.append(marker)
+                # (a device's position is an estimate: keep the queue in frame order)
+                bisect.insort(queue, marker, key=lambda m: m.frame)
             self.markers.append(marker)
             event = MarkEvent("mark", timecode=marker.time, label=label, number=number)
             event.target = self  # not _post: a marker at 0.0 keeps its timecode
             self._dispatcher.post(event)
             return marker
+
+    #: the most a device's position is carried forward past its last delivery (seconds)
+    MAX_MARK_EXTRAPOLATION = 0.3
+
+    def _now_frame(self) -> int:
+        """The recorded position of this moment: the frames that went into the ring, plus,
+        for a device while recording, the frames it has captured since its last delivery
+        (a device hands over audio in blocks, up to a quarter second apart): without
+        them a marker would land up to a block early."""
+        capture = self._capture
+        frame = capture.accepted
+        since = capture.accepted_time
+        if self._state == RECORDING and since is not None and getattr(self.source, "live", False):
+            since = max(since, self._resumed_at)
+            ahead = min(max(0.0, time.monotonic() - since), self.MAX_MARK_EXTRAPOLATION)
+            frame += int(ahead * self.source.samplerate)
+        return frame
 
     def markers_in(self, path: str) -> list[Marker]:
         """The markers a file of this recording holds, in seconds of that file."""

@@ -2,7 +2,10 @@
 
 - WAV: the header's sizes are set from what the file really holds (whole frames). This
   fixes a header that lags the data (a recorder killed between two header updates) and
-  the 0xFFFFFFFF sizes of a WAV saved from a pipe.
+  the 0xFFFFFFFF sizes of a WAV saved from a pipe. Markers the recorder had put in its
+  ``<file>.markers.json`` sidecar (written as each marker reached the file) go back into
+  the file as cue points after the data, when it has none. A finished WAV with chunks
+  after its data (markers) is left alone.
 - FLAC: a file whose STREAMINFO has no total length (killed before libFLAC rewrote it,
   or streamed) gets the total from its last frame header; a torn last frame is cut off.
 
@@ -89,19 +92,35 @@ def recover_wav(path: str, dry_run: bool = False) -> Repair:
         data_at = pos + 8
         data_bytes = (size - data_at) // block_align * block_align
         said = csize
+        trailer = None
+        if said != 0xFFFFFFFF and data_at + said < size and _chunks_to_end(f, data_at + said + (said & 1), size):
+            # a finished file with chunks after its data (cue points, labels): complete
+            data_bytes = said // block_align * block_align
+            trailer = size - (data_at + said + (said & 1))
         riff_said = struct.unpack("<I", head[4:8])[0]
         frames = data_bytes // block_align
         frames_before = None if said == 0xFFFFFFFF else min(said, size - data_at) // block_align
-        riff = data_at - 8 + data_bytes + (data_bytes & 1)
-        changed = said != data_bytes or riff_said != min(riff, 0xFFFFFFFF)
+        riff = data_at - 8 + data_bytes + (data_bytes & 1) + (trailer or 0)
+        markers = [] if trailer is not None else _sidecar_markers(path, frames, rate)
+        changed = said != data_bytes or riff_said != min(riff, 0xFFFFFFFF) or bool(markers)
         rep = Repair(path, "wav", frames_before, frames, rate, changed)
         if data_bytes > 0xFFFFFFFF:
             rep.notes.append("over 4 GiB: sizes left at 0xFFFFFFFF (readers take the file to its end)")
             data_bytes_field = riff_field = 0xFFFFFFFF
         else:
             data_bytes_field, riff_field = data_bytes, riff
-        if size - data_at != data_bytes:
+        if size - data_at != data_bytes and trailer is None:
             rep.notes.append(f"{size - data_at - data_bytes} bytes of a torn last frame ignored")
+        if markers:
+            rep.notes.append(f"{len(markers)} marker(s) restored from {os.path.basename(path)}.markers.json")
+        if markers and not dry_run and data_bytes <= 0xFFFFFFFF:
+            from .markers import wav_marker_chunks
+
+            chunks = wav_marker_chunks([(m.frame, m.number, m.label) for m in markers])
+            f.truncate(data_at + data_bytes)  # (a torn last frame goes)
+            f.seek(data_at + data_bytes)
+            f.write(b"\0" * (data_bytes & 1) + chunks)
+            riff_field += len(chunks)
         if changed and not dry_run:
             f.seek(4)
             f.write(struct.pack("<I", riff_field))
@@ -113,6 +132,36 @@ def recover_wav(path: str, dry_run: bool = False) -> Repair:
             f.flush()
             os.fsync(f.fileno())
         return rep
+
+
+def _chunks_to_end(f, pos: int, size: int) -> bool:
+    """Whether RIFF chunks from ``pos`` tile the file exactly to its end."""
+    if pos >= size:
+        return False
+    while pos + 8 <= size:
+        f.seek(pos)
+        head = f.read(8)
+        cid, n = head[:4], struct.unpack("<I", head[4:])[0]
+        if not all(0x20 <= b <= 0x7E for b in cid):
+            return False
+        pos += 8 + n + (n & 1)
+        if pos == size or (n & 1 and pos - 1 == size):
+            return True
+    return False
+
+
+def _sidecar_markers(path: str, frames: int, rate: int) -> list:
+    """The markers of the recorder's sidecar that lie within the recovered audio, with
+    their frame offsets (times are kept to the microsecond: the frame is exact)."""
+    from .markers import _from_json_list, _read_json, sidecar_path
+
+    side = _read_json(sidecar_path(path))
+    found = _from_json_list(side.get("markers")) if isinstance(side, dict) else None
+    if not found:
+        return []
+    for m in found:
+        m.frame = int(round(m.time * rate))
+    return [m for m in found if m.frame <= frames]
 
 
 # ------------------------------------------------------------------------------ FLAC

@@ -37,9 +37,12 @@ FORMAT_NAMES = list(FORMATS)
 @click.option("--skip-silence", type=Duration(), metavar="SECONDS", help="Leave out silences longer than SECONDS (shortened to a 0.6 s gap).")
 @click.option("--split-on-silence", type=Duration(), metavar="SECONDS", help="One file per utterance: a silence longer than SECONDS ends a file.")
 @click.option("--threshold", type=click.FloatRange(-100, 0), metavar="DBFS", help="Speech level threshold in dBFS (default -40; a noise floor is tracked too).")
+@click.option("--on-mark", metavar="CMD", help="Run CMD (with sh) at each marker; DICTAPHONE_MARK_TIME, _LABEL and _NUMBER say which.")
+@click.option("--split-on-mark", is_flag=True, help="Each marker (m key, 'dictaphone mark') also starts a new file: NAME-001.EXT, ...")
 def record(output, format_name, samplerate, channels, device, duration, input_path, realtime,
            subtype, force, quiet, timeslice, split, events, on_data, on_stop, name,
-           wait_for_sound, stop_on_silence, skip_silence, split_on_silence, threshold):
+           wait_for_sound, stop_on_silence, skip_silence, split_on_silence, threshold,
+           on_mark, split_on_mark):
     """Record from the microphone (or --input FILE) into OUTPUT.
 
     OUTPUT is a file, or - for stdout (audio only; messages go to stderr). Without OUTPUT
@@ -48,7 +51,8 @@ def record(output, format_name, samplerate, channels, device, duration, input_pa
 
     Stop with q, Enter, Esc or Ctrl-C, SIGTERM or SIGHUP, or let -d run out: the file is
     finished and playable either way, and the exit status is 0. Space or p pauses and
-    resumes; paused time is left out of the file.
+    resumes; paused time is left out of the file. m adds a marker (so does 'dictaphone
+    mark LABEL' from another shell).
 
     \b
     Examples:
@@ -75,7 +79,7 @@ def record(output, format_name, samplerate, channels, device, duration, input_pa
                          events=events, on_data=on_data, on_stop=on_stop, name=name,
                          wait_for_sound=wait_for_sound, stop_on_silence=stop_on_silence,
                          skip_silence=skip_silence, split_on_silence=split_on_silence,
-                         threshold=threshold)
+                         threshold=threshold, on_mark=on_mark, split_on_mark=split_on_mark)
     status = run_record(opts)
     # The recording is finished: from here on a stop signal has nothing to stop. Ignored
     # at the OS level (SIG_IGN survives interpreter shutdown, a Python handler does not),

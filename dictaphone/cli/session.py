@@ -47,6 +47,13 @@ class RecordOptions:
     skip_silence: float | None = None
     split_on_silence: float | None = None
     threshold: float | None = None
+    on_mark: str | None = None
+    split_on_mark: bool = False
+
+    @property
+    def splits(self) -> bool:
+        """Whether the recording goes to numbered pieces (NAME-001.EXT, ...)."""
+        return bool(self.split or self.split_on_silence or self.split_on_mark)
 
     @property
     def uses_voice(self) -> bool:
@@ -69,7 +76,7 @@ def resolve_output(opts: RecordOptions) -> tuple[Format, object, str]:
         from ..clips import named_clip_path, new_clip_path
 
         fmt = format_by_name(opts.format_name) if opts.format_name else _default_format()
-        ext = ("-{n:03d}" if opts.split or opts.split_on_silence else "") + fmt.extension
+        ext = ("-{n:03d}" if opts.splits else "") + fmt.extension
         path = named_clip_path(opts.name, ext) if opts.name else new_clip_path(ext)
         return fmt, path, path
     path = opts.output
@@ -77,7 +84,7 @@ def resolve_output(opts: RecordOptions) -> tuple[Format, object, str]:
     fmt = format_by_name(opts.format_name) if opts.format_name else (by_ext or _default_format())
     if by_ext is not None and by_ext is not fmt:
         warn(f"{path} will hold {fmt.name} data (-f {fmt.name}), not {by_ext.name}")
-    if opts.split or opts.split_on_silence:
+    if opts.splits:
         from ..recorder import split_path
 
         check_output_path(split_path(path, 1), opts.force)
@@ -199,10 +206,18 @@ class Session:
             signal.signal(signum, handler)
         self._saved_handlers.clear()
 
-    def handle_control(self, command: str) -> dict:
-        """A request from `dictaphone stop|pause|resume|status` (on the control thread).
-        It does what the keys do in the recorder's own terminal."""
+    def handle_control(self, command: str, params: dict | None = None) -> dict:
+        """A request from `dictaphone stop|pause|resume|mark|status` (on the control
+        thread). It does what the keys do in the recorder's own terminal."""
         rec = self.rec
+        if command == "mark":
+            label = (params or {}).get("label")
+            if label is not None and not isinstance(label, str):
+                raise InvalidArgumentError("a marker label must be text")
+            self._started.wait(30)  # a mark that came while the device was opening
+            marker = rec.mark(label)
+            self.wake()
+            return dict(self.status(), marker=marker.to_json())
         if command == "stop":
             # Already stopping (a key, a signal, another `stop`)? Answer when it is done,
             # like the first caller.
@@ -229,12 +244,13 @@ class Session:
                 "duration": rec.duration, "bytes": rec.bytes_written,
                 "peak_dbfs": round(rec.level.peak_dbfs, 1), "rms_dbfs": round(rec.level.rms_dbfs, 1),
                 "format": rec.mime_type, "samplerate": rec.samplerate, "channels": rec.channels,
-                "dropped_frames": rec.dropped_frames, "started": rec.started}
+                "dropped_frames": rec.dropped_frames, "started": rec.started,
+                "markers": len(rec.markers)}
 
     def run(self, timeslice: float | None = None) -> None:
         from contextlib import ExitStack
 
-        from .terminal import PAUSE, STOP, Keys
+        from .terminal import MARK, PAUSE, STOP, Keys
 
         rec = self.rec
         rec.add_event_listener("stop", self.wake)
@@ -278,6 +294,11 @@ class Session:
                                 rec.pause()
                             elif action == PAUSE and rec.state == "paused":
                                 rec.resume()
+                            elif action == MARK and rec.state != "inactive":
+                                try:
+                                    rec.mark()
+                                except InvalidStateError:
+                                    pass  # it ended between the key and the mark
                 if rec.state != "inactive":
                     try:
                         rec.stop()
@@ -352,7 +373,8 @@ def _run_record(opts: RecordOptions) -> tuple[int, bool]:
     source = make_source(opts, fmt)
     rec = MediaRecorder(source, fmt.mime_type, output=output, subtype=opts.subtype,
                         force=opts.force, max_duration=opts.duration, split=opts.split,
-                        voice=make_voice_gate(opts, source.samplerate))
+                        voice=make_voice_gate(opts, source.samplerate),
+                        split_on_mark=opts.split_on_mark)
     extra: dict = {}
     session = Session(rec, label, opts.quiet, extra=extra)
     created = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
@@ -363,10 +385,11 @@ def _run_record(opts: RecordOptions) -> tuple[int, bool]:
             from ..hooks import EventLog
 
             EventLog(events_file, rec, extra=extra, on_error=warn).attach()
-        if opts.on_data or opts.on_stop:
+        if opts.on_data or opts.on_stop or opts.on_mark:
             from ..hooks import HookRunner
 
-            hooks = HookRunner(rec, opts.on_data, opts.on_stop, report=warn, extra=extra)
+            hooks = HookRunner(rec, opts.on_data, opts.on_stop, report=warn, extra=extra,
+                               on_mark=opts.on_mark)
             hooks.attach()
         session.run(opts.timeslice)
         save_clip_metadata(rec, fmt, created)
@@ -439,6 +462,10 @@ def check_scripting_options(opts: RecordOptions) -> None:
         raise InvalidArgumentError("--split writes files; it cannot go to stdout")
     if opts.split and opts.timeslice:
         raise InvalidArgumentError("use either --timeslice or --split, not both")
+    if opts.split_on_mark and opts.output == "-":
+        raise InvalidArgumentError("--split-on-mark writes files; it cannot go to stdout")
+    if opts.split_on_mark and opts.timeslice:
+        raise InvalidArgumentError("use either --timeslice or --split-on-mark, not both")
     if opts.events == "-" and opts.output == "-":
         raise InvalidArgumentError("--events - needs stdout, which carries the audio; give the events a file")
 
@@ -460,8 +487,10 @@ def open_events(opts: RecordOptions):
 
 
 def save_clip_metadata(rec, fmt: Format, created: str) -> None:
-    """Write the sidecar of each file that went into the clip library."""
+    """Write the sidecar of each file that went into the clip library (its markers
+    included: they move from the recorder's markers sidecar into the clip's metadata)."""
     from ..clips import is_clip_path, write_metadata
+    from ..markers import remove_sidecar
 
     split = int(round(rec.split * rec.samplerate)) if rec.split else None
     for i, path in enumerate(rec.paths):
@@ -469,6 +498,8 @@ def save_clip_metadata(rec, fmt: Format, created: str) -> None:
             continue
         if len(rec.paths) == 1:
             frames = rec.frames
+        elif path in rec.piece_frames:
+            frames = rec.piece_frames[path]
         elif split is not None:
             frames = min(split, rec.frames - i * split)
         else:  # pieces cut on silence: ask the file
@@ -476,9 +507,12 @@ def save_clip_metadata(rec, fmt: Format, created: str) -> None:
         try:
             write_metadata(path, created=created, duration=frames / rec.samplerate,
                            format=fmt.name, samplerate=rec.samplerate, channels=rec.channels,
-                           device=rec.source.name, dropped_frames=rec.dropped_frames)
+                           device=rec.source.name, dropped_frames=rec.dropped_frames,
+                           markers=[m.to_json() for m in rec.markers_in(path)])
         except OSError as e:
             warn(f"cannot write the metadata of {path}: {e.strerror}")
+        else:
+            remove_sidecar(path)
 
 
 def _file_frames(path: str, samplerate: int) -> int:
