@@ -99,6 +99,7 @@ class Clip:
     dropped_frames: int | None = None
     #: [{"number", "time" (s of this file), "label"}]; see dictaphone.markers
     markers: list = dataclasses.field(default_factory=list)
+    transcript: str | None = None  #: the first words of its saved transcript ("" if silent)
 
     @property
     def meta_path(self) -> str:
@@ -161,6 +162,11 @@ def _from_file(path: str) -> Clip:
             clip.markers = [m.to_json() for m in load(path)]
         except DictaphoneError:
             clip.markers = []
+
+    from . import transcript
+
+    saved = transcript.load(path)
+    clip.transcript = saved.first_words() if saved is not None else None
     if clip.created is None:
         clip.created = datetime.datetime.fromtimestamp(st.st_mtime).astimezone().isoformat(timespec="seconds")
     if clip.format is None:
@@ -250,10 +256,12 @@ def rename(old: str, new: str) -> Clip:
         raise ClipExistsError(f"{target} exists already") from None
     except OSError:  # a file system without hard links
         os.rename(clip.path, target)
-    from .markers import sidecar_path
+    from .markers import sidecar_path as markers_sidecar
+    from .transcript import sidecar_path
 
-    if os.path.exists(sidecar_path(clip.path)):
-        os.replace(sidecar_path(clip.path), sidecar_path(target))
+    for sidecar in (sidecar_path, markers_sidecar):
+        if os.path.exists(sidecar(clip.path)):
+            os.replace(sidecar(clip.path), sidecar(target))
     if os.path.exists(clip.meta_path):
         meta = _read_meta(clip.path)
         meta["name"] = new
@@ -267,11 +275,12 @@ def delete(name: str) -> Clip:
     if not _inside(clip.path, clip_dir()):
         raise InvalidArgumentError(f"{clip.path} is outside the library")
     os.unlink(clip.path)
-    from .markers import sidecar_path
+    from .markers import sidecar_path as markers_sidecar
+    from .transcript import sidecar_path
 
-    for extra in (clip.meta_path, sidecar_path(clip.path)):
+    for sidecar in (clip.meta_path, sidecar_path(clip.path), markers_sidecar(clip.path)):
         try:
-            os.unlink(extra)
+            os.unlink(sidecar)
         except FileNotFoundError:
             pass
     return clip

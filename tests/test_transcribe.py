@@ -1,0 +1,259 @@
+"""The speech engine with a real model (Whisper tiny.en) on espeak-ng speech with a known timeline."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import speech
+from dictaphone.errors import InvalidArgumentError, SourceError
+from dictaphone.transcribe import (EngineMissingError, ModelError, ModelUnavailableError,
+                                   Transcriber, to_mono_16k)
+
+# tiny.en on espeak-ng: 0.0-0.1 measured (SPEECH-LAB.md); a broken pipeline is far above.
+MAX_WER = 0.25
+# Whisper's times are good to a few tenths of a second on clean speech; its ends run late
+# (a last word is often stretched into the pause). The pauses are 1.5 s, so these bounds
+# still tell every sentence from its neighbours.
+CUE_SLACK = 0.6  # s: a cue or its first word starts this close to where the voice does
+END_SLACK = 1.0  # s: ... and ends this close to where it stops
+
+
+@pytest.fixture(scope="module")
+def script(tmp_path_factory):
+    return speech.make_script(tmp_path_factory.mktemp("script") / "script.wav")
+
+
+@pytest.fixture(scope="module")
+def result(transcriber, script):
+    return transcriber.transcribe(script.path)
+
+
+def test_the_words_said_come_back_with_a_low_word_error_rate(result, script):
+    assert speech.wer(script.text, result.text) <= MAX_WER, result.text
+    assert result.language == "en"
+    assert result.duration == pytest.approx(script.duration, abs=0.01)
+
+
+def test_each_sentence_is_a_segment_timed_where_it_is_said(result, script):
+    segs = [s for s in result.segments if s.text]
+    assert len(segs) == len(script.sentences), [s.text for s in segs]
+    for i, (seg, sent) in enumerate(zip(segs, script.sentences)):
+        assert abs(seg.start - sent.speech_start) < CUE_SLACK, (seg, sent)
+        assert abs(seg.end - sent.speech_end) < END_SLACK, (seg, sent)
+        if i + 1 < len(script.sentences):  # never runs into the next sentence
+            assert seg.end < script.sentences[i + 1].speech_start
+        assert speech.wer(sent.text, seg.text) <= 0.4, (seg.text, sent.text)
+
+
+def test_word_times_are_in_order_inside_their_sentence(result, script):
+    for seg, sent in zip(result.segments, script.sentences):
+        assert seg.words, seg
+        starts = [w.start for w in seg.words]
+        assert starts == sorted(starts)
+        assert sent.speech_start - CUE_SLACK < seg.words[0].start < sent.speech_start + CUE_SLACK
+        assert seg.words[-1].end < sent.speech_end + END_SLACK
+        for w in seg.words:
+            assert w.start <= w.end and 0.0 <= w.probability <= 1.0
+
+
+def test_a_word_lands_in_its_sentence_and_not_elsewhere(result, script):
+    dentist = [w for s in result.segments for w in s.words if "dentist" in w.word.lower()]
+    assert len(dentist) == 1
+    second = script.sentences[1]
+    assert second.speech_start < dentist[0].start < second.speech_end
+
+
+@pytest.mark.parametrize("maker", [speech.make_silence, speech.make_hum, speech.make_brown_noise],
+                         ids=["silence", "hum", "brown-noise"])
+def test_a_recording_with_nothing_said_gives_an_empty_transcript(transcriber, tmp_path, maker):
+    path = maker(tmp_path / "nothing.wav")
+    t = transcriber.transcribe(path)
+    assert t.text == "" and t.segments == []
+    assert t.duration > 4
+
+
+@pytest.fixture(scope="module")
+def sentence(tmp_path_factory):
+    return speech.make_script(tmp_path_factory.mktemp("one") / "one.wav", speech.SENTENCES[1:2],
+                              lead=0.3, tail=0.3)
+
+
+@pytest.mark.parametrize("rate,channels,dtype", [(48000, 1, "float32"), (44100, 2, "float32"),
+                                                (16000, 1, "int16"), (22050, 1, "float64")])
+def test_frames_at_any_rate_and_layout_are_heard(transcriber, sentence, tmp_path, rate, channels, dtype):
+    if rate != sentence.rate:  # the same speech made at that rate by sox, not by the code under test
+        sentence = speech.make_script(tmp_path / "r.wav", speech.SENTENCES[1:2], lead=0.3, tail=0.3,
+                                      rate=rate)
+    frames, _ = sf.read(sentence.path, dtype="float32")
+    if channels == 2:
+        frames = np.stack([frames, frames * 0.5], axis=1)
+    if dtype == "int16":
+        frames = np.round(frames * 32767).astype(np.int16)
+    frames = frames.astype(dtype, copy=False)
+    t = transcriber.transcribe(frames, samplerate=rate)
+    assert speech.wer(sentence.text, t.text) <= 0.3, t.text
+    assert t.duration == pytest.approx(sentence.duration, abs=0.01)
+    assert abs(t.segments[0].start - sentence.sentences[0].speech_start) < CUE_SLACK
+
+
+def test_frames_keep_their_own_timeline(transcriber, sentence):
+    mono, rate = sf.read(sentence.path, dtype="float32")
+    padded = np.concatenate([np.zeros(3 * rate, np.float32), mono])
+    t = transcriber.transcribe(padded, samplerate=rate)
+    assert abs(t.segments[0].start - (3 + sentence.sentences[0].speech_start)) < CUE_SLACK
+
+
+def test_frames_without_a_samplerate_are_refused(transcriber):
+    with pytest.raises(InvalidArgumentError):
+        transcriber.transcribe(np.zeros(1000, np.float32))
+
+
+def test_no_frames_give_an_empty_transcript(transcriber):
+    t = transcriber.transcribe(np.zeros(0, np.float32), samplerate=48000)
+    assert t.text == "" and t.duration == 0
+
+
+@pytest.mark.parametrize("suffix", [".flac", ".ogg", ".opus", ".mp3", ".raw"])
+def test_every_format_dictaphone_writes_is_read(transcriber, sentence, tmp_path, suffix):
+    mono, rate = sf.read(sentence.path)
+    path = speech.write(tmp_path / f"one{suffix}", mono, 48000)
+    kwargs = {"samplerate": 48000} if suffix == ".raw" else {}
+    t = transcriber.transcribe(path, **kwargs)
+    assert speech.wer(sentence.text, t.text) <= 0.3, t.text
+    assert t.duration == pytest.approx(sentence.duration, abs=0.1)
+
+
+def test_a_raw_file_without_its_rate_is_refused(transcriber, tmp_path):
+    path = speech.write(tmp_path / "x.raw", np.zeros(4800))
+    with pytest.raises(InvalidArgumentError, match="raw"):
+        transcriber.transcribe(path)
+
+
+@pytest.mark.parametrize("content,match", [(b"", "empty"), (b"hello, I am text\n" * 50, "not audio")])
+def test_an_empty_or_non_audio_file_is_refused(transcriber, tmp_path, content, match):
+    path = tmp_path / "bad.wav"
+    path.write_bytes(content)
+    with pytest.raises(SourceError, match=match):
+        transcriber.transcribe(path)
+
+
+def test_a_missing_file_is_refused(transcriber, tmp_path):
+    with pytest.raises(SourceError, match="no such file"):
+        transcriber.transcribe(tmp_path / "nope.wav")
+
+
+def test_the_model_comes_from_the_option_then_the_environment_then_the_default(monkeypatch):
+    from dictaphone import transcribe as engine
+
+    monkeypatch.delenv("DICTAPHONE_MODEL", raising=False)
+    assert engine.model_choice() == engine.DEFAULT_MODEL == "base.en"
+    monkeypatch.setenv("DICTAPHONE_MODEL", "small")
+    assert engine.model_choice() == "small"
+    assert engine.model_choice("tiny.en") == "tiny.en"
+    assert Transcriber().model_name == "small"
+
+
+def test_a_missing_model_directory_is_refused_on_load(tmp_path):
+    t = Transcriber(str(tmp_path / "no-such-model"))
+    with pytest.raises(ModelError, match="does not exist"):
+        t.load()
+
+
+def test_a_directory_that_is_not_a_model_is_refused(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ModelError, match="not a CTranslate2 Whisper model: no model.bin"):
+        Transcriber(str(tmp_path)).load()
+
+
+def test_a_damaged_model_is_refused_with_one_line(whisper_model, tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in os.listdir(whisper_model):
+        if name != "model.bin":
+            shutil.copy(os.path.join(whisper_model, name), broken / name)
+    with open(os.path.join(whisper_model, "model.bin"), "rb") as f:
+        (broken / "model.bin").write_bytes(f.read(100_000))  # cut short, as by a failed copy
+    with pytest.raises(ModelError, match="cannot load model") as e:
+        Transcriber(str(broken)).load()
+    assert "\n" not in str(e.value)
+
+
+def test_an_unknown_model_name_is_refused_at_once():
+    with pytest.raises(ModelError, match="unknown model 'enormous'"):
+        Transcriber("enormous")
+
+
+def test_a_model_not_fetched_yet_fails_fast_when_offline(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(ModelUnavailableError, match="base.en is not on this machine.*DICTAPHONE_MODEL"):
+        Transcriber("base.en").load()
+
+
+def test_an_english_only_model_refuses_another_language(whisper_model):
+    with pytest.raises(InvalidArgumentError, match="English only"):
+        Transcriber("tiny.en", language="de")
+    with pytest.raises(InvalidArgumentError, match="English only"):
+        Transcriber(whisper_model, language="de").load()
+    with pytest.raises(InvalidArgumentError, match="unknown language"):
+        Transcriber(whisper_model, language="klingon")
+
+
+def test_load_is_done_once(whisper_model):
+    t = Transcriber(whisper_model)
+    assert not t.loaded
+    first = t.load()._model
+    assert t.load()._model is first and t.loaded
+
+
+_BLOCK = "import sys; sys.modules['faster_whisper'] = None\n"
+
+
+def _python(code: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, **kw)
+
+
+def test_without_the_engine_the_transcriber_names_the_install_command():
+    r = _python(_BLOCK + "from dictaphone.transcribe import Transcriber, EngineMissingError\n"
+                "try:\n    Transcriber()\nexcept EngineMissingError as e:\n    print(e, e.usage)\n")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == ("speech recognition needs the 'transcribe' extra: "
+                                "pip install 'dictaphone[transcribe]' True")
+
+
+def test_the_transcript_module_does_not_import_the_engine():
+    r = _python("import sys, dictaphone.transcript as t, dictaphone.clips\n"
+                "t.Transcript().to_json()\n"
+                "print([m for m in sys.modules if m.split('.')[0] in "
+                "('faster_whisper', 'ctranslate2', 'onnxruntime', 'av', 'huggingface_hub')])")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("rate", [8000, 22050, 44100, 48000, 96000])
+def test_resampling_to_16k_keeps_length_and_pitch(rate):
+    seconds, freq = 2.0, 1000.0
+    t = np.arange(int(seconds * rate)) / rate
+    x = to_mono_16k(np.sin(2 * np.pi * freq * t).astype(np.float32), rate)
+    assert x.dtype == np.float32 and abs(len(x) - 32000) <= 16
+    spectrum = np.abs(np.fft.rfft(x[1000:-1000] * np.hanning(len(x) - 2000)))
+    peak_hz = spectrum.argmax() * 16000 / (len(x) - 2000)
+    assert abs(peak_hz - freq) < 5
+    assert 0.6 < np.sqrt(np.mean(x[1000:-1000] ** 2)) / np.sqrt(0.5) < 1.1
+
+
+def test_an_alias_above_8k_is_filtered_out_when_resampling():
+    rate = 48000
+    t = np.arange(rate) / rate
+    x = to_mono_16k(np.sin(2 * np.pi * 12000 * t).astype(np.float32), rate)  # would fold to 4 kHz
+    assert np.sqrt(np.mean(x[500:-500] ** 2)) < 0.01
