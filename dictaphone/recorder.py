@@ -575,9 +575,12 @@ class MediaRecorder(EventTarget):
         with self._marks_lock:
             self._pending_marks.append(marker)
 
-    def _next_mark_frame(self) -> int | None:
+    def _marks_around(self, frame: int) -> tuple[bool, int | None]:
+        """(whether a pending marker is at or before ``frame``, the first one after it)."""
         with self._marks_lock:
-            return self._pending_marks[0].frame if self._pending_marks else None
+            due = bool(self._pending_marks) and self._pending_marks[0].frame <= frame
+            later = next((m.frame for m in self._pending_marks if m.frame > frame), None)
+        return due, later
 
     def _place_marks(self, before: int | None) -> None:
         """Put the pending markers whose frame is below ``before`` (None: all that are
@@ -636,13 +639,12 @@ class MediaRecorder(EventTarget):
                 if period:
                     k = min(k, period - self.frames % period)
             if self.split_on_mark:
-                at = self._next_mark_frame()
-                if at is not None and at <= self.frames:
-                    if self._encoder is not None and self.frames > self._piece_start:
-                        self._close_piece()  # the marker starts the next piece
-                        continue
-                elif at is not None:
-                    k = min(k, at - self.frames)
+                due, later = self._marks_around(self.frames)
+                if due and self._encoder is not None and self.frames > self._piece_start:
+                    self._close_piece()  # the marker starts the next piece
+                    continue
+                if later is not None:
+                    k = min(k, later - self.frames)
             if self._encoder is None:  # the next split piece, opened when it has audio
                 self._encoder = self._open_output()
             enc = self._encoder

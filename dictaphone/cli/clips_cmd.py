@@ -158,7 +158,8 @@ def play(clip, device, quiet, at):
     if player.error:
         fail(str(player.error), 1)
     if not quiet:
-        say(f"played {os.path.basename(path)}: {clock(player.position)}")
+        since = f"from {clock(start)} to " if start else ""
+        say(f"played {os.path.basename(path)}: {since}{clock(player.position)}")
 
 
 class _Null:
