@@ -403,10 +403,20 @@ def read_flac_comments(path: str) -> list[str]:
     return []
 
 
+def _fitting(markers: list[Marker], fits) -> list[Marker]:
+    """The first markers (in time order) whose chapters ``fits(comments)``: as many as the
+    reserved room takes (the rest stay in the metadata and sidecar)."""
+    ordered = sorted(markers, key=lambda m: (m.time, m.number))
+    n = len(ordered)
+    while n and not fits(chapter_comments(ordered[:n])):
+        n -= 1
+    return ordered[:n]
+
+
 def write_flac_chapters(fd: int, markers: list[Marker]) -> bool:
     """Rewrite a FLAC file's VORBIS_COMMENT block in place with the chapters (and its
-    other comments but the blank reserve), the rest of its room as a PADDING block.
-    False when there is no room (the caller keeps the markers in the sidecar)."""
+    other comments but the blank reserve), the rest of its room as a PADDING block. When
+    not all fit, the first ones that do. False when there is no such block."""
     read = _pread_from(fd)
     if read(0, 4) != b"fLaC":
         return False
@@ -414,10 +424,17 @@ def write_flac_chapters(fd: int, markers: list[Marker]) -> bool:
         if kind != 4:
             continue
         vendor, comments, _ = parse_vorbis_comment_body(read(pos + 4, n))
-        body = vorbis_comment_body(vendor, _keep(comments) + chapter_comments(markers))
+        kept = _keep(comments)
+
+        def fits(chapters):
+            room = n - len(vorbis_comment_body(vendor, kept + chapters))
+            return room == 0 or room >= 4  # (a PADDING block needs its 4-byte header)
+
+        chapters = chapter_comments(_fitting(markers, fits))
+        if not fits(chapters):
+            return False  # the other comments alone fill it
+        body = vorbis_comment_body(vendor, kept + chapters)
         room = n - len(body)
-        if room != 0 and room < 4:
-            return False  # not even a PADDING header fits in what is left
         if room == 0:
             blocks = bytes([(0x80 if last else 0) | 4]) + len(body).to_bytes(3, "big") + body
         else:
@@ -511,13 +528,17 @@ def write_ogg_chapters(fd: int, markers: list[Marker]) -> bool:
     """Rewrite an Ogg Vorbis/Opus file's comment header in place, keeping its length:
     the chapters replace the blank reserve, and what is left over is zero padding after
     the comments (which Vorbis decoders ignore after the framing bit, and which Opus
-    defines as padding). The page checksums are recomputed. False when it does not fit."""
+    defines as padding). The page checksums are recomputed. When not all fit, the first
+    ones that do."""
     data = os.pread(fd, HEAD_BYTES, 0)
     spans, pages, packet, magic, framing = _ogg_comment_packet(data)
     vendor, comments, _ = parse_vorbis_comment_body(packet, len(magic))
-    new = magic + vorbis_comment_body(vendor, _keep(comments) + chapter_comments(markers))
-    if framing:
-        new += b"\x01"
+    kept = _keep(comments)
+
+    def build(chapters):
+        return magic + vorbis_comment_body(vendor, kept + chapters) + (b"\x01" if framing else b"")
+
+    new = build(chapter_comments(_fitting(markers, lambda c: len(build(c)) <= len(packet))))
     if len(new) > len(packet):
         return False
     new += b"\0" * (len(packet) - len(new))

@@ -606,8 +606,9 @@ def test_dictaphone_mark_from_another_shell_labels_the_moment_runs_the_hook_and_
     r = cliutil.run("mark", "Question 1", env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert r.stdout == "" and "marker 1 'Question 1'" in r.stderr
-    # A marker, then a beep: the beep is in the file after the marker (never before), and
-    # a playback start-up's worth after it at most.
+    # A marker, then a beep: the beep is in the file after the marker (within the 0.1 s a
+    # marker's place may be off: the virtual microphone delivers in blocks, and the time
+    # since its last block is an estimate), and a playback start-up's worth after it at most.
     r = cliutil.run("mark", "--json", env=env, cwd=tmp_path)
     second = json.loads(r.stdout)[0]
     pulse.play_and_wait(beep)
@@ -620,7 +621,7 @@ def test_dictaphone_mark_from_another_shell_labels_the_moment_runs_the_hook_and_
         (1, "Question 1"), (2, "Marker 2"), (3, 'a label with "quotes" and $(rm -rf /)')]
     assert second["time"] == marks[1]["duration"]
     onset = beep_onsets(tmp_path / "take.flac")[0]
-    assert second["time"] <= onset < second["time"] + 2.0, (second, onset)
+    assert second["time"] - 0.1 < onset < second["time"] + 2.0, (second, onset)
     assert marks[1]["duration"] < onset < marks[2]["duration"]
     # the hook saw each marker in its environment only
     lines = hook_out.read_text().splitlines()
@@ -673,3 +674,22 @@ def _clock(seconds: float) -> str:
     from dictaphone.cli.text import clock
 
     return clock(seconds)
+
+
+@pytest.mark.parametrize("fmt,mime", [("flac", "audio/flac"), ("ogg", "audio/ogg; codecs=vorbis")])
+def test_more_markers_than_the_reserved_room_holds_keeps_the_first_in_the_file_and_all_in_the_sidecar(
+        fake, tmp_path, fmt, mime):
+    src = fake(noise=True)
+    rec = recorder(src, tmp_path / f"many.{fmt}", mime)
+    rec.start()
+    for i in range(300):
+        src.feed(80)
+        rec.mark(f"{i:03d} " + "x" * 96)
+    src.feed(80)
+    rec.stop()
+    in_file = markers_mod.read_file_markers(rec.path)
+    assert 100 < len(in_file) < 300
+    assert [m.label for m in in_file] == [m.label for m in rec.markers[:len(in_file)]]
+    assert len(markers_mod.load(rec.path)) == 300  # the sidecar has them all
+    assert sf.info(rec.path).frames == 301 * 80
+    assert len(ffprobe_chapters(rec.path)) == len(in_file)
