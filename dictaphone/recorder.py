@@ -570,7 +570,7 @@ class MediaRecorder(EventTarget):
             self._apply(self.voice.process(frames[i:]))
 
     def _map_mark(self, marker: Marker) -> None:
-        marker.frame = self.frames
+        marker.frame = self.frames + self.voice.pending_frames
         marker.time = self.frames / self.source.samplerate
         with self._marks_lock:
             self._pending_marks.append(marker)

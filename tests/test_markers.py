@@ -693,3 +693,60 @@ def test_more_markers_than_the_reserved_room_holds_keeps_the_first_in_the_file_a
     assert len(markers_mod.load(rec.path)) == 300  # the sidecar has them all
     assert sf.info(rec.path).frames == 301 * 80
     assert len(ffprobe_chapters(rec.path)) == len(in_file)
+
+
+class PushSource:
+    """Frames the test pushes itself, synchronously: a marker's frame is then exact."""
+
+    name = "push"
+    live = False
+    channels = 1
+
+    def __init__(self, samplerate=FAKE_RATE):
+        self.samplerate = samplerate
+
+    def open(self, capture, dtype):
+        self.capture, self.dtype = capture, dtype
+
+    def start(self):
+        pass
+
+    def stop(self):
+        pass
+
+    def close(self):
+        pass
+
+    def push(self, frames):
+        self.capture.push(np.asarray(frames, dtype=self.dtype).reshape(-1, 1).copy(), owned=True)
+
+
+def test_with_silences_left_out_a_marker_keeps_its_place_in_the_audio_that_is_written(tmp_path):
+    from dictaphone.vad import VoiceGate
+
+    loud = lambda n: np.where(np.arange(n) % 2, 5000, -5000)  # noqa: E731
+    quiet = lambda n: np.zeros(n)  # noqa: E731
+    src = PushSource()
+    gate = VoiceGate(FAKE_RATE, lambda w: np.abs(w).max() > 1000, skip_silence=1.0)
+    rec = MediaRecorder(src, "audio/wav", output=os.fspath(tmp_path / "v.wav"), voice=gate,
+                        stall_timeout=None, start_timeout=None)
+    rec.start()
+    src.push(loud(2000))
+    rec.mark("in speech")  # frame 2000
+    src.push(loud(2000))
+    src.push(quiet(1600))
+    rec.mark("in a short silence")  # frame 5600: a silence of 0.4 s is kept whole
+    src.push(quiet(1600))
+    src.push(loud(4000))  # ends at 11200
+    src.push(quiet(12000))
+    rec.mark("in a long silence")  # 1.5 s into a silence that is cut to 0.6 s
+    src.push(quiet(4000))
+    src.push(loud(4000))
+    time.sleep(0.5)
+    rec.stop()
+    window = int(0.03 * FAKE_RATE)  # the gate decides 30 ms at a time
+    assert abs(sf.info(rec.path).frames - (4000 + 3200 + 4000 + 4800 + 4000)) <= window
+    (a, la), (b, lb), (c, lc) = wav_cues(rec.path)
+    assert (la, lb, lc) == ("in speech", "in a short silence", "in a long silence")
+    assert abs(a - 2000) <= window and abs(b - 5600) <= window
+    assert 11200 <= c <= 11200 + 4800  # in the gap that stands for the silence
