@@ -22,7 +22,7 @@ import os
 import sys
 import unicodedata
 
-from .errors import DictaphoneError, InvalidArgumentError, OutputError
+from .errors import DictaphoneError, InvalidArgumentError, OutputError, SourceError
 from .formats import FORMATS, format_for_path
 
 MAX_NAME_BYTES = 200
@@ -80,6 +80,13 @@ def check_name(name: str) -> str:
     return name
 
 
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def _inside(path: str, directory: str) -> bool:
     real, base = os.path.realpath(path), os.path.realpath(directory)
     return os.path.commonpath([real, base]) == base and real != base
@@ -99,6 +106,8 @@ class Clip:
     dropped_frames: int | None = None
     #: [{"number", "time" (s of this file), "label"}]; see dictaphone.markers
     markers: list = dataclasses.field(default_factory=list)
+    #: where the device was lost and came back: [{"time": s, "duration": s, "reason": str}]
+    gaps: list = dataclasses.field(default_factory=list)
     transcript: str | None = None  #: the first words of its saved transcript ("" if silent)
 
     @property
@@ -225,7 +234,21 @@ def resolve(name_or_path: str) -> str:
         return clip.path
     if os.path.isfile(name_or_path):
         return name_or_path
-    raise ClipNotFoundError(f"no clip or file named {name_or_path!r}")
+    if os.path.exists(name_or_path):  # there is something by that name, just not audio
+        import stat
+
+        mode = os.stat(name_or_path).st_mode
+        what = ("a directory" if stat.S_ISDIR(mode) else "a pipe" if stat.S_ISFIFO(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
+        raise SourceError(f"{name_or_path} is {what}, not an audio file; give a clip's name or an audio file")
+    raise ClipNotFoundError(f"no clip or file named {name_or_path!r} ('dictaphone list' shows the clips)")
+
+
+def clip_at(path: str) -> Clip | None:
+    """The clip whose audio file is ``path``, or None when ``path`` is not in the library."""
+    if not os.path.isfile(path) or not is_clip_path(path):
+        return None
+    return _from_file(path)
 
 
 def write_metadata(path: str, **meta) -> None:
@@ -243,12 +266,25 @@ def write_metadata(path: str, **meta) -> None:
 def rename(old: str, new: str) -> Clip:
     clip = find(old)
     check_name(new)
-    if find(new, missing_ok=True) is not None:
+    if new == clip.name:
+        raise InvalidArgumentError(f"the clip is called {new!r} already; nothing to rename")
+    other = find(new, missing_ok=True)
+    if other is not None and not _same_file(other.path, clip.path):
+        # (the same file under another spelling: a case-insensitive file system, where
+        # 'memo' -> 'Memo' is a change of case, not a clash)
         raise ClipExistsError(f"a clip named {new!r} exists already")
     ext = os.path.splitext(clip.path)[1]
     target = os.path.join(os.path.dirname(clip.path), new + ext)
-    if os.path.lexists(target) or not _inside(target, clip_dir()):
+    if not _inside(target, clip_dir()) or (os.path.lexists(target) and not _same_file(target, clip.path)):
         raise ClipExistsError(f"{target} exists already")
+    if os.path.lexists(target):  # a change of case only, on a case-insensitive file system
+        os.rename(clip.path, target)
+        if os.path.exists(clip.meta_path):
+            os.rename(clip.meta_path, target + ".json")
+        meta = _read_meta(target)
+        meta["name"] = new
+        write_metadata(target, **meta)
+        return _from_file(target)
     try:
         os.link(clip.path, target)  # fails rather than overwrite; then drop the old name
         os.unlink(clip.path)
@@ -284,3 +320,27 @@ def delete(name: str) -> Clip:
         except FileNotFoundError:
             pass
     return clip
+
+
+def fingerprint(ignore: frozenset[str] | set[str] = frozenset()) -> tuple:
+    """A cheap summary of the library directory (names, sizes, modification times of
+    every visible file, sidecars included) that changes whenever a clip, its metadata,
+    transcript or markers change: compare two to notice another process's changes.
+    Files in ``ignore`` (absolute paths: recordings still being written) are left out."""
+    directory = clip_dir()
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return ()
+    result = []
+    for entry in entries:
+        if entry.name.startswith(".") or entry.path in ignore:
+            continue
+        if any(entry.path.startswith(p) for p in ignore):  # its sidecars while recording
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        result.append((entry.name, st.st_size, st.st_mtime_ns))
+    return tuple(sorted(result))

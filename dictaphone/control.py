@@ -105,6 +105,8 @@ class Entry:
             reply = json.loads(data)
         except ValueError:
             raise ControlError(f"recording {self.id} gave no answer (it may have just ended)") from None
+        if not isinstance(reply, dict):
+            raise ControlError(f"recording {self.id} gave an answer that is not a reply (is it a dictaphone?)")
         if not reply.get("ok"):
             error = reply.get("error", "refused")
             if reply.get("kind") == "InvalidStateError":
@@ -138,6 +140,8 @@ def running(cleanup: bool = True) -> list[Entry]:
                 info = json.load(f)
         except (OSError, ValueError):
             continue  # being written or removed right now
+        if not well_formed(info):
+            continue  # not an entry a recorder wrote: never let it stop status or stop
         entry = Entry(id, info, directory)
         if not _pid_alive(entry.pid) or not os.path.exists(entry.socket_path):
             if cleanup and not _pid_alive(entry.pid):
@@ -146,6 +150,20 @@ def running(cleanup: bool = True) -> list[Entry]:
         entries.append(entry)
     entries.sort(key=lambda e: (e.info.get("started", 0), _id_key(e.id)))
     return entries
+
+
+def well_formed(info) -> bool:
+    """Whether a registry file holds what a recorder writes: an object with a positive
+    integer pid, and (if present) a numeric start time and a string or null path."""
+    if not isinstance(info, dict):
+        return False
+    pid = info.get("pid")
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        return False
+    started = info.get("started", 0)
+    if isinstance(started, bool) or not isinstance(started, (int, float)) or started != started:
+        return False
+    return info.get("path") is None or isinstance(info.get("path"), str)
 
 
 def _id_key(id: str):
@@ -166,6 +184,18 @@ def select(id: str | None, all_: bool = False) -> list[Entry]:
         return entries
     listing = "; ".join(f"{e.id}: pid {e.pid}, {e.path}" for e in entries)
     raise AmbiguousError(f"{len(entries)} recordings are running ({listing}); give an ID or --all")
+
+
+def statuses(timeout: float = 5.0) -> list[dict]:
+    """The ``status`` reply of every running recording (those that end while being asked
+    are left out), oldest first."""
+    replies = []
+    for entry in running():
+        try:
+            replies.append(entry.request("status", timeout=timeout))
+        except DictaphoneError:
+            continue  # it ended while we asked
+    return replies
 
 
 class AmbiguousError(InvalidArgumentError):

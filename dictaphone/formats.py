@@ -37,13 +37,29 @@ class Format:
     def default_subtype(self) -> str:
         return self.subtypes[0]
 
+    def check_subtype(self, subtype: str | None) -> str:
+        """The subtype to use for ``subtype`` (None: the default). A lossy codec has no
+        sample encodings to choose: its one subtype may be named by the codec (``vorbis``,
+        ``opus``, ``mp3``), and anything else is refused saying so."""
+        if subtype is None:
+            return self.default_subtype
+        if not isinstance(subtype, str) or not subtype.strip():
+            raise InvalidArgumentError(f"a subtype must be a name such as PCM_16, not {subtype!r}")
+        wanted = subtype.strip().upper()
+        wanted = _SUBTYPE_ALIASES.get(wanted, wanted)
+        if wanted in self.subtypes:
+            return wanted
+        if self.lossless:
+            raise NotSupportedError(
+                f"{self.name} cannot store {subtype}; choose one of {', '.join(self.subtypes)}")
+        codec = _CODEC_NAMES[self.default_subtype]
+        raise NotSupportedError(
+            f"{self.name} is always {codec}-coded and has no sample encodings to choose "
+            f"({subtype} is for wav, flac and raw); drop --subtype, or give {codec.lower()}")
+
     def check(self, samplerate: int, channels: int, subtype: str | None = None) -> str:
         """Validate a rate, a channel count and a subtype; return the subtype to use."""
-        subtype = self.default_subtype if subtype is None else subtype.upper()
-        if subtype not in self.subtypes:
-            raise NotSupportedError(
-                f"{self.name} cannot store {subtype}; choose one of {', '.join(self.subtypes)}"
-            )
+        subtype = self.check_subtype(subtype)
         check_rate_and_channels(samplerate, channels)
         if self.rates is not None and samplerate not in self.rates:
             rates = ", ".join(str(r) for r in self.rates)
@@ -67,6 +83,10 @@ class Format:
 #: paths never convert through float (and stay sample-exact).
 SUBTYPE_DTYPES = {"PCM_16": "int16", "PCM_24": "int32", "PCM_32": "int32", "FLOAT": "float32"}
 
+#: other names of the lossy codecs' one subtype, and the codec's name for messages
+_SUBTYPE_ALIASES = {"MP3": "MPEG_LAYER_III", "MPEG": "MPEG_LAYER_III", "LAYER_III": "MPEG_LAYER_III"}
+_CODEC_NAMES = {"VORBIS": "Vorbis", "OPUS": "Opus", "MPEG_LAYER_III": "MP3"}
+
 MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 
@@ -79,14 +99,14 @@ FORMATS: dict[str, Format] = {
                aliases=("audio/wave", "audio/x-wav", "audio/vnd.wave"), extensions=(".wave",)),
         Format("flac", "audio/flac", ".flac", "FLAC", ("PCM_16", "PCM_24"), max_rate=655350,
                max_channels=8, lossless=True,
-               streams="full for sox/ffmpeg; no total length in STREAMINFO, which libsndfile refuses",
+               streams="full for sox/ffmpeg; no total length in STREAMINFO (libsndfile refuses it; `dictaphone recover` fills it in)",
                aliases=("audio/x-flac",)),
         Format("ogg", "audio/ogg; codecs=vorbis", ".ogg", "OGG", ("VORBIS",), max_rate=192000, aliases=("audio/ogg", "audio/vorbis", "application/ogg"),
                extensions=(".oga",)),
         Format("opus", "audio/ogg; codecs=opus", ".opus", "OGG", ("OPUS",), rates=OPUS_RATES,
                max_channels=8, aliases=("audio/opus",)),
         Format("mp3", "audio/mpeg", ".mp3", "MP3", ("MPEG_LAYER_III",), rates=MP3_RATES,
-               max_channels=2, streams="no Xing header: libsndfile reads only part of a piped copy",
+               max_channels=2, streams="constant bitrate, no Info tag: readers count whole frames (up to 3 frames more)",
                aliases=("audio/mp3",)),
         Format("raw", "audio/x-raw", ".raw", None, ("PCM_16", "PCM_24", "PCM_32", "FLOAT"),
                lossless=True, streams="full (headerless little-endian interleaved PCM)",
@@ -112,6 +132,9 @@ _BY_MIME = {
 
 def format_for_mime(mime_type: str) -> Format:
     """The Format for a MIME type; NotSupportedError when dictaphone cannot write it."""
+    if not isinstance(mime_type, str):
+        raise NotSupportedError(
+            f"the MIME type must be a string such as 'audio/wav', not {mime_type!r}")
     fmt = _BY_MIME.get(_normalise_mime(mime_type))
     if fmt is None:
         raise NotSupportedError(f"unsupported MIME type: {mime_type!r}")
@@ -120,6 +143,8 @@ def format_for_mime(mime_type: str) -> Format:
 
 def format_by_name(name: str) -> Format:
     """The Format for a CLI name (wav, flac, ogg, opus, mp3, raw) or a MIME type."""
+    if not isinstance(name, str):
+        raise NotSupportedError(f"a format must be a name such as 'wav', not {name!r}")
     fmt = FORMATS.get(name.strip().lower())
     if fmt is not None:
         return fmt
@@ -134,16 +159,26 @@ def format_for_path(path: str | os.PathLike) -> Format | None:
 
 
 def check_rate_and_channels(samplerate: int, channels: int) -> None:
-    if not isinstance(samplerate, int) or not MIN_RATE <= samplerate <= MAX_RATE:
+    if not _is_int(samplerate) or not MIN_RATE <= samplerate <= MAX_RATE:
         raise InvalidArgumentError(
             f"sample rate {samplerate} is out of range ({MIN_RATE} to {MAX_RATE} Hz)"
         )
-    if not isinstance(channels, int) or not 1 <= channels <= MAX_CHANNELS:
+    if not _is_int(channels) or not 1 <= channels <= MAX_CHANNELS:
         raise InvalidArgumentError(f"channel count {channels} is out of range (1 to {MAX_CHANNELS})")
 
 
+def _is_int(value) -> bool:
+    """A whole number (numpy's too), but not a bool: True is no sample rate."""
+    import numbers
+
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def is_type_supported(mime_type: str) -> bool:
-    """True when a MediaRecorder can record to this MIME type on this machine."""
+    """True when a MediaRecorder can record to this MIME type on this machine. Anything
+    that is not a MIME type (None, a number) is simply not supported, as in the browser."""
+    if not isinstance(mime_type, str):
+        return False
     try:
         fmt = format_for_mime(mime_type)
     except NotSupportedError:

@@ -43,9 +43,17 @@ def event_record(event, recorder, extra: dict | None = None) -> dict:
     elif event.type == "mark":
         # "duration", as on every line, is the recorded time: here the marker's place
         rec.update(number=event.number, label=event.label)
+    elif event.type in ("devicelost", "devicerestored"):
+        rec.update(device=event.device, reason=event.reason)
+        if event.type == "devicelost":
+            rec["wait"] = event.wait
+        else:
+            rec["gap"] = round(event.gap, 3)
     elif event.type == "start":
         rec.update(path=recorder.path, format=recorder.mime_type,
                    samplerate=recorder.samplerate, channels=recorder.channels)
+    elif event.type == "transcript":
+        rec.update(text=event.text, start=round(event.start, 3), end=round(event.end, 3))
     if extra:
         rec.update(extra)
     return rec
@@ -74,7 +82,8 @@ class EventLog:
                 self.on_error(f"cannot write the event log any more: {e}")
 
     def attach(self) -> None:
-        for t in ("start", "dataavailable", "pause", "resume", "stop", "error", "mark"):
+        for t in ("start", "dataavailable", "pause", "resume", "stop", "error",
+                  "devicelost", "devicerestored", "transcript", "mark"):
             self.recorder.add_event_listener(t, self)
 
 
@@ -110,6 +119,10 @@ def hook_environment(event, recorder, extra: dict | None = None) -> dict[str, st
         env["DICTAPHONE_SIZE"] = str(recorder.bytes_written)
         if recorder.error is not None:
             env["DICTAPHONE_ERROR"] = str(recorder.error)
+    elif event.type == "transcript":
+        env["DICTAPHONE_TEXT"] = event.text
+        env["DICTAPHONE_START"] = f"{event.start:.3f}"
+        env["DICTAPHONE_END"] = f"{event.end:.3f}"
     for key, value in (extra or {}).items():
         env[f"DICTAPHONE_{key.upper()}"] = str(value)
     return env
@@ -124,13 +137,15 @@ class HookRunner:
 
     _DONE = object()
 
-    NAMES = {"dataavailable": "--on-data", "stop": "--on-stop", "mark": "--on-mark"}
+    NAMES = {"dataavailable": "--on-data", "stop": "--on-stop", "transcript": "--on-text",
+             "mark": "--on-mark"}
 
     def __init__(self, recorder, on_data: str | None, on_stop: str | None,
                  report: Callable[[str], None], extra: dict | None = None,
-                 on_mark: str | None = None):
+                 on_text: str | None = None, on_mark: str | None = None):
         self.recorder = recorder
-        self.commands = {"dataavailable": on_data, "stop": on_stop, "mark": on_mark}
+        self.commands = {"dataavailable": on_data, "stop": on_stop, "transcript": on_text,
+                         "mark": on_mark}
         self.report = report
         self.extra = extra if extra is not None else {}
         self.failures = 0

@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from .errors import DeviceError, InvalidArgumentError, SourceError
+from .sfmessages import explain
 from .sources import find_device, import_sounddevice
 
 
@@ -34,7 +35,7 @@ class Player:
         try:
             self._file = sf.SoundFile(path)
         except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as e:
-            raise SourceError(f"{path}: not a playable audio file ({e})") from None
+            raise SourceError(f"{path}: {explain(e, path)}") from None
         self.path = path
         self.samplerate = self._file.samplerate
         self.channels = self._file.channels

@@ -26,6 +26,7 @@ from typing import Callable
 
 import numpy as np
 
+from .errors import InvalidArgumentError
 from .levels import full_scale, sum_of_squares, to_dbfs
 
 WINDOW_SECONDS = 0.03
@@ -85,7 +86,7 @@ class VoiceGate:
         self.stop_after = _frames(stop_on_silence, samplerate)
         self.skip_after = _frames(skip_silence, samplerate)
         if split_on_silence and self.skip_after is None:
-            raise ValueError("split_on_silence needs skip_silence (the silence that separates utterances)")
+            raise InvalidArgumentError("split_on_silence needs skip_silence (the silence that separates utterances)")
         self.split_on_silence = split_on_silence
         self.preroll = _frames(preroll, samplerate) or 0
         self.tail = _frames(tail, samplerate) or 0
@@ -227,10 +228,13 @@ class VoiceGate:
 
 
 def _frames(seconds: float | None, rate: int) -> int | None:
+    import numbers
+
     if seconds is None:
         return None
-    if not seconds >= 0:
-        raise ValueError(f"a duration must be zero or more seconds, not {seconds}")
+    if isinstance(seconds, bool) or not isinstance(seconds, numbers.Real) \
+            or not 0 <= seconds < float("inf"):
+        raise InvalidArgumentError(f"a duration must be zero or more seconds, not {seconds!r}")
     return int(round(seconds * rate))
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 import subprocess
 
 import numpy as np
@@ -84,6 +85,46 @@ def _existing_output(tmp_path):
     (tmp_path / "out.wav").write_bytes(b"precious bytes that must survive\n" * 10)
 
 
+def _input_and_its_links(tmp_path):
+    # The input, a symlink and a hard link to it: all three are one file.
+    _wav_48k(tmp_path)
+    os.symlink("x.wav", tmp_path / "link.wav")
+    os.link(tmp_path / "x.wav", tmp_path / "hard.wav")
+    (tmp_path / "sub").mkdir()
+
+
+def _flac_input(tmp_path):
+    audiolab.make_tone(tmp_path / "x.wav", 0.5, 440.0)
+    data, rate = sf.read(tmp_path / "x.wav", dtype="int16")
+    sf.write(tmp_path / "x.flac", data, rate)
+    (tmp_path / "x.wav").unlink()
+
+
+def _split_piece_is_the_input(tmp_path):
+    # `--split` names its pieces x-001.wav, x-002.wav...: the first one is the input.
+    audiolab.make_tone(tmp_path / "x-001.wav", 0.5, 440.0)
+
+
+def _wav_with_header(tmp_path, name, patch):
+    audiolab.make_tone(tmp_path / "whole.wav", 0.5, 440.0)
+    data = bytearray((tmp_path / "whole.wav").read_bytes())
+    (tmp_path / "whole.wav").unlink()
+    patch(data)
+    (tmp_path / name).write_bytes(bytes(data))
+
+
+def _zero_hz_wav(tmp_path):
+    _wav_with_header(tmp_path, "zero.wav", lambda d: struct.pack_into("<I", d, 24, 0))
+
+
+def _malformed_fmt_wav(tmp_path):
+    _wav_with_header(tmp_path, "malformed.wav", lambda d: struct.pack_into("<I", d, 16, 2))
+
+
+def _text_wav(tmp_path):
+    (tmp_path / "text.wav").write_text("This is a text file with a .wav name.\n" * 5)
+
+
 # (id, arguments after `record`, set-up, word the message must contain)
 WITHOUT_DEVICE = [
     ("unknown-format", ["out.wav", "-f", "xyz"], None, "xyz"),
@@ -100,7 +141,69 @@ WITHOUT_DEVICE = [
     ("input-at-another-rate", ["--input", "x.wav", "-r", "44100", "out.wav"], _wav_48k, "44100"),
     ("split-to-stdout", ["--split", "1", "-"], None, "split"),
     ("events-and-audio-both-to-stdout", ["--events", "-", "-"], None, "events"),
+    # zero or empty is a value, refused as such, never taken for "not given"
+    ("zero-rate", ["out.wav", "-r", "0", "-d", "1"], None, "rate 0"),
+    ("zero-rate-with-input", ["--input", "x.wav", "-r", "0", "out.wav"], _wav_48k, "rate 0"),
+    ("zero-channels-with-input", ["--input", "x.wav", "-c", "0", "out.wav"], _wav_48k, "channel"),
+    ("empty-output", ["", "-d", "1"], None, "OUTPUT is empty"),
+    ("empty-input", ["--input", "", "out.wav"], None, "--input is empty"),
+    ("empty-events", ["--input", "x.wav", "--events", "", "out.wav"], _wav_48k, "--events is empty"),
+    ("empty-on-data", ["--input", "x.wav", "--on-data", "", "out.wav"], _wav_48k, "--on-data is empty"),
+    ("blank-on-stop", ["--input", "x.wav", "--on-stop", "  ", "out.wav"], _wav_48k, "--on-stop is empty"),
+    ("empty-device", ["-D", "", "out.wav", "-d", "1"], None, "device is empty"),
+    ("empty-name", ["--input", "x.wav", "--name", ""], _wav_48k, "name cannot be empty"),
+    ("blank-name", ["--input", "x.wav", "--name", "   "], _wav_48k, "name cannot be empty"),
+    # the input destroyed: OUTPUT is --input by any name, --force or not
+    ("output-is-the-input", ["--input", "x.wav", "x.wav"], _input_and_its_links, "is the --input"),
+    ("forced-output-is-the-input", ["--input", "x.wav", "--force", "x.wav"],
+     _input_and_its_links, "is the --input"),
+    ("output-is-a-symlink-to-the-input", ["--input", "x.wav", "--force", "link.wav"],
+     _input_and_its_links, "is the --input"),
+    ("input-is-a-symlink-to-the-output", ["--input", "link.wav", "--force", "x.wav"],
+     _input_and_its_links, "is the --input"),
+    ("output-is-a-hard-link-to-the-input", ["--input", "x.wav", "--force", "hard.wav"],
+     _input_and_its_links, "is the --input"),
+    ("output-is-the-input-spelt-differently", ["--input", "x.wav", "--force", "sub/../x.wav"],
+     _input_and_its_links, "is the --input"),
+    ("flac-output-is-the-input", ["--input", "x.flac", "--force", "x.flac"], _flac_input,
+     "is the --input"),
+    ("split-piece-is-the-input", ["--input", "x-001.wav", "--split", "0.2", "--force", "x.wav"],
+     _split_piece_is_the_input, "is the --input"),
+    # durations: typos, overflow, less than a frame
+    ("duration-with-negative-seconds", ["--input", "x.wav", "-d", "1:-5", "out.wav"], _wav_48k,
+     "duration"),
+    ("duration-with-99-seconds", ["--input", "x.wav", "-d", "1:99", "out.wav"], _wav_48k, "0 to 59"),
+    ("duration-too-long-for-a-float", ["out.wav", "-d", "1e400"], None, "too long"),
+    ("duration-under-one-frame", ["--input", "x.wav", "-d", "0.00001", "out.wav"], _wav_48k,
+     "less than one frame"),
+    ("threshold-nan", ["--input", "x.wav", "--threshold", "nan", "out.wav"], _wav_48k, "-100 and 0"),
+    ("threshold-inf", ["--input", "x.wav", "--threshold", "-inf", "out.wav"], _wav_48k, "-100 and 0"),
+    ("realtime-without-input", ["--realtime", "out.wav", "-d", "1"], None, "--realtime"),
+    ("absurdly-short-split", ["--input", "x.wav", "--split", "0.0001", "out.wav"], _wav_48k,
+     "at least 0.1 s"),
+    ("split-under-one-frame", ["--input", "x.wav", "--split", "0.00001", "out.wav"], _wav_48k,
+     "at least 0.1 s"),
+    ("absurdly-short-timeslice", ["--input", "x.wav", "--timeslice", "0.0001", "out.wav"],
+     _wav_48k, "at least 0.01 s"),
+    # subtypes: lossy codecs have none, and say so
+    ("pcm-subtype-for-ogg", ["--input", "x.wav", "--subtype", "pcm_24", "e.ogg"], _wav_48k,
+     "always Vorbis-coded"),
+    ("pcm-subtype-for-opus", ["--input", "x.wav", "--subtype", "PCM_16", "e.opus"], _wav_48k,
+     "always Opus-coded"),
+    ("unknown-subtype", ["--input", "x.wav", "--subtype", "PCM_12", "out.wav"], _wav_48k,
+     "choose one of PCM_16"),
+    # libsndfile's own words never reach the user
+    ("input-with-a-0-hz-header", ["--input", "zero.wav", "out.wav"], _zero_hz_wav,
+     "no usable sample rate"),
+    ("input-with-a-malformed-fmt-chunk", ["--input", "malformed.wav", "out.wav"],
+     _malformed_fmt_wav, "header is damaged"),
+    ("input-that-is-text", ["--input", "text.wav", "out.wav"], _text_wav,
+     "not a readable audio file"),
+    ("input-that-is-a-device", ["--input", "/dev/zero", "out.wav"], None, "device"),
 ]
+
+#: libsndfile's messages, which mean nothing to a user (see dictaphone/sfmessages.py)
+RAW_LIBRARY_TEXT = ("SF_INFO", "Malformed", "Format not recognised", "System error", "PaErrorCode")
 
 WITH_DEVICE = [
     ("rate-too-low", ["out.wav", "-r", "5", "-d", "1"], None, "rate"),
@@ -120,7 +223,8 @@ def _run_case(tmp_path, env, args, setup, keyword):
         setup(tmp_path)
     before = listing(tmp_path)
     r = cliutil.run("record", *args, env=env, cwd=tmp_path, timeout=60)
-    assert_refused(r, keyword)
+    line = assert_refused(r, keyword)
+    assert not any(raw in line for raw in RAW_LIBRARY_TEXT), line
     # No file created, none changed (an existing output keeps its exact bytes).
     assert listing(tmp_path) == before
 
@@ -159,3 +263,55 @@ def test_help_prints_usage_to_stdout_and_exits_0(tmp_path, args):
     if args[0] == "record":
         assert "--duration" in out and "OUTPUT" in out
     assert r.stderr == b""
+
+
+@pytest.mark.parametrize("subtype,output", [("vorbis", "e.ogg"), ("OPUS", "e.opus"),
+                                            ("pcm_24", "e.wav")])
+def test_a_codec_named_as_its_own_subtype_is_accepted(tmp_path, subtype, output):
+    _wav_48k(tmp_path)
+    r = cliutil.run("record", "--input", "x.wav", "--subtype", subtype, output,
+                    env=no_device_env(tmp_path), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert sf.info(str(tmp_path / output)).frames == 24000
+
+
+def test_an_empty_and_a_blank_clip_name_are_refused_the_same_way(tmp_path):
+    _wav_48k(tmp_path)
+    env = no_device_env(tmp_path)
+    lines = {assert_refused(cliutil.run("record", "--input", "x.wav", "--name", name,
+                                        env=env, cwd=tmp_path), "empty")
+             for name in ("", "   ")}
+    assert len(lines) == 1, lines
+    assert not (tmp_path / "clips").exists() or not any((tmp_path / "clips").iterdir())
+
+
+def test_recording_into_the_input_by_any_name_leaves_the_input_byte_for_byte(tmp_path):
+    # The fault as found: `record --force --input in.wav in.wav` truncated the input to a
+    # 44-byte WAV and exited 0.
+    _input_and_its_links(tmp_path)
+    before = (tmp_path / "x.wav").read_bytes()
+    for out in ("x.wav", "link.wav", "hard.wav", "./x.wav", str(tmp_path / "x.wav")):
+        r = cliutil.run("record", "--force", "--input", "x.wav", out,
+                        env=no_device_env(tmp_path), cwd=tmp_path)
+        assert_refused(r, "would destroy it")
+        assert (tmp_path / "x.wav").read_bytes() == before
+    data, rate = sf.read(tmp_path / "x.wav", dtype="int16")
+    assert (len(data), rate) == (24000, 48000)
+
+
+@pytest.mark.parametrize("command,keyword", [
+    (["play", "/dev/zero"], "is a device"),
+    (["play", "text.wav"], "not a readable audio file"),
+    (["show", "zero.wav"], "no usable sample rate"),
+    (["show", "malformed.wav"], "header is damaged"),
+    (["show", "."], "is a directory"),
+])
+def test_play_and_show_say_in_words_what_is_wrong_with_a_file(tmp_path, command, keyword):
+    _text_wav(tmp_path)
+    _zero_hz_wav(tmp_path)
+    _malformed_fmt_wav(tmp_path)
+    r = cliutil.run(*command, env=no_device_env(tmp_path), cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    line = cliutil.one_error_line(r.stderr)
+    assert keyword in line, line
+    assert not any(raw in line for raw in RAW_LIBRARY_TEXT), line

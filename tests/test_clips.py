@@ -154,6 +154,19 @@ def test_rename_moves_the_clip_and_its_metadata(library):
     assert (library / "final.wav").exists() and (library / "other.wav").exists()
 
 
+def test_renaming_a_clip_to_its_own_name_says_there_is_nothing_to_rename(library, tmp_path):
+    # It used to say that a clip named CON exists already: true, but it is this one.
+    add_clip(library, "CON")
+    before = (library / "CON.wav").read_bytes()
+    r = run("rename", "CON", "CON", env=dict(os.environ, DICTAPHONE_HOME=str(library)),
+            cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert len(r.stderr.splitlines()) == 1 and "Traceback" not in r.stderr
+    assert "called 'CON' already; nothing to rename" in r.stderr
+    assert "exists" not in r.stderr
+    assert (library / "CON.wav").read_bytes() == before
+
+
 def test_delete_needs_confirmation_outside_a_terminal_and_never_leaves_the_library(library, tmp_path):
     add_clip(library, "keep")
     victim = tmp_path / "victim.wav"

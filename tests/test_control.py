@@ -412,3 +412,47 @@ def test_a_fallback_directory_that_is_not_private_is_not_used(pulse, without_xdg
     r = run("status", env=env, cwd=tmp_path)
     assert r.returncode != 0
     assert "not a private directory" in r.stderr, r.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# garbage in the registry
+
+#: files in the registry that no recorder wrote: valid JSON of the wrong shape, broken JSON
+REGISTRY_GARBAGE = {
+    "90.json": "[]", "91.json": '"a string"', "92.json": "{}", "93.json": '{"pid": "1234"}',
+    "94.json": '{"pid": true}', "95.json": '{"pid": -5}', "96.json": '{"pid": 1, "started": "x"}',
+    "97.json": '{"pid": 1, "path": 5}', "98.json": "{not json", "99.json": "null",
+    "100.json": '{"pid": 1e400}',
+}
+
+
+@pytest.mark.parametrize("command", ["status", "stop", "pause", "resume"])
+def test_garbage_in_the_registry_is_skipped_and_nothing_is_said_to_be_recording(
+        tmp_path, command):
+    env = cliutil.no_device_env(tmp_path)
+    directory = registry(env)
+    directory.mkdir(mode=0o700)
+    for name, text in REGISTRY_GARBAGE.items():
+        (directory / name).write_text(text)
+    r = run(command, env=env, cwd=tmp_path)
+    assert "Traceback" not in r.stderr, r.stderr
+    assert r.returncode == 1, r.stderr
+    assert "nothing is recording" in cliutil.one_error_line(r.stderr)
+
+
+def test_a_recording_among_garbage_in_the_registry_is_listed_paused_and_stopped(
+        tmp_path, recorders):
+    # One file of garbage used to make every status/stop/pause crash, so no recording could
+    # be stopped. An --input delivered in real time is a recording without any device.
+    env = cliutil.no_device_env(tmp_path)
+    audiolab.make_tone(tmp_path / "long.wav", 60, 440.0)
+    directory = registry(env)
+    directory.mkdir(mode=0o700)
+    for name, text in REGISTRY_GARBAGE.items():
+        (directory / name).write_text(text)
+    rec = recorders("take.wav", "--input", "long.wav", "--realtime", env=env, rate=None)
+    entry = rec.wait_started()
+    assert [e["pid"] for e in status_entries(env)] == [rec.pid], entry
+    r = run("pause", env=env, cwd=tmp_path)
+    assert r.returncode == 0 and "paused" in r.stderr, r.stderr
+    assert_stopped(rec, env=env, cwd=tmp_path)

@@ -659,7 +659,8 @@ def test_timeslice_cuts_blobs_at_exact_frame_multiples_that_join_into_the_record
     blobs = log.of("dataavailable")
     assert [round(e.timecode * RATE) for e in blobs] == [2000, 4000, 6000, 8000, 10000, 10400]
     frame_bytes = 2 * 2
-    assert [b.data.size for b in blobs] == [44 + 2000 * frame_bytes] + [2000 * frame_bytes] * 4 + [400 * frame_bytes]
+    header = 80 if output == "path" else 44  # a file keeps room for RF64 (a JUNK chunk)
+    assert [b.data.size for b in blobs] == [header + 2000 * frame_bytes] + [2000 * frame_bytes] * 4 + [400 * frame_bytes]
     joined = b"".join(e.data.bytes() for e in blobs)
     if out is not None:
         assert joined == out.read_bytes()

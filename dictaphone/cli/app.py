@@ -21,31 +21,59 @@ def fail(message: str, code: int) -> None:
 
 
 class Duration(click.ParamType):
-    """Seconds as 90, 1.5, 90s, 5m, 1h, 1:30 or 1:02:03."""
+    """Seconds as 90, 1.5, 90s, 5m, 1h, 1:30 or 1:02:03. In the clock form every field
+    but the first is 0 to 59 (1:99 and 1:-5 are typos, not durations)."""
 
     name = "duration"
     _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
+    _NUMBER = r"[0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?"
+
+    def __init__(self, zero: bool = False):
+        #: whether 0 is a value (e.g. --reconnect 0: off) rather than an error
+        self.zero = zero
 
     def convert(self, value, param, ctx):
-        if isinstance(value, (int, float)):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
             seconds = float(value)
         else:
-            text = value.strip().lower()
-            try:
-                if ":" in text:
-                    seconds = 0.0
-                    for part in text.split(":"):
-                        seconds = seconds * 60 + float(part)
-                else:
-                    m = re.fullmatch(r"([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([smh]?)", text)
-                    if not m:
-                        raise ValueError
-                    seconds = float(m.group(1)) * self._UNITS[m.group(2)]
-            except ValueError:
-                self.fail(f"{value!r} is not a duration (try 90, 1.5, 5m, 1h or 1:30)", param, ctx)
-        if not 0 < seconds < float("inf"):
+            text = str(value).strip().lower()
+            hint = f"{value!r} is not a duration (try 90, 1.5, 5m, 1h or 1:30)"
+            if ":" in text:
+                parts = text.split(":")
+                if len(parts) > 3 or not all(re.fullmatch(r"[0-9]+(\.[0-9]+)?", p) for p in parts):
+                    self.fail(hint, param, ctx)
+                if any(float(p) >= 60 for p in parts[1:]):
+                    self.fail(f"{value!r}: minutes and seconds after a ':' go from 0 to 59", param, ctx)
+                seconds = 0.0
+                for part in parts:
+                    seconds = seconds * 60 + float(part)
+            else:
+                m = re.fullmatch(rf"({self._NUMBER})\s*([smh]?)", text)
+                if not m:
+                    self.fail(hint, param, ctx)
+                seconds = float(m.group(1)) * self._UNITS[m.group(2)]
+        if seconds != seconds or seconds == float("inf"):
+            self.fail(f"{value!r} is too long to be a duration", param, ctx)
+        if self.zero and seconds == 0:
+            return 0.0
+        if not seconds > 0:
             self.fail(f"{value!r} must be more than zero seconds", param, ctx)
         return seconds
+
+
+class Decibels(click.ParamType):
+    """A level in dBFS, -100 to 0 (NaN and infinities refused)."""
+
+    name = "dbfs"
+
+    def convert(self, value, param, ctx):
+        try:
+            level = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a level in dBFS (a number from -100 to 0)", param, ctx)
+        if not -100 <= level <= 0:  # (False for NaN too)
+            self.fail(f"{value!r} is not between -100 and 0 dBFS", param, ctx)
+        return level
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

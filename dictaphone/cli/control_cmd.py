@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from ..errors import DictaphoneError
 from .app import EXIT_ERROR, cli, say
 
 
@@ -88,14 +87,9 @@ def status(as_json):
     """
     import json
 
-    from ..control import ControlError, running
+    from ..control import statuses
 
-    replies = []
-    for entry in running():
-        try:
-            replies.append(entry.request("status", timeout=5))
-        except (ControlError, DictaphoneError):
-            continue  # it ended while we asked
+    replies = statuses(timeout=5)
     if as_json:
         click.echo(json.dumps(replies, indent=2))
     else:
