@@ -45,6 +45,17 @@ class Repair:
 
 
 def recover(path: str, dry_run: bool = False) -> Repair:
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise SourceError(f"{path}: no such file") from None
+    except OSError as e:
+        raise SourceError(f"{path}: {e.strerror}") from None
+    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        # a FIFO would block the open, a device never end the read
+        raise SourceError(f"{path}: not a regular file (only a saved recording can be repaired)")
     try:
         with open(path, "rb") as f:
             magic = f.read(4)
@@ -466,7 +477,10 @@ def recover_mp3(path: str, dry_run: bool = False) -> Repair:
     first = data[offsets[0]:offsets[0] + _mp3_frame(data, offsets[0])[0]]
     side = _mp3_frame(first, 0)[3]
     tag = first[4 + side:8 + side]
-    reserved = tag in (b"Xing", b"Info") or not any(first[4 + side:])
+    # LAME's reserved frame: a tag, or zeros (a killed recorder, a stream), with room
+    # for the Xing fields and the LAME tag
+    reserved = ((tag in (b"Xing", b"Info") or not any(first[4 + side:]))
+                and len(first) >= 4 + side + 120 + 36)
     said = None
     if tag in (b"Xing", b"Info") and struct.unpack(">I", first[8 + side:12 + side])[0] & 1:
         n_said = struct.unpack(">I", first[12 + side:16 + side])[0]
@@ -474,7 +488,9 @@ def recover_mp3(path: str, dry_run: bool = False) -> Repair:
         delay_pad = int.from_bytes(lame[21:24], "big") if lame[:4] == b"LAME" else 0
         said = max(0, n_said * spf - (delay_pad >> 12) - (delay_pad & 0xFFF))
     audio = offsets[1:] if reserved else offsets
-    frames = max(0, len(audio) * spf - LAME_DELAY - DECODER_DELAY)
+    if len(audio) * spf <= LAME_DELAY + DECODER_DELAY:
+        raise SourceError(f"{path}: no MPEG audio beyond the encoder's delay (nothing was recorded)")
+    frames = len(audio) * spf - LAME_DELAY - DECODER_DELAY
     new_first = None
     if reserved and audio:
         total = end - offsets[0] + start
@@ -525,9 +541,16 @@ def ogg_crc(page: bytes) -> int:
     return crc
 
 
+#: pages that start this close to the end have their CRC checked (a kill tears only
+#: the end; checking every page of a long file in Python would take minutes)
+OGG_CHECKED_TAIL = 1 << 20
+
+
 def _ogg_pages(data: bytes):
-    """Complete pages whose checksum holds, from the start: (offset, header, body)."""
+    """Complete pages from the start, up to the first broken one: (offset, header, body).
+    The CRC is checked on the first pages (the headers) and near the end."""
     pos = 0
+    check_from = len(data) - OGG_CHECKED_TAIL
     while pos + 27 <= len(data) and data[pos:pos + 4] == b"OggS" and data[pos + 4] == 0:
         nseg = data[pos + 26]
         hlen = 27 + nseg
@@ -535,7 +558,9 @@ def _ogg_pages(data: bytes):
             return
         blen = sum(data[pos + 27:pos + hlen])
         page = data[pos:pos + hlen + blen]
-        if len(page) < hlen + blen or ogg_crc(page) != struct.unpack("<I", page[22:26])[0]:
+        if len(page) < hlen + blen:
+            return
+        if (pos < 1 << 16 or pos >= check_from) and ogg_crc(page) != struct.unpack("<I", page[22:26])[0]:
             return
         yield pos, page[:hlen], page[hlen:]
         pos += hlen + blen

@@ -91,6 +91,8 @@ def portaudio_words(e: BaseException) -> str:
     text = str(args[0]) if args else ""
     if text.startswith("Error querying device") or "No input device" in text:
         return "the device does not exist (any more)"
+    if code is None and isinstance(e, ValueError) and text:
+        return text  # sounddevice's own argument checks are in words already
     return "the audio system failed"
 
 

@@ -84,9 +84,12 @@ def engine_versions() -> dict[str, str | None]:
 
 def model_choice(model: str | os.PathLike | None = None) -> str:
     """The model asked for: ``model``, else ``$DICTAPHONE_MODEL``, else DEFAULT_MODEL."""
-    if model is not None and os.fspath(model) != "":
+    if model is not None:
+        if not os.fspath(model).strip():
+            raise InvalidArgumentError("the model cannot be empty: give a name such as "
+                                       f"{DEFAULT_MODEL} or a model directory")
         return os.fspath(model)
-    return os.environ.get("DICTAPHONE_MODEL") or DEFAULT_MODEL
+    return os.environ.get("DICTAPHONE_MODEL", "").strip() or DEFAULT_MODEL
 
 
 def known_names() -> list[str]:
@@ -206,6 +209,8 @@ def check_language(language: str | None) -> str | None:
     if language is None:
         return None
     code = str(language).strip().lower()
+    if not code:
+        raise InvalidArgumentError("the language cannot be empty: give a code such as en, or leave it out to detect it")
     from faster_whisper.tokenizer import _LANGUAGE_CODES
 
     if code not in _LANGUAGE_CODES:
@@ -279,6 +284,9 @@ def read_audio(path: str, samplerate: int | None = None, channels: int | None = 
         raise SourceError(f"{path} is not audio dictaphone can read ({reason})") from None
 
 
+_WIDTHS = {"PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "PCM_U8": 1, "PCM_S8": 1, "DOUBLE": 8}
+
+
 @dataclasses.dataclass
 class AudioInput:
     """One thing to transcribe: a clip or a file, with what a raw file needs to be read."""
@@ -300,11 +308,15 @@ class AudioInput:
             if self.raw:
                 if not self.samplerate:
                     return None
-                width = {"PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4}.get(self.subtype or "PCM_16", 2)
+                width = _WIDTHS.get(self.subtype or "PCM_16", 2)
                 return os.path.getsize(self.path) / (width * (self.channels or 1) * self.samplerate)
             import soundfile as sf
 
             info = sf.info(self.path)
+            if info.format in ("WAV", "WAVEX", "RF64") and info.subtype in _WIDTHS:
+                # A WAV saved from a pipe says 0xFFFFFFFF: trust the header only if the file holds it.
+                if info.frames * info.channels * _WIDTHS[info.subtype] > os.path.getsize(self.path):
+                    return None
             if 0 < info.frames < 2**62 and info.samplerate:
                 return info.frames / info.samplerate
         except Exception:  # unreadable here: the engine's reader says why, later

@@ -105,6 +105,10 @@ def test_output_goes_to_a_file_which_is_never_clobbered(env, plain, tmp_path):
     assert "exists" in one_error_line(r.stderr) and out.read_text() == first
     r = run("transcribe", plain, "-o", out, "--force", env=env)
     assert r.returncode == 0 and out.read_text().startswith("Please")
+    audio = plain.read_bytes()
+    r = run("transcribe", plain, "-o", plain, "--force", env=env)
+    assert r.returncode == 2 and "is the recording itself" in one_error_line(r.stderr)
+    assert plain.read_bytes() == audio
 
 
 def test_a_clip_is_transcribed_by_name_saved_with_it_and_shown_everywhere(env, script):
@@ -171,6 +175,16 @@ def test_every_format_dictaphone_writes_is_read_clips_and_files(env, script, tmp
     assert [x["name"] for x in results] == ["c-flac", "c-ogg", "c-opus", "c-mp3", "c-raw"]
     r = run("transcribe", "-f", "json", raw_file, "-r", "16000", env=env)
     assert r.returncode == 0, r.stderr
+    results.append(json.loads(r.stdout))
+    piped = tmp_path / "piped.wav"  # a WAV streamed to a pipe: its sizes say 0xFFFFFFFF
+    r = run("record", "-q", "--input", one.path, "-", "-f", "wav", env=env, text=False)
+    assert r.returncode == 0, r.stderr
+    piped.write_bytes(r.stdout)
+    assert piped.read_bytes()[4:8] == b"\xff\xff\xff\xff"
+    for again in (False, True):  # the second time from the saved transcript
+        r = run("transcribe", "-f", "json", piped,
+                env=env if not again else {**env, "DICTAPHONE_MODEL": str(tmp_path / "none")})
+        assert r.returncode == 0, r.stderr
     results.append(json.loads(r.stdout))
     for x in results:
         assert speech.wer(one.text, x["text"]) <= 0.3, x
@@ -273,6 +287,20 @@ def test_the_model_option_wins_over_the_environment(env, plain, whisper_model):
     assert r.returncode == 2 and "unknown model 'enormous'" in one_error_line(r.stderr)
 
 
+@pytest.mark.parametrize("args,expect", [(["--model", ""], "the model cannot be empty"),
+                                         (["--language", " "], "--language cannot be empty"),
+                                         (["--language", "klingon"], "unknown language 'klingon'")])
+def test_an_empty_or_unknown_model_or_language_is_refused(env, plain, args, expect):
+    r = run("transcribe", plain, *args, env=env)
+    assert r.returncode == 2 and expect in one_error_line(r.stderr) and r.stdout == ""
+
+
+@pytest.mark.parametrize("words", [[""], ["..."], [" ", "?"]])
+def test_search_without_a_word_is_a_usage_error(env, words):
+    r = run("search", *words, env=env)
+    assert r.returncode == 2 and "nothing to search for" in one_error_line(r.stderr)
+
+
 @pytest.mark.parametrize("case", ["empty", "text", "missing", "directory", "raw-without-rate",
                                   "rate-for-a-wav"])
 def test_bad_input_gets_one_line_and_no_output(env, tmp_path, plain, case):
@@ -351,3 +379,16 @@ def test_help_and_record_do_not_import_the_engine(env, tmp_path, script, args):
     assert r.returncode == 0, r.stderr[-2000:]
     imported = {line.split("|")[-1].strip().split(".")[0] for line in r.stderr.splitlines() if "|" in line}
     assert not imported & {"faster_whisper", "ctranslate2", "onnxruntime", "av", "huggingface_hub"}
+
+
+def test_a_terminal_shows_a_progress_bar_that_goes_away(env, tmp_path, terminal):
+    import sys
+
+    path = speech.make_script(tmp_path / "long.wav", speech.PARAGRAPH[:16], pause=1.0).path
+    out = tmp_path / "out.txt"
+    t = terminal([sys.executable, "-m", "dictaphone", "transcribe", path, "-o", out], env=env, cwd=tmp_path)
+    # The bar: the input's name, a bar and a percentage, redrawn as segments are recognised.
+    t.wait_for(lambda screen: re.search(r"long\.wav .*\d+%", screen) is not None, timeout=60, interval=0.02)
+    assert t.wait_exit(timeout=120) == 0
+    assert not re.search(r"\d+%", t.capture())  # transient: gone when done
+    assert speech.wer(" ".join(speech.PARAGRAPH[:16]), out.read_text()) <= MAX_WER

@@ -94,8 +94,10 @@ def status(as_json):
         click.echo(json.dumps(replies, indent=2))
     else:
         for r in replies:
+            lost = r.get("device_lost")
+            lost = f"  DEVICE LOST ({lost['reason']}), waiting {lost['left']:.0f} s" if lost else ""
             click.echo(f"{r['id']:>3}  pid {r['pid']:<7} {r['state']:9} {r['duration']:9.1f} s  "
-                       f"peak {r['peak_dbfs']:6.1f} dBFS  {r['path']}")
+                       f"peak {r['peak_dbfs']:6.1f} dBFS  {r['path']}{lost}")
         if not replies:
             say("nothing is recording")
     if not replies:
