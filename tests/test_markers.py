@@ -793,3 +793,31 @@ def test_mp3_and_raw_keep_their_markers_in_the_sidecar(tmp_path, fmt):
     r = cliutil.run("marks", f"take.{fmt}", "--json", env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == [{"number": 1, "time": made["time"], "label": "here"}]
+
+
+@pytest.mark.parametrize("fmt", ["flac", "ogg"])
+def test_a_sigkilled_flac_or_ogg_recording_gets_its_chapters_back_from_recover(tmp_path, fmt):
+    env = no_device_env(tmp_path)
+    proc = _record_input(tmp_path, env, "-q", f"k.{fmt}", seconds=8.0)
+    try:
+        cliutil.wait_for_status(env, lambda es: bool(es) and es[0]["duration"] > 0.5)
+        r = cliutil.run("mark", "kept", "--json", env=env, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        made = json.loads(r.stdout)[0]
+        sidecar = tmp_path / f"k.{fmt}.markers.json"
+        deadline = time.monotonic() + 20
+        while not sidecar.exists():
+            assert time.monotonic() < deadline, "the marker never reached the sidecar"
+            time.sleep(0.05)
+        time.sleep(2.5)  # audio past the marker reaches the file
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        audiolab.stop_process(proc)
+    assert markers_mod.read_file_markers(tmp_path / f"k.{fmt}") == []  # the blank reserve only
+    r = cliutil.run("recover", f"k.{fmt}", env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "1 marker(s) restored" in r.stderr
+    chapters = ffprobe_chapters(tmp_path / f"k.{fmt}")
+    assert chapters == [(pytest.approx(made["time"], abs=0.001), "kept")]
+    assert sf.info(tmp_path / f"k.{fmt}").frames > made["time"] * RATE
