@@ -72,7 +72,8 @@ class Decibels(click.ParamType):
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dictaphone")
-def cli():
+@click.pass_context
+def cli(ctx):
     """A dictaphone for the terminal: record real audio to a file or a pipe.
 
     \b
@@ -83,5 +84,11 @@ def cli():
       dictaphone list / show / play     the clip library
       dictaphone doctor                 check the set-up
     """
+    if ctx.invoked_subcommand != "record":
+        # Only a recording keeps the stop signals caught at start-up (it finalizes its
+        # file on them); every other command gets Ctrl-C and SIGTERM back as usual.
+        from ..stopsignals import release
+
+        release()
 
 
