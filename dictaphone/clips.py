@@ -104,6 +104,8 @@ class Clip:
     size: int = 0
     device: str | None = None
     dropped_frames: int | None = None
+    #: where the device was lost and came back: [{"time": s, "duration": s, "reason": str}]
+    gaps: list = dataclasses.field(default_factory=list)
     transcript: str | None = None  #: the first words of its saved transcript ("" if silent)
 
     @property
@@ -231,6 +233,13 @@ def resolve(name_or_path: str) -> str:
     raise ClipNotFoundError(f"no clip or file named {name_or_path!r} ('dictaphone list' shows the clips)")
 
 
+def clip_at(path: str) -> Clip | None:
+    """The clip whose audio file is ``path``, or None when ``path`` is not in the library."""
+    if not os.path.isfile(path) or not is_clip_path(path):
+        return None
+    return _from_file(path)
+
+
 def write_metadata(path: str, **meta) -> None:
     """Write a clip's sidecar atomically (a temp file renamed over it)."""
     fields = {f.name for f in dataclasses.fields(Clip)}
@@ -297,3 +306,27 @@ def delete(name: str) -> Clip:
         except FileNotFoundError:
             pass
     return clip
+
+
+def fingerprint(ignore: frozenset[str] | set[str] = frozenset()) -> tuple:
+    """A cheap summary of the library directory (names, sizes, modification times of
+    every visible file, sidecars included) that changes whenever a clip, its metadata,
+    transcript or markers change: compare two to notice another process's changes.
+    Files in ``ignore`` (absolute paths: recordings still being written) are left out."""
+    directory = clip_dir()
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return ()
+    result = []
+    for entry in entries:
+        if entry.name.startswith(".") or entry.path in ignore:
+            continue
+        if any(entry.path.startswith(p) for p in ignore):  # its sidecars while recording
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        result.append((entry.name, st.st_size, st.st_mtime_ns))
+    return tuple(sorted(result))

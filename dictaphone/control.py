@@ -182,6 +182,18 @@ def select(id: str | None, all_: bool = False) -> list[Entry]:
     raise AmbiguousError(f"{len(entries)} recordings are running ({listing}); give an ID or --all")
 
 
+def statuses(timeout: float = 5.0) -> list[dict]:
+    """The ``status`` reply of every running recording (those that end while being asked
+    are left out), oldest first."""
+    replies = []
+    for entry in running():
+        try:
+            replies.append(entry.request("status", timeout=timeout))
+        except DictaphoneError:
+            continue  # it ended while we asked
+    return replies
+
+
 class AmbiguousError(InvalidArgumentError):
     """Several recordings run and the command did not say which."""
 

@@ -68,6 +68,7 @@ class FileSink(_VirtualPosition):
     """A file created for this recording. ``write`` appends; ``pwrite`` patches headers."""
 
     seekable = True
+    live_header = True  #: headers are kept valid while recording (crash safety)
 
     def __init__(self, path: str, force: bool = False):
         self.path = os.fspath(path)
@@ -178,6 +179,7 @@ class _AppendOnly(_VirtualPosition):
     position libsndfile sees moves, and bytes written behind the end are dropped."""
 
     seekable = False
+    live_header = False
 
     def __init__(self) -> None:
         self.size = 0
@@ -256,21 +258,74 @@ class StreamSink(_AppendOnly):
         return Blob(type, size=end - start)
 
 
-class MemorySink(_AppendOnly):
-    """Keeps the bytes until the next blob takes them (an in-memory recording)."""
+class MemorySink(_VirtualPosition):
+    """Keeps the bytes until the next blob takes them (an in-memory recording).
+
+    The bytes not yet handed out in a blob can still be rewritten, so a recording kept
+    in one blob gets the header a file gets at close (WAV sizes, FLAC's total length and
+    MD5, MP3's Info tag). Once a blob has gone out its bytes are the caller's: a later
+    rewrite of them (a header fixed at close) is dropped, as on a stream.
+    """
+
+    seekable = True  # within the bytes not yet cut (see patch)
+    live_header = False
 
     def __init__(self) -> None:
-        super().__init__()
         self.path = None
-        self._chunks: list[bytes] = []
+        self.size = 0
+        self._pos = 0
+        self._base = 0  # offset of _buf[0]: where the next blob starts
+        self._buf = bytearray()
+        self.error: WriteError | None = None
 
-    def _emit(self, data: memoryview) -> None:
-        self._chunks.append(bytes(data))
+    def write(self, data) -> int:
+        data = memoryview(data).cast("B")
+        n = len(data)
+        self._put(data, self._pos)
+        self._pos += n
+        return n
+
+    def _put(self, data: memoryview, offset: int) -> None:
+        skip = min(len(data), max(0, self._base - offset))  # already handed out: dropped
+        start = offset + skip - self._base
+        end = start + len(data) - skip
+        if end > len(self._buf):
+            self._buf.extend(bytes(end - len(self._buf)))
+        self._buf[start:end] = data[skip:]
+        self.size = max(self.size, self._base + len(self._buf))
+
+    def read(self, n: int = -1) -> bytes:
+        start = self._pos - self._base
+        if start < 0:
+            return b""
+        return bytes(self._buf[start:] if n < 0 else self._buf[start:start + n])
+
+    def append(self, data) -> None:
+        self._pos = self.size
+        self.write(data)
+
+    def patch(self, data: bytes, offset: int) -> None:
+        self._put(memoryview(data).cast("B"), offset)
+
+    def truncate(self, size: int) -> None:
+        if size >= self._base:
+            del self._buf[size - self._base:]
+            self.size = self._base + len(self._buf)
+
+    def flush(self, durable: bool = False) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def remove(self) -> None:
+        self._buf = bytearray()
 
     def blob(self, type: str, start: int, end: int) -> Blob:
-        data = b"".join(self._chunks)
-        self._chunks.clear()
-        assert len(data) == end - start
+        assert start == self._base and end == self.size
+        data = bytes(self._buf)
+        self._buf = bytearray()
+        self._base = end
         return Blob(type, data)
 
 
@@ -300,14 +355,20 @@ def pcm_bytes(frames: np.ndarray, subtype: str) -> bytes:
 
 _BITS = {"PCM_16": 16, "PCM_24": 24, "PCM_32": 32, "FLOAT": 32}
 UNKNOWN_SIZE = 0xFFFFFFFF
+#: ds64's body: RIFF size, data size and sample count (64 bits each), table length 0.
+DS64_SIZE = 28
 
 
-def wav_header(samplerate: int, channels: int, subtype: str, data_bytes: int | None) -> bytes:
-    """A canonical WAV header; ``data_bytes`` None writes the streaming sizes (0xFFFFFFFF).
+def wav_header(samplerate: int, channels: int, subtype: str, data_bytes: int | None,
+               rf64: bool = False) -> bytes:
+    """A WAV header; ``data_bytes`` None writes the streaming sizes (0xFFFFFFFF).
 
     PCM is format tag 1 (44 bytes). Float is tag 3 with the ``fact`` chunk the spec asks
-    for non-PCM data (58 bytes). The header's length does not depend on ``data_bytes``,
-    so it can be rewritten in place.
+    for non-PCM data (58 bytes). ``rf64`` reserves room for RF64 (EBU Tech 3306), as
+    ffmpeg's ``-rf64 auto`` does: a 28-byte ``JUNK`` chunk after ``WAVE`` while the sizes
+    fit in 32 bits, rewritten as ``ds64`` (and ``RIFF`` as ``RF64``) once they do not.
+    The header's length does not depend on ``data_bytes``, so it is rewritten in place;
+    without ``rf64``, sizes past 4 GiB saturate at 0xFFFFFFFF (read to the end).
     """
     bits = _BITS[subtype]
     block_align = channels * bits // 8
@@ -317,15 +378,23 @@ def wav_header(samplerate: int, channels: int, subtype: str, data_bytes: int | N
     if is_float:
         fmt += struct.pack("<H", 0)
     chunks = b"fmt " + struct.pack("<I", len(fmt)) + fmt
+    frames = None if data_bytes is None else data_bytes // block_align
     if is_float:
-        frames = UNKNOWN_SIZE if data_bytes is None else data_bytes // block_align
-        chunks += b"fact" + struct.pack("<II", 4, min(frames, UNKNOWN_SIZE))
+        chunks += b"fact" + struct.pack("<II", 4, UNKNOWN_SIZE if frames is None
+                                        else min(frames, UNKNOWN_SIZE))
+    reserve = 8 + DS64_SIZE if rf64 else 0
     if data_bytes is None:
         riff_size = data_size = UNKNOWN_SIZE
     else:
-        data_size = min(data_bytes, UNKNOWN_SIZE)
-        riff_size = min(4 + len(chunks) + 8 + data_bytes + (data_bytes & 1), UNKNOWN_SIZE)
-    return b"RIFF" + struct.pack("<I", riff_size) + b"WAVE" + chunks + b"data" + struct.pack("<I", data_size)
+        data_size = data_bytes
+        riff_size = 4 + reserve + len(chunks) + 8 + data_bytes + (data_bytes & 1)
+    if rf64 and data_bytes is not None and riff_size > UNKNOWN_SIZE:
+        ds64 = b"ds64" + struct.pack("<IQQQI", DS64_SIZE, riff_size, data_size, frames, 0)
+        return (b"RF64" + struct.pack("<I", UNKNOWN_SIZE) + b"WAVE" + ds64 + chunks
+                + b"data" + struct.pack("<I", UNKNOWN_SIZE))
+    junk = b"JUNK" + struct.pack("<I", DS64_SIZE) + bytes(DS64_SIZE) if rf64 else b""
+    return (b"RIFF" + struct.pack("<I", min(riff_size, UNKNOWN_SIZE)) + b"WAVE" + junk + chunks
+            + b"data" + struct.pack("<I", min(data_size, UNKNOWN_SIZE)))
 
 
 class Encoder:
@@ -404,7 +473,10 @@ class PcmEncoder(Encoder):
         return self.frames * self.channels * _BITS[self.subtype] // 8
 
     def sync(self, durable: bool = False) -> None:
-        if self.sink.seekable and self.header_len:
+        # Only a file gets its true sizes while recording (so a killed recorder leaves a
+        # valid file); a memory recording keeps the streaming sizes until close, so a
+        # blob cut meanwhile tells readers to read to the end, never a stale length.
+        if self.sink.live_header and self.header_len:
             self.sink.patch(self._header(self._data_bytes()), 0)
         self.sink.flush(durable)
 
@@ -422,7 +494,9 @@ class PcmEncoder(Encoder):
                         self.sink.append(b"\0")  # RIFF chunks are padded to an even length
                     except WriteError:
                         pass  # a full disk: readers accept a missing pad byte
-                self.sync(durable=True)
+                if self.header_len:
+                    self.sink.patch(self._header(data), 0)  # (dropped if already cut)
+                self.sink.flush(durable=True)
             else:
                 self.sink.flush()
             return self.cut()
@@ -437,10 +511,19 @@ class RawEncoder(PcmEncoder):
 class WavEncoder(PcmEncoder):
     def __init__(self, *args):
         super().__init__(*args)
+        # A file may outgrow 4 GiB: it gets the room to turn into RF64 (a memory
+        # recording or a stream keeps the canonical 44-byte header).
+        self.rf64 = bool(self.sink.live_header)
         self.header_len = len(self._header(0))
 
     def _header(self, data_bytes: int | None) -> bytes:
-        return wav_header(self.samplerate, self.channels, self.subtype, data_bytes)
+        return wav_header(self.samplerate, self.channels, self.subtype, data_bytes, self.rf64)
+
+
+SFC_SET_OGG_PAGE_LATENCY = 0x1303  # sndfile.h (1.2): double, milliseconds, 50..1600
+SFC_SET_BITRATE_MODE = 0x1305
+SF_BITRATE_MODE_CONSTANT = 0
+OPUS_PAGE_MS = 500.0
 
 
 class SndfileEncoder(Encoder):
@@ -457,6 +540,24 @@ class SndfileEncoder(Encoder):
                 f"libsndfile cannot write {self.format.name} at {self.samplerate} Hz with "
                 f"{self.channels} channel(s): {e}") from None
         self._check()
+        self._tune()
+
+    def _command(self, command: int, ctype: str, value) -> bool:
+        """An ``sf_command`` that soundfile does not wrap; True when libsndfile took it."""
+        import soundfile as sf
+
+        ptr = sf._ffi.new(f"{ctype}*", value)
+        return sf._snd.sf_command(self._sf._file, command, ptr, sf._ffi.sizeof(ctype)) == 0
+
+    def _tune(self) -> None:
+        if self.format.name == "opus":
+            # Pages every half second of audio (libsndfile's default is one second), so a
+            # killed recorder leaves at most that much in the encoder (docs/RELIABILITY.md).
+            self._command(SFC_SET_OGG_PAGE_LATENCY, "double", OPUS_PAGE_MS)
+        elif self.format.name == "mp3" and not self.sink.live_header:
+            # A stream (or memory cut into blobs) cannot be given its Info tag at the end:
+            # constant bitrate lets every reader tell its length from its size.
+            self._command(SFC_SET_BITRATE_MODE, "int", SF_BITRATE_MODE_CONSTANT)
 
     def _check(self) -> None:
         if self.sink.error is not None:
@@ -511,11 +612,12 @@ class SndfileEncoder(Encoder):
 
         try:
             self.sink.flush()
-            if self.format.name == "flac":
-                # a torn last frame and a header that says nothing of the length
-                from .recover import recover_flac
+            if self.format.name in ("flac", "mp3", "opus"):
+                # a torn last frame (or page) and a header that says nothing of the length
+                from .recover import recover_flac, recover_mp3, recover_ogg
 
-                self.frames = recover_flac(path).frames
+                fix = {"flac": recover_flac, "mp3": recover_mp3, "opus": recover_ogg}
+                self.frames = fix[self.format.name](path).frames
             else:
                 frames = sf.info(path).frames
                 if 0 <= frames < 2**62:
@@ -525,12 +627,102 @@ class SndfileEncoder(Encoder):
             pass  # `dictaphone recover` can still be run by hand on FLAC and WAV
 
 
+class VorbisEncoder(Encoder):
+    """Ogg Vorbis through libvorbisenc and libogg directly (dictaphone/vorbis.py), so a
+    page is ended at every sync and every blob cut: a killed recorder loses at most
+    the last second even of digital silence, which libsndfile's writer can hold back
+    for 5 s (up to 255 tiny packets on one page)."""
+
+    def begin(self) -> None:
+        from .vorbis import VorbisStream
+
+        try:
+            self._vs = VorbisStream(self.samplerate, self.channels)
+        except (OSError, ValueError) as e:
+            raise NotSupportedError(
+                f"libvorbis cannot write {self.format.name} at {self.samplerate} Hz with "
+                f"{self.channels} channel(s): {e}") from None
+        self._headed = False
+
+    def _header_comments(self) -> dict[str, str]:
+        """The Vorbis comments of the header, written with the first audio (as libsndfile
+        does: comments may be set after the encoder is made)."""
+        return {"ENCODER": "dictaphone (libvorbis)"}
+
+    def _head(self) -> None:
+        """The header packets go into the stream before any audio packet."""
+        if not self._headed:
+            self._headed = True
+            self._emit(self._vs.headers(self._header_comments()))
+
+    def _emit(self, data: bytes) -> None:
+        if data:
+            self.sink.append(data)
+
+    def write(self, frames: np.ndarray) -> None:
+        self._head()
+        for i in range(0, len(frames), MAX_WRITE_FRAMES):
+            block = frames[i: i + MAX_WRITE_FRAMES]
+            self._emit(self._vs.encode(block))
+            self.frames += len(block)
+
+    def _flush_codec(self) -> None:
+        if not self.closed:
+            self._head()
+            self._emit(self._vs.flush())
+
+    def sync(self, durable: bool = False) -> None:
+        self._flush_codec()
+        self.sink.flush(durable)
+
+    def close(self) -> Blob:
+        if self.closed:
+            return Blob(self.mime_type, b"")
+        try:
+            try:
+                self._head()
+                self._emit(self._vs.finish())
+            except WriteError:
+                if self.sink.path and os.path.isfile(self.sink.path):
+                    self._after_failed_write(self.sink.path)
+                raise
+            finally:
+                self.closed = True
+                self._vs.close()
+            self.sink.flush(durable=True)
+            return self.cut()
+        finally:
+            self.sink.close()
+
+    def abort(self) -> None:
+        self._vs.close()
+        super().abort()
+
+    def _after_failed_write(self, path: str) -> None:
+        from .recover import recover_ogg
+
+        try:
+            self.frames = recover_ogg(path).frames
+            self.sink.size = os.path.getsize(path)
+        except Exception:
+            pass  # `dictaphone recover` can still be run by hand
+
+
+def _encoder_class(fmt: Format) -> type:
+    if fmt.name == "ogg":
+        from .vorbis import available
+
+        if available():
+            return VorbisEncoder
+    return {"wav": WavEncoder, "raw": RawEncoder}.get(fmt.name, SndfileEncoder)
+
+
 def make_encoder(output, fmt: Format, samplerate: int, channels: int,
                  subtype: str | None = None, force: bool = False) -> Encoder:
     """Validate, create the output (exclusively unless ``force``) and write the header."""
     subtype = fmt.check(samplerate, channels, subtype)
     sink = open_sink(output, force=force)
-    cls = {"wav": WavEncoder, "raw": RawEncoder}.get(fmt.name, SndfileEncoder)
+    cls = _encoder_class(fmt)
     enc = cls(sink, fmt, samplerate, channels, subtype)
     try:
         enc.begin()

@@ -44,6 +44,16 @@ class DeviceError(DictaphoneError):
     """An audio device failed to open, or failed while recording."""
 
 
+class DeviceLostError(DeviceError):
+    """The input device went away while recording (unplugged, its audio server stopped or
+    froze). ``device`` names it and ``reason`` says what happened, in words."""
+
+    def __init__(self, device: str, reason: str):
+        super().__init__(f"{device}: {reason}")
+        self.device = device
+        self.reason = reason
+
+
 class PortAudioMissingError(DeviceError):
     """The PortAudio library is not installed."""
 

@@ -17,7 +17,8 @@ from typing import Any, Callable
 
 log = logging.getLogger("dictaphone")
 
-EVENT_TYPES = ("start", "dataavailable", "pause", "resume", "stop", "error", "transcript")
+EVENT_TYPES = ("start", "dataavailable", "pause", "resume", "stop", "error", "transcript",
+               "devicelost", "devicerestored")
 
 
 class Blob:
@@ -86,6 +87,19 @@ class ErrorEvent(Event):
 
 
 @dataclasses.dataclass
+class DeviceEvent(Event):
+    """``devicelost`` (the device went away; the recorder waits for it, the file stays
+    open) and ``devicerestored`` (it is back and the recording goes on in the same file).
+    ``reason`` says what happened in words; ``gap`` (devicerestored) is the seconds of
+    audio missing between the two; ``device`` names the device."""
+
+    device: str | None = None
+    gap: float | None = None
+    #: devicelost: the most seconds the recorder waits for the device
+    wait: float | None = None
+
+
+@dataclasses.dataclass
 class StopEvent(Event):
     """The ``stop`` event, with what the recording came to."""
 
@@ -99,12 +113,12 @@ class StopEvent(Event):
 class TranscriptEvent(Event):
     """A ``transcript`` event (live transcription, see live.py): the ``text`` of one
     utterance, which began at ``start`` and ended at ``end`` seconds of recorded media.
-    ``segment`` is the :class:`dictaphone.transcript.Segment` with its words."""
+    ``segments``: its :class:`dictaphone.transcript.Segment` objects, with word times."""
 
     text: str = ""
     start: float = 0.0
     end: float = 0.0
-    segment: Any = None
+    segments: list = dataclasses.field(default_factory=list)
 
 
 Listener = Callable[[Event], Any]

@@ -40,9 +40,17 @@ def event_record(event, recorder, extra: dict | None = None) -> dict:
         rec["error"] = str(event.error)
     elif event.type in ("pause", "resume") and event.reason:
         rec["reason"] = event.reason
+    elif event.type in ("devicelost", "devicerestored"):
+        rec.update(device=event.device, reason=event.reason)
+        if event.type == "devicelost":
+            rec["wait"] = event.wait
+        else:
+            rec["gap"] = round(event.gap, 3)
     elif event.type == "start":
         rec.update(path=recorder.path, format=recorder.mime_type,
                    samplerate=recorder.samplerate, channels=recorder.channels)
+    elif event.type == "transcript":
+        rec.update(text=event.text, start=round(event.start, 3), end=round(event.end, 3))
     if extra:
         rec.update(extra)
     return rec
@@ -71,7 +79,8 @@ class EventLog:
                 self.on_error(f"cannot write the event log any more: {e}")
 
     def attach(self) -> None:
-        for t in ("start", "dataavailable", "pause", "resume", "stop", "error"):
+        for t in ("start", "dataavailable", "pause", "resume", "stop", "error",
+                  "devicelost", "devicerestored", "transcript"):
             self.recorder.add_event_listener(t, self)
 
 
@@ -101,6 +110,10 @@ def hook_environment(event, recorder, extra: dict | None = None) -> dict[str, st
         env["DICTAPHONE_SIZE"] = str(recorder.bytes_written)
         if recorder.error is not None:
             env["DICTAPHONE_ERROR"] = str(recorder.error)
+    elif event.type == "transcript":
+        env["DICTAPHONE_TEXT"] = event.text
+        env["DICTAPHONE_START"] = f"{event.start:.3f}"
+        env["DICTAPHONE_END"] = f"{event.end:.3f}"
     for key, value in (extra or {}).items():
         env[f"DICTAPHONE_{key.upper()}"] = str(value)
     return env
@@ -115,10 +128,13 @@ class HookRunner:
 
     _DONE = object()
 
+    NAMES = {"dataavailable": "--on-data", "stop": "--on-stop", "transcript": "--on-text"}
+
     def __init__(self, recorder, on_data: str | None, on_stop: str | None,
-                 report: Callable[[str], None], extra: dict | None = None):
+                 report: Callable[[str], None], extra: dict | None = None,
+                 on_text: str | None = None):
         self.recorder = recorder
-        self.commands = {"dataavailable": on_data, "stop": on_stop}
+        self.commands = {"dataavailable": on_data, "stop": on_stop, "transcript": on_text}
         self.report = report
         self.extra = extra if extra is not None else {}
         self.failures = 0
@@ -143,7 +159,7 @@ class HookRunner:
             if item is self._DONE:
                 return
             cmd, env, kind = item
-            name = "--on-data" if kind == "dataavailable" else "--on-stop"
+            name = self.NAMES[kind]
             try:
                 status = subprocess.run(cmd, shell=True, env=env, stdin=subprocess.DEVNULL,
                                         stdout=sys.stderr.fileno(),

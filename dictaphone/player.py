@@ -110,7 +110,9 @@ class Player:
             self._stream.start()
         except (self.sd.PortAudioError, ValueError) as e:
             self.stop()
-            raise DeviceError(f"cannot play to the output device: {e}") from None
+            from .sources import portaudio_words
+
+            raise DeviceError(f"cannot play to the output device: {portaudio_words(e)}") from None
 
     def wait(self, timeout: float | None = None) -> bool:
         return self._done.wait(timeout)

@@ -26,9 +26,10 @@ import numpy as np
 
 from . import args
 from .encoders import Encoder, make_encoder
-from .errors import (DeviceError, DictaphoneError, InvalidArgumentError,
+from .errors import (DeviceError, DeviceLostError, DictaphoneError, InvalidArgumentError,
                      InvalidStateError, NotSupportedError, OutputError, WriteError)
-from .events import Blob, BlobEvent, Dispatcher, ErrorEvent, Event, EventTarget, StopEvent
+from .events import (Blob, BlobEvent, DeviceEvent, Dispatcher, ErrorEvent, Event, EventTarget,
+                     StopEvent)
 from .formats import SUBTYPE_DTYPES, Format, format_for_mime, is_type_supported
 from .levels import LevelMeter
 from .ring import RingBuffer
@@ -131,6 +132,15 @@ class MediaRecorder(EventTarget):
     wait for speech, stop after silence, or leave long silences out (marked by
     ``pause``/``resume`` events whose ``reason`` is ``"silence"``), and with
     ``split_on_silence`` put each utterance in its own file, named like split pieces.
+
+    ``reconnect`` (seconds; None: the source's own ``reconnect``, 30 s for a
+    :class:`Microphone`; 0: off) is how long a device that goes away is waited for: the
+    output stays open, ``devicelost`` fires, and when the device is back (reopened by
+    the source) ``devicerestored`` fires with the ``gap`` and the recording goes on in
+    the same file. Each such gap is listed in ``gaps``. A device that stops sending
+    audio for ``stall_timeout`` seconds (a frozen audio server) is lost too. When the
+    window runs out, the recording ends with a :class:`DeviceLostError`, as it would
+    without reconnecting.
     """
 
     #: seconds of audio the ring holds between the audio thread and the writer
@@ -148,12 +158,17 @@ class MediaRecorder(EventTarget):
     #: request do): the stall check, the once-a-second sync and the writing of a trickle
     #: of frames below WRITE_AHEAD (a paused or slow source) run on this clock
     IDLE_WAIT = 1.0
+    #: how often a lost device is looked for (seconds)
+    RECONNECT_RETRY = 0.5
+    #: how long a reopened device may take to send its first audio before it is closed
+    #: and tried again (seconds; PulseAudio takes up to 2)
+    RECONNECT_FIRST_AUDIO = 5.0
 
     def __init__(self, source: Source, mime_type: str = "audio/wav", *, output=None,
                  subtype: str | None = None, force: bool = False,
                  max_duration: float | None = None, split: float | None = None,
                  voice=None, stall_timeout: float | None = 5.0,
-                 start_timeout: float | None = 15.0):
+                 start_timeout: float | None = 15.0, reconnect: float | None = None):
         super().__init__()
         if not isinstance(source, Source) and not all(
                 hasattr(source, a) for a in ("samplerate", "channels")):
@@ -184,6 +199,19 @@ class MediaRecorder(EventTarget):
         self.voice = voice
         if voice is not None and voice.split_on_silence and not isinstance(output, (str, os.PathLike)):
             raise InvalidArgumentError("split on silence needs a file path as output")
+        from .sources import check_reconnect
+
+        can_reopen = callable(getattr(source, "reopen", None)) and callable(getattr(source, "lost", None))
+        if reconnect is None:
+            self.reconnect = check_reconnect(getattr(source, "reconnect", 0) or 0) if can_reopen else 0.0
+        else:
+            self.reconnect = check_reconnect(reconnect)
+            if self.reconnect and not can_reopen:
+                raise InvalidArgumentError(f"{source.name} cannot be reopened: reconnect is for devices")
+        #: the device losses the recording survived: {"time": recorded seconds where the
+        #: audio is missing, "duration": seconds missing, "reason": what happened}
+        self.gaps: list[dict] = []
+        self._lost: dict | None = None
         self._state = INACTIVE
         self._lock = threading.RLock()
         self._writer: threading.Thread | None = None
@@ -251,6 +279,17 @@ class MediaRecorder(EventTarget):
         return c is not None and c.first_frame_time is not None
 
     @property
+    def device_lost(self) -> dict | None:
+        """While the device is lost and waited for: ``reason``, ``lost`` (seconds since
+        its last audio) and ``left`` (seconds the recorder still waits); else None."""
+        lost = self._lost
+        if lost is None:
+            return None
+        now = time.monotonic()
+        return {"reason": lost["reason"], "lost": now - lost["since"],
+                "left": max(0.0, lost["deadline"] - now)}
+
+    @property
     def path(self) -> str | None:
         """The output file (the current piece when splitting); None for memory and streams."""
         if self.paths:
@@ -279,6 +318,7 @@ class MediaRecorder(EventTarget):
             self.frames = 0
             self.error = None
             self.paths = []
+            self.gaps = []
             self._stop_requested = self._data_requested = self._voice_stopped = False
             self._wake.clear()
             # Open the source before creating the output: a bad device leaves no file.
@@ -545,10 +585,22 @@ class MediaRecorder(EventTarget):
                     # ...unless stop() ended it after the check above: a device reports
                     # the end of a stream stop() stopped like a lost one (not an error).
                     if capture.error is None and self._is_device() and not self._stop_requested:
-                        capture.error = DeviceError(f"{self.source.name}: the audio stream ended")
+                        capture.error = self._lost_error()
+                    if not self._stop_requested and self._reconnect(capture):
+                        continue
                     break
                 now = time.monotonic()
-                self._check_stall(capture, now)
+                try:
+                    self._check_stall(capture, now)
+                except DeviceError as e:
+                    # a device that stops sending (a frozen server) is lost too; one that
+                    # never sent anything is not waited for again
+                    if capture.last_frame_time is None:
+                        raise
+                    capture.error = e
+                    if self._reconnect(capture):
+                        continue
+                    break
                 if now >= next_sync and self._encoder is not None:
                     self._encoder.sync(durable=True)
                     next_sync = now + self.SYNC_INTERVAL
@@ -589,7 +641,82 @@ class MediaRecorder(EventTarget):
                 raise DeviceError(f"{self.source.name}: no audio arrived within {self.start_timeout:g} s")
         elif self.stall_timeout and now - last > self.stall_timeout:
             self._source_stalled()
+            lost = getattr(self.source, "lost_error", None)
+            if lost is not None:
+                raise lost(silent_for=self.stall_timeout)
             raise DeviceError(f"{self.source.name}: no audio for {self.stall_timeout:g} s (device lost?)")
+
+    def _lost_error(self) -> DeviceError:
+        """The error of a device stream that ended by itself, in the source's words."""
+        lost = getattr(self.source, "lost_error", None)
+        if lost is not None:
+            return lost()
+        return DeviceError(f"{self.source.name}: the audio stream ended")
+
+    def _reconnect(self, capture: _Capture) -> bool:
+        """The device went away (``capture.error``): keep the output open, fire
+        ``devicelost``, and reopen the device as soon as it is back: ``devicerestored``,
+        True, and the writer goes on. False when the window ran out (``capture.error``
+        then says so) or a stop was asked for meanwhile (no error: a normal stop)."""
+        error, source = capture.error, self.source
+        if not self.reconnect or not isinstance(error, DeviceError) or self._stop_requested:
+            return False
+        reason = getattr(error, "reason", None) or str(error)
+        device = getattr(source, "label", source.name)
+        lost_at = time.monotonic()
+        last_audio = capture.last_frame_time or lost_at
+        deadline = lost_at + self.reconnect
+        timecode = self._timecode()
+        self._lost = {"reason": reason, "since": last_audio, "deadline": deadline}
+        self._post(DeviceEvent("devicelost", device=device, reason=reason, wait=self.reconnect))
+        if self._encoder is not None:  # what came before the loss is safe on disk meanwhile
+            self._encoder.sync(durable=True)
+        try:
+            source.lost()
+        except Exception:
+            pass  # it is gone either way; reopen() starts afresh
+        wake_at, capture.wake_at = capture.wake_at, 1  # the first frames back wake the writer
+        try:
+            while True:
+                capture.ended, capture.error = False, None
+                received = capture.received
+                if source.reopen(capture):
+                    # the first audio of a reopened stream takes a moment (PulseAudio:
+                    # up to 2 s); one that sends nothing is dropped and tried again
+                    quiet_until = min(deadline, time.monotonic() + self.RECONNECT_FIRST_AUDIO)
+                    while (capture.received == received and not capture.ended
+                           and not self._stop_requested and time.monotonic() < quiet_until):
+                        self._wake.wait(0.1)
+                        self._wake.clear()
+                    if capture.received > received and not capture.ended:
+                        # the audio missing: from the last frames before the loss to the
+                        # first ones after it (the time they were read, less their length)
+                        back = capture.last_frame_time - (capture.received - received) / self.samplerate
+                        gap = max(0.0, back - last_audio)
+                        self.gaps.append({"time": round(timecode, 6), "duration": round(gap, 3),
+                                          "reason": reason})
+                        self._post(DeviceEvent("devicerestored", device=device, reason=reason,
+                                               gap=gap))
+                        return True
+                    try:
+                        source.lost()
+                    except Exception:
+                        pass
+                if self._stop_requested:
+                    capture.ended, capture.error = True, None
+                    return False
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    gone = f"did not come back within {self.reconnect:g} s"
+                    capture.error = (DeviceLostError(device, f"{reason} and {gone}")
+                                     if isinstance(error, DeviceLostError)
+                                     else DeviceError(f"{error}; it {gone}"))
+                    return False
+                self._wake.wait(min(self.RECONNECT_RETRY, left))
+                self._wake.clear()
+        finally:
+            capture.wake_at = wake_at
+            self._lost = None
 
     def _source_stalled(self) -> None:
         mark = getattr(self.source, "mark_stalled", None)

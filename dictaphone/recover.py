@@ -1,13 +1,16 @@
-"""Repair what a killed recorder (or a saved pipe) left: WAV and FLAC headers.
+"""Repair what a killed recorder (or a saved pipe) left, in every format it writes.
 
-- WAV: the header's sizes are set from what the file really holds (whole frames). This
-  fixes a header that lags the data (a recorder killed between two header updates) and
-  the 0xFFFFFFFF sizes of a WAV saved from a pipe.
+- WAV (and RF64): the header's sizes are set from what the file really holds (whole
+  frames). This fixes a header that lags the data (a recorder killed between two
+  header updates) and the 0xFFFFFFFF sizes of a WAV saved from a pipe. Past 4 GiB the
+  file becomes RF64 when it has room for a ``ds64`` chunk (the ``JUNK`` chunk dictaphone
+  reserves), else its sizes are left at 0xFFFFFFFF (readers take it to its end).
 - FLAC: a file whose STREAMINFO has no total length (killed before libFLAC rewrote it,
   or streamed) gets the total from its last frame header; a torn last frame is cut off.
-
-Other containers cannot be repaired here: Ogg Vorbis and MP3 decode up to where they
-were cut, Opus usually not at all (see docs/RELIABILITY.md).
+- MP3: cut after its last complete frame; the frame LAME reserves at the start is
+  filled in as a Xing/LAME Info tag (frame count, encoder delay and padding).
+- Ogg Vorbis and Opus: cut after the last complete page (checked by its CRC), which is
+  marked end-of-stream (its CRC recomputed), so every decoder plays it to its end.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from .errors import NotSupportedError, SourceError
 @dataclasses.dataclass
 class Repair:
     path: str
-    kind: str  #: "wav" or "flac"
+    kind: str  #: "wav", "rf64", "flac", "mp3", "ogg vorbis" or "ogg opus"
     frames_before: int | None  #: what the header said (None: unknown length)
     frames: int  #: what the file holds
     samplerate: int
@@ -35,7 +38,7 @@ class Repair:
             return f"{self.path}: nothing to repair ({self.kind}, {self.frames} frames, {seconds:.2f} s)"
         before = "an unknown length" if self.frames_before is None else f"{self.frames_before} frames"
         extra = "; " + "; ".join(self.notes) if self.notes else ""
-        return (f"{self.path}: repaired the {self.kind} header: it said {before}, the file holds "
+        return (f"{self.path}: repaired ({self.kind}): its header said {before}, the file holds "
                 f"{self.frames} frames ({seconds:.2f} s){extra}")
 
 
@@ -49,24 +52,46 @@ def recover(path: str, dry_run: bool = False) -> Repair:
         raise SourceError(f"{path}: is a directory") from None
     except OSError as e:
         raise SourceError(f"{path}: {e.strerror}") from None
-    if magic == b"RIFF":
+    if magic in (b"RIFF", b"RF64"):
         return recover_wav(path, dry_run)
     if magic == b"fLaC":
         return recover_flac(path, dry_run)
-    raise NotSupportedError(f"{path}: only WAV and FLAC files can be repaired")
+    if magic == b"OggS":
+        return recover_ogg(path, dry_run)
+    if magic[:3] == b"ID3" or _mp3_frame(magic, 0) is not None:
+        return recover_mp3(path, dry_run)
+    raise NotSupportedError(
+        f"{path}: not a recording dictaphone can repair (WAV, FLAC, Ogg Vorbis, Opus or MP3)")
 
 
 # ------------------------------------------------------------------------------ WAV
+
+
+UNKNOWN = 0xFFFFFFFF
+
+
+def _chunks_to_end(f, pos: int, size: int) -> bool:
+    """True when the bytes from ``pos`` are whole RIFF chunks (a cue or LIST chunk
+    written after the audio) that end exactly at the end of the file."""
+    while pos < size:
+        f.seek(pos)
+        chunk = f.read(8)
+        if len(chunk) < 8 or not chunk[:4].isascii() or not chunk[:4].strip(b" ").isalnum():
+            return False
+        n = struct.unpack("<I", chunk[4:])[0]
+        pos += 8 + n + (n & 1)
+    return pos == size or pos == size + 1  # (a missing pad byte at the very end)
 
 
 def recover_wav(path: str, dry_run: bool = False) -> Repair:
     size = os.path.getsize(path)
     with open(path, "r+b" if not dry_run else "rb") as f:
         head = f.read(12)
-        if len(head) < 12 or head[8:12] != b"WAVE":
+        if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
             raise SourceError(f"{path}: not a WAV file")
         fmt = None
-        fact_at = None
+        fact_at = ds64_at = None
+        ds64 = (None, None, None)
         pos = 12
         while True:
             f.seek(pos)
@@ -78,6 +103,11 @@ def recover_wav(path: str, dry_run: bool = False) -> Repair:
                 fmt = f.read(min(csize, 40))
             elif cid == b"fact":
                 fact_at = pos + 8
+            elif cid == b"ds64" and csize >= 24 or cid == b"JUNK" and pos == 12 and csize >= 28:
+                # ds64, or the JUNK chunk that holds its place until the file needs it
+                ds64_at = pos
+                if cid == b"ds64":
+                    ds64 = struct.unpack("<QQQ", f.read(24))
             elif cid == b"data":
                 break
             pos += 8 + csize + (csize & 1)
@@ -87,29 +117,56 @@ def recover_wav(path: str, dry_run: bool = False) -> Repair:
         if block_align == 0:
             raise SourceError(f"{path}: invalid fmt chunk (block align 0)")
         data_at = pos + 8
-        data_bytes = (size - data_at) // block_align * block_align
-        said = csize
-        riff_said = struct.unpack("<I", head[4:8])[0]
-        frames = data_bytes // block_align
-        frames_before = None if said == 0xFFFFFFFF else min(said, size - data_at) // block_align
-        riff = data_at - 8 + data_bytes + (data_bytes & 1)
-        changed = said != data_bytes or riff_said != min(riff, 0xFFFFFFFF)
-        rep = Repair(path, "wav", frames_before, frames, rate, changed)
-        if data_bytes > 0xFFFFFFFF:
-            rep.notes.append("over 4 GiB: sizes left at 0xFFFFFFFF (readers take the file to its end)")
-            data_bytes_field = riff_field = 0xFFFFFFFF
+        rf64 = head[:4] == b"RF64"
+        said = ds64[1] if rf64 and csize == UNKNOWN and ds64[1] is not None else csize
+        known = said != UNKNOWN or rf64
+        avail = size - data_at
+        trailing = 0
+        if known and said < avail and _chunks_to_end(f, data_at + said + (said & 1), size):
+            # the data chunk is followed by chunks (markers, tags): its size was right
+            data_bytes = said // block_align * block_align
+            trailing = size - (data_at + said + (said & 1))
         else:
-            data_bytes_field, riff_field = data_bytes, riff
-        if size - data_at != data_bytes:
-            rep.notes.append(f"{size - data_at - data_bytes} bytes of a torn last frame ignored")
-        if changed and not dry_run:
-            f.seek(4)
-            f.write(struct.pack("<I", riff_field))
-            f.seek(data_at - 4)
-            f.write(struct.pack("<I", data_bytes_field))
+            data_bytes = avail // block_align * block_align
+        frames = data_bytes // block_align
+        frames_before = said // block_align if known else None
+        pad = data_bytes & 1
+        riff = data_at - 8 + data_bytes + (pad if trailing == 0 else (said & 1)) + trailing
+        notes: list[str] = []
+        patches: list[tuple[int, bytes]] = []
+        kind = "wav"
+        if riff > UNKNOWN and ds64_at is not None:
+            kind = "rf64"
+            patches += [(0, b"RF64" + struct.pack("<I", UNKNOWN)),
+                        (ds64_at, b"ds64" + struct.pack("<IQQQI", 28, riff, data_bytes, frames, 0)),
+                        (data_at - 4, struct.pack("<I", UNKNOWN))]
             if fact_at is not None:
-                f.seek(fact_at)
-                f.write(struct.pack("<I", min(frames, 0xFFFFFFFF)))
+                patches.append((fact_at, struct.pack("<I", UNKNOWN)))
+            if not rf64:
+                notes.append("over 4 GiB: made RF64 (its ds64 chunk holds the 64-bit sizes)")
+        else:
+            if riff > UNKNOWN:
+                notes.append("over 4 GiB with no room for RF64's ds64 chunk: sizes left at "
+                             "0xFFFFFFFF (readers take the file to its end)")
+            patches += [(4, struct.pack("<I", min(riff, UNKNOWN))),
+                        (data_at - 4, struct.pack("<I", min(data_bytes, UNKNOWN)))]
+            if rf64:  # an RF64 file that is small after all keeps its form, with true sizes
+                kind = "rf64"
+                patches = [(4, struct.pack("<I", UNKNOWN)), (data_at - 4, struct.pack("<I", UNKNOWN)),
+                           (ds64_at + 8, struct.pack("<QQQ", riff, data_bytes, frames))]
+            if fact_at is not None:
+                patches.append((fact_at, struct.pack("<I", min(frames, UNKNOWN))))
+        if avail > data_bytes and not trailing:
+            notes.append(f"{avail - data_bytes} bytes of a torn last frame ignored")
+        changed = False
+        for offset, value in patches:
+            f.seek(offset)
+            changed |= f.read(len(value)) != value
+        rep = Repair(path, kind, frames_before, frames, rate, changed, notes)
+        if changed and not dry_run:
+            for offset, value in patches:
+                f.seek(offset)
+                f.write(value)
             f.flush()
             os.fsync(f.fileno())
         return rep
@@ -274,6 +331,266 @@ def recover_flac(path: str, dry_run: bool = False) -> Repair:
             f.write(packed.to_bytes(8, "big"))
             f.write(b"\0" * 16)  # the MD5 no longer matches: zero means "not computed"
             f.truncate(end)
+            f.flush()
+            os.fsync(f.fileno())
+    return rep
+
+
+# ------------------------------------------------------------------------------ MP3
+
+_MP3_BITRATES = {3: (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+                 2: (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)}
+_MP3_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+#: LAME's encoder delay, and the decoder's own delay that its tag counts in the padding
+LAME_DELAY, DECODER_DELAY = 576, 529
+
+
+def _mp3_frame(buf: bytes, i: int) -> tuple[int, int, int, int] | None:
+    """(length, samples, sample rate, side info length) of an MPEG layer III frame
+    header at buf[i:], or None."""
+    if i + 4 > len(buf) or buf[i] != 0xFF or buf[i + 1] & 0xE0 != 0xE0:
+        return None
+    version, layer = (buf[i + 1] >> 3) & 3, (buf[i + 1] >> 1) & 3
+    bitrate, rate_i = buf[i + 2] >> 4, (buf[i + 2] >> 2) & 3
+    if version == 1 or layer != 1 or bitrate in (0, 15) or rate_i == 3:
+        return None
+    rate = _MP3_RATES[version][rate_i]
+    kbps = _MP3_BITRATES[3 if version == 3 else 2][bitrate]
+    pad = (buf[i + 2] >> 1) & 1
+    mono = buf[i + 3] >> 6 == 3
+    if version == 3:
+        return 144000 * kbps // rate + pad, 1152, rate, 17 if mono else 32
+    return 72000 * kbps // rate + pad, 576, rate, 9 if mono else 17
+
+
+def _crc16_lame(data: bytes) -> int:
+    """The CRC-16 (ARC) that LAME's tag uses for its own bytes and for the music."""
+    crc = 0
+    table = _CRC16_ARC
+    for b in data:
+        crc = (crc >> 8) ^ table[(crc ^ b) & 0xFF]
+    return crc
+
+
+def _make_crc16_arc() -> list[int]:
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0xA001 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+_CRC16_ARC = _make_crc16_arc()
+
+
+def lame_info_frame(first: bytes, offsets: list[int], total: int, music_crc: int,
+                    padding: int = DECODER_DELAY) -> bytes:
+    """The first frame rewritten as a Xing/Info frame with a LAME tag: the number of
+    audio frames, the bytes, a seek table, the encoder delay and padding (so decoders
+    play exactly the encoded samples) and both CRCs. ``offsets``: the audio frames'
+    offsets in the file; ``total``: the file's size."""
+    length, _, _, side = _mp3_frame(first, 0)
+    n = len(offsets)
+    toc = bytes(min(255, offsets[min(n - 1, i * n // 100)] * 256 // total) for i in range(100))
+    xing = (b"Xing" + struct.pack(">III", 0x0F, n, total) + toc + struct.pack(">I", 0))
+    lame = (b"LAME3.100" + bytes([0x04, 0]) + bytes(8) + bytes(2)
+            + ((LAME_DELAY << 12) | padding).to_bytes(3, "big") + bytes(4)
+            + struct.pack(">I", total) + struct.pack(">H", music_crc))
+    frame = bytearray(first[:length])
+    frame[4:] = bytes(length - 4)
+    at = 4 + side
+    frame[at:at + len(xing) + len(lame)] = xing + lame
+    end = at + len(xing) + len(lame)
+    frame[end:end + 2] = struct.pack(">H", _crc16_lame(bytes(frame[:end])))
+    return bytes(frame)
+
+
+def recover_mp3(path: str, dry_run: bool = False) -> Repair:
+    """Cut an MP3 after its last complete frame and give it a length header: the frame
+    libsndfile (LAME) reserves at the start for its Info tag is filled in, which is
+    what a killed recorder or a saved stream left empty."""
+    with open(path, "rb") as f:
+        data = f.read()
+    start = 0
+    if data[:3] == b"ID3" and len(data) >= 10:
+        start = 10 + sum((b & 0x7F) << (7 * (3 - k)) for k, b in enumerate(data[6:10]))
+    offsets: list[int] = []
+    pos, rate, spf, notes = start, 0, 1152, []
+    while True:
+        hdr = _mp3_frame(data, pos)
+        if hdr is None or (rate and hdr[2] != rate) or pos + hdr[0] > len(data):
+            break
+        rate, spf = hdr[2], hdr[1]
+        offsets.append(pos)
+        pos += hdr[0]
+    if not offsets:
+        raise SourceError(f"{path}: no MPEG audio frames (nothing was recorded)")
+    end = pos
+    tail = data[end:]
+    if tail[:3] == b"TAG" and len(tail) == 128:
+        end = len(data)  # an ID3v1 tag ends the file
+    elif tail:
+        notes.append(f"{len(tail)} bytes of a torn last frame were cut off")
+    first = data[offsets[0]:offsets[0] + _mp3_frame(data, offsets[0])[0]]
+    side = _mp3_frame(first, 0)[3]
+    tag = first[4 + side:8 + side]
+    # LAME's reserved frame: a tag, or zeros (a killed recorder, a stream), with room
+    # for the Xing fields and the LAME tag
+    reserved = ((tag in (b"Xing", b"Info") or not any(first[4 + side:]))
+                and len(first) >= 4 + side + 120 + 36)
+    said = None
+    if tag in (b"Xing", b"Info") and struct.unpack(">I", first[8 + side:12 + side])[0] & 1:
+        n_said = struct.unpack(">I", first[12 + side:16 + side])[0]
+        lame = first[4 + side + 120:4 + side + 156]
+        delay_pad = int.from_bytes(lame[21:24], "big") if lame[:4] == b"LAME" else 0
+        said = max(0, n_said * spf - (delay_pad >> 12) - (delay_pad & 0xFFF))
+    audio = offsets[1:] if reserved else offsets
+    if len(audio) * spf <= LAME_DELAY + DECODER_DELAY:
+        raise SourceError(f"{path}: no MPEG audio beyond the encoder's delay (nothing was recorded)")
+    frames = len(audio) * spf - LAME_DELAY - DECODER_DELAY
+    new_first = None
+    if reserved and audio:
+        total = end - offsets[0] + start
+        new_first = lame_info_frame(first, audio, total,
+                                    _crc16_lame(data[audio[0]:pos]))
+        if said is not None and n_said == len(audio):
+            frames = said  # a header that is right keeps its exact padding
+            new_first = None if end == len(data) else new_first
+    elif not reserved:
+        notes.append("no frame reserved for a length header: readers estimate the length")
+    changed = end != len(data) or new_first is not None
+    rep = Repair(path, "mp3", said, frames, rate, changed, notes)
+    if changed and not dry_run:
+        with open(path, "r+b") as f:
+            if new_first is not None:
+                f.seek(offsets[0])
+                f.write(new_first)
+            f.truncate(end)
+            f.flush()
+            os.fsync(f.fileno())
+    return rep
+
+
+# ------------------------------------------------------------------------------ Ogg
+
+
+def _make_ogg_crc_table() -> list[int]:
+    table = []
+    for i in range(256):
+        c = i << 24
+        for _ in range(8):
+            c = ((c << 1) ^ 0x04C11DB7) & 0xFFFFFFFF if c & 0x80000000 else (c << 1) & 0xFFFFFFFF
+        table.append(c)
+    return table
+
+
+_OGG_CRC = _make_ogg_crc_table()
+
+
+def ogg_crc(page: bytes) -> int:
+    """The CRC-32 of an Ogg page (its checksum field taken as zero)."""
+    crc = 0
+    table = _OGG_CRC
+    for k, b in enumerate(page):
+        if 22 <= k < 26:
+            b = 0
+        crc = ((crc << 8) & 0xFFFFFFFF) ^ table[((crc >> 24) ^ b) & 0xFF]
+    return crc
+
+
+#: pages that start this close to the end have their CRC checked (a kill tears only
+#: the end; checking every page of a long file in Python would take minutes)
+OGG_CHECKED_TAIL = 1 << 20
+
+
+def _ogg_pages(data: bytes):
+    """Complete pages from the start, up to the first broken one: (offset, header, body).
+    The CRC is checked on the first pages (the headers) and near the end."""
+    pos = 0
+    check_from = len(data) - OGG_CHECKED_TAIL
+    while pos + 27 <= len(data) and data[pos:pos + 4] == b"OggS" and data[pos + 4] == 0:
+        nseg = data[pos + 26]
+        hlen = 27 + nseg
+        if pos + hlen > len(data):
+            return
+        blen = sum(data[pos + 27:pos + hlen])
+        page = data[pos:pos + hlen + blen]
+        if len(page) < hlen + blen:
+            return
+        if (pos < 1 << 16 or pos >= check_from) and ogg_crc(page) != struct.unpack("<I", page[22:26])[0]:
+            return
+        yield pos, page[:hlen], page[hlen:]
+        pos += hlen + blen
+
+
+def _ogg_page(header: bytes, lacing: bytes, body: bytes, flags: int, granule: int) -> bytes:
+    h = bytearray(header[:26]) + bytes([len(lacing)]) + lacing
+    h[5] = flags
+    h[6:14] = struct.pack("<q", granule)
+    h[22:26] = bytes(4)
+    page = bytes(h) + body
+    return page[:22] + struct.pack("<I", ogg_crc(page)) + page[26:]
+
+
+def recover_ogg(path: str, dry_run: bool = False) -> Repair:
+    """Cut an Ogg Vorbis or Opus file after its last complete page (a torn page or a
+    packet that never ended is dropped) and mark that page end-of-stream, with its
+    checksum recomputed, so every decoder plays it to its end."""
+    with open(path, "rb") as f:
+        data = f.read()
+    pages = list(_ogg_pages(data))
+    if not pages:
+        raise SourceError(f"{path}: not an Ogg file (no valid page)")
+    head = pages[0][2]
+    if head[:7] == b"\x01vorbis":
+        kind, rate, skip, scale = "ogg vorbis", struct.unpack("<I", head[12:16])[0], 0, 1.0
+    elif head[:8] == b"OpusHead":
+        rate = struct.unpack("<I", head[12:16])[0] or 48000
+        kind, skip, scale = "ogg opus", struct.unpack("<H", head[10:12])[0], rate / 48000
+    else:
+        raise NotSupportedError(f"{path}: an Ogg stream that is neither Vorbis nor Opus")
+    headers = 3 if kind == "ogg vorbis" else 2  # header packets before the audio
+    notes: list[str] = []
+    # Drop trailing pages on which no packet ends (granule -1) and, on the last one,
+    # a packet that continues on a page that never came.
+    keep = list(pages)
+    last = None
+    while keep:
+        off, hdr, body = keep[-1]
+        granule = struct.unpack("<q", hdr[6:14])[0]
+        lacing = hdr[27:]
+        ends = [k for k, v in enumerate(lacing) if v < 255]
+        if granule >= 0 and ends:
+            cut = ends[-1] + 1
+            last = (off, hdr, lacing[:cut], body[:sum(lacing[:cut])], granule)
+            break
+        keep.pop()
+    packets = sum(sum(1 for v in h[27:] if v < 255) for _, h, _ in keep)
+    if last is None or packets <= headers:
+        raise SourceError(f"{path}: no audio page survived (nothing was recorded)")
+    off, hdr, lacing, body, granule = last
+    eos = bool(hdr[5] & 4)
+    end = off + len(hdr) + len(body) if len(lacing) == len(hdr) - 27 else None
+    torn = len(data) - (pages[-1][0] + len(pages[-1][1]) + len(pages[-1][2]))
+    if torn:
+        notes.append(f"a torn last page ({torn} bytes) was cut off")
+    if len(keep) < len(pages) or end is None:
+        notes.append("an unfinished packet was dropped")
+    frames = max(0, round((granule - skip) * scale))
+    new_last = None if eos and end is not None else _ogg_page(hdr, lacing, body, hdr[5] | 4, granule)
+    final_len = off + (len(new_last) if new_last else len(hdr) + len(body))
+    changed = new_last is not None or final_len != len(data)
+    if not eos:
+        notes.append("the last page now ends the stream")
+    rep = Repair(path, kind, frames if eos else None, frames, rate, changed, notes)
+    if changed and not dry_run:
+        with open(path, "r+b") as f:
+            if new_last is not None:
+                f.seek(off)
+                f.write(new_last)
+            f.truncate(final_len)
             f.flush()
             os.fsync(f.fileno())
     return rep

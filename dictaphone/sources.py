@@ -20,8 +20,8 @@ from typing import Protocol
 
 import numpy as np
 
-from .errors import (DeviceError, DeviceNotFoundError, InvalidArgumentError,
-                     NotSupportedError, PortAudioMissingError, SourceError)
+from .errors import (DeviceError, DeviceLostError, DeviceNotFoundError, DictaphoneError,
+                     InvalidArgumentError, NotSupportedError, PortAudioMissingError, SourceError)
 from .formats import MAX_CHANNELS, _is_int, check_rate_and_channels
 from .sfmessages import explain, raw_text
 from .args import seconds
@@ -44,6 +44,85 @@ def import_sounddevice():
             "libportaudio2; run 'dictaphone doctor' for other systems)"
         ) from e
     return sounddevice
+
+
+# ------------------------------------------------------------------ PortAudio in words
+# Every PortAudio failure a user can meet is said here, in words: no message shows
+# PortAudio's own text ("Unanticipated host error [PaErrorCode -9999]").
+
+#: PortAudio's error codes (portaudio.h) that can reach a recording or a playback
+_PA_WORDS = {
+    -10000: "the audio library is not initialised",
+    -9999: "the audio system reported a failure",  # paUnanticipatedHostError; see below
+    -9998: "it does not take that many channels",
+    -9997: "it does not take that sample rate",
+    -9996: "the device does not exist (any more)",
+    -9994: "it does not take that sample format",
+    -9993: "the device cannot be opened (is its audio server running?)",
+    -9992: "out of memory",
+    -9987: "the audio system did not answer in time",
+    -9986: "the audio library failed internally",
+    -9985: "the device is busy or unavailable",
+    -9983: "the stream was stopped",
+    -9981: "input was lost (the buffer overflowed)",
+}
+
+#: what an errno from the host API (ALSA, CoreAudio...) means for an input device
+_HOST_ERRNO_WORDS = {
+    5: "the device or its audio server went away",  # EIO
+    19: "the device was unplugged",  # ENODEV
+    16: "the device is busy (another program may be using it)",  # EBUSY
+    2: "the device does not exist (any more)",  # ENOENT
+    32: "the device stopped delivering audio",  # EPIPE
+    77: "the device is in a bad state",  # EBADFD
+}
+
+
+def portaudio_words(e: BaseException) -> str:
+    """What a PortAudio error (sounddevice.PortAudioError) means, in words."""
+    args = getattr(e, "args", ())
+    code = args[1] if len(args) > 1 and isinstance(args[1], int) else None
+    if code == -9999 and len(args) > 2 and isinstance(args[2], tuple) and len(args[2]) > 1:
+        host_errno = args[2][1]
+        if isinstance(host_errno, int) and abs(host_errno) in _HOST_ERRNO_WORDS:
+            return _HOST_ERRNO_WORDS[abs(host_errno)]
+    if code in _PA_WORDS:
+        return _PA_WORDS[code]
+    text = str(args[0]) if args else ""
+    if text.startswith("Error querying device") or "No input device" in text:
+        return "the device does not exist (any more)"
+    if code is None and isinstance(e, ValueError) and text:
+        return text  # sounddevice's own argument checks are in words already
+    return "the audio system failed"
+
+
+#: device names that are a sound server's entry point, not a piece of hardware: when
+#: one of them goes away, it is the server that stopped
+_SERVER_DEVICE_NAMES = ("default", "sysdefault", "pulse", "pipewire", "jack")
+
+
+def is_server_device(name: str, hostapi: str = "") -> bool:
+    """Whether an input is reached through an audio server (PulseAudio, PipeWire, JACK)
+    rather than directly: its loss means the server stopped, not that it was unplugged."""
+    low = name.strip().lower()
+    return (low in _SERVER_DEVICE_NAMES or low.startswith(("pulse", "pipewire"))
+            or "jack" in hostapi.lower())
+
+
+#: the rates asked of a device to say which ones it takes
+STANDARD_RATES = (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000,
+                  176400, 192000, 352800, 384000, 705600, 768000)
+
+
+def rates_in_words(rates: list[int]) -> str:
+    """[8000, ..., 384000] -> "8000 to 384000 Hz"; a few -> "44100 or 48000 Hz"."""
+    if not rates:
+        return "none of the usual rates"
+    if len(rates) == 1:
+        return f"only {rates[0]} Hz"
+    if len(rates) <= 4:
+        return ", ".join(str(r) for r in rates[:-1]) + f" or {rates[-1]} Hz"
+    return f"{rates[0]} to {rates[-1]} Hz"
 
 
 def list_devices() -> list[dict]:
@@ -81,7 +160,7 @@ def find_device(device: int | str | None, kind: str = "input") -> dict:
             return info
         devices = [d for d in sd.query_devices() if d[key] > 0]
     except sd.PortAudioError as e:
-        raise DeviceError(f"PortAudio: {e}") from e
+        raise DeviceError(f"the audio devices cannot be listed: {portaudio_words(e)}") from e
     wanted = device.strip().lower()
     exact = [d for d in devices if d["name"].lower() == wanted]
     matches = exact or [d for d in devices if wanted in d["name"].lower()]
@@ -131,6 +210,13 @@ class Microphone(Source):
     ``device`` is an index, a name or part of one, or None for the default input.
     ``samplerate`` None means the device's default rate.
 
+    ``reconnect`` (seconds, default 30; 0 or None turns it off) is how long a recording
+    waits for the device to come back when it goes away (unplugged, its audio server
+    restarted or frozen): the recorder keeps the file open and reopens the same device
+    (found again by name; the default input if the default was asked for) as soon as it
+    is back. Reopening may re-initialise PortAudio (the only way it sees a device list
+    that changed), which invalidates any other PortAudio stream of this process.
+
     ``mode`` is how frames are taken from PortAudio:
 
     - ``"paced"`` (the default): a stream without a callback and a 0.5 s buffer; a
@@ -152,21 +238,34 @@ class Microphone(Source):
     PACED_LATENCY = 0.5
     #: how often drain() looks for the audio still in flight
     DRAIN_POLL = 0.005
+    #: how long a lost device is waited for by default (seconds): a PulseAudio or
+    #: PipeWire restart takes one or two, a Bluetooth headset reconnects in a few
+    RECONNECT = 30.0
+    #: the most one attempt to reopen a lost device is waited for: a frozen server can
+    #: make an open wait forever (the attempt is then left behind, not repeated)
+    REOPEN_TIMEOUT = 3.0
 
     def __init__(self, device: int | str | None = None, samplerate: int | None = None,
                  channels: int = 1, *, blocksize: int | None = None,
                  latency: str | float | None = None, mode: str = "paced",
-                 pace: float | None = None):
+                 pace: float | None = None, reconnect: float | None = RECONNECT):
         if mode not in ("paced", "callback"):
             raise InvalidArgumentError(f"mode must be 'paced' or 'callback', not {mode!r}")
         self.mode = mode
         # above 0.3 s the 0.5 s buffer could overflow while the reader sleeps
         pace = seconds("pace", pace, minimum=0.01, maximum=0.3)
         self.pace = pace if pace is not None else self.PACE
+        self.reconnect = check_reconnect(reconnect)
         self._sd = import_sounddevice()
+        self._default = device is None  # reopened as "the default input", whichever it is then
         info = find_input_device(device)
         self.device = info["index"]
         self.name = info["name"]
+        try:
+            self.hostapi = self._sd.query_hostapis(info["hostapi"])["name"]
+        except (self._sd.PortAudioError, ValueError, IndexError, KeyError):
+            self.hostapi = ""
+        self.default_samplerate = int(info["default_samplerate"])
         # None, not any false value, means "the device's rate": 0 is a bad rate, refused.
         rate = int(info["default_samplerate"]) if samplerate is None else samplerate
         check_rate_and_channels(rate, channels)
@@ -199,36 +298,75 @@ class Microphone(Source):
         #: True when PortAudio did not stop in time (a frozen server): the process should
         #: exit without waiting for it (see cli/session.py)
         self.hung = False
+        self._init_reconnect_state()
         self.check()
+
+    def _init_reconnect_state(self) -> None:
+        self._dtype = "float32"
+        self._closed = False
+        self._abandoned = None  # a stream given up as hung, closed once PortAudio lets go
+        self._stuck: threading.Thread | None = None  # the thread hanging inside PortAudio
+        self._attempt: threading.Thread | None = None  # the last reopen attempt
+
+    @property
+    def label(self) -> str:
+        """The device as messages name it."""
+        return f'input device "{self.name}"'
 
     def check(self, dtype: str = "float32") -> None:
         """Ask PortAudio whether the device takes this rate, channel count and dtype."""
+        sd = self._sd
         try:
-            self._sd.check_input_settings(self.device, channels=self.channels, dtype=dtype,
-                                          samplerate=self.samplerate)
-        except (ValueError, self._sd.PortAudioError) as e:
+            sd.check_input_settings(self.device, channels=self.channels, dtype=dtype,
+                                    samplerate=self.samplerate)
+        except (ValueError, sd.PortAudioError) as e:
+            code = e.args[1] if len(e.args) > 1 else None
+            if code == -9997 or "sample rate" in str(e).lower():
+                rates = self.supported_rates(dtype)
+                raise NotSupportedError(
+                    f"{self.name} cannot record at {self.samplerate} Hz; it takes "
+                    f"{rates_in_words(rates)} (its default: -r {self.default_samplerate})"
+                ) from None
+            words = portaudio_words(e) if isinstance(e, sd.PortAudioError) else "the settings were refused"
             raise NotSupportedError(
-                f"{self.name} cannot record {self.channels} channel(s) at {self.samplerate} Hz: {e}"
+                f"{self.name} cannot record {self.channels} channel(s) at {self.samplerate} Hz: {words}"
             ) from None
+
+    def supported_rates(self, dtype: str = "float32") -> list[int]:
+        """The usual rates (STANDARD_RATES) this device takes with these channels."""
+        ok = []
+        for rate in STANDARD_RATES:
+            try:
+                self._sd.check_input_settings(self.device, channels=self.channels,
+                                              dtype=dtype, samplerate=rate)
+                ok.append(rate)
+            except (ValueError, self._sd.PortAudioError):
+                pass
+        return ok
+
+    def _new_stream(self, device: int, dtype: str):
+        sd = self._sd
+        if self.mode == "paced":
+            return sd.InputStream(
+                samplerate=self.samplerate, blocksize=self.blocksize, device=device,
+                channels=self.channels, dtype=dtype, latency=self.latency)
+        return sd.InputStream(
+            samplerate=self.samplerate, blocksize=self.blocksize, device=device,
+            channels=self.channels, dtype=dtype, latency=self.latency,
+            callback=self._callback, finished_callback=self._finished)
 
     def open(self, capture: Capture, dtype: str) -> None:
         sd = self._sd
         self._capture = capture
+        self._dtype = dtype
+        self._closed = False
         self._last_adc = None
         self._halt = threading.Lock()
         self._halt.acquire()
         try:
-            if self.mode == "paced":
-                self._stream = sd.InputStream(
-                    samplerate=self.samplerate, blocksize=self.blocksize, device=self.device,
-                    channels=self.channels, dtype=dtype, latency=self.latency)
-            else:
-                self._stream = sd.InputStream(
-                    samplerate=self.samplerate, blocksize=self.blocksize, device=self.device,
-                    channels=self.channels, dtype=dtype, latency=self.latency,
-                    callback=self._callback, finished_callback=self._finished)
+            self._stream = self._new_stream(self.device, dtype)
         except (sd.PortAudioError, ValueError) as e:
-            raise DeviceError(f"cannot open {self.name}: {e}") from e
+            raise DeviceError(f"cannot open {self.label}: {portaudio_words(e)}") from e
 
     # Audio thread: copy, count, nothing else. No I/O, no locks, no waiting.
     def _callback(self, indata, frames, t, status) -> None:
@@ -266,7 +404,24 @@ class Microphone(Source):
                 if halting:
                     return
         except sd.PortAudioError as e:
-            capture.end(DeviceError(f"{self.name}: {e}"))
+            capture.end(self.lost_error(e))
+
+    def lost_error(self, cause: BaseException | None = None,
+                   silent_for: float | None = None) -> DeviceLostError:
+        """The error of this device going away, in words: a PortAudio error ``cause``, the
+        stream ending (neither), or no audio for ``silent_for`` seconds (a frozen server
+        or a device that stopped sending)."""
+        server = is_server_device(self.name, self.hostapi)
+        if silent_for is not None:
+            reason = ("the audio server stopped responding" if server
+                      else "the device stopped sending audio") + f" (no audio for {silent_for:g} s)"
+        elif server:
+            reason = "the audio server stopped"
+        elif cause is not None and portaudio_words(cause) == _HOST_ERRNO_WORDS[19]:
+            reason = "the device was unplugged"
+        else:
+            reason = "the device was unplugged or stopped working"
+        return DeviceLostError(self.label, reason)
 
     def _read_available(self, stream, capture, last: float) -> int:
         """Read and hand over what PortAudio holds (never waits); returns the frames."""
@@ -283,7 +438,10 @@ class Microphone(Source):
         try:
             self._stream.start()
         except self._sd.PortAudioError as e:
-            raise DeviceError(f"cannot start {self.name}: {e}") from e
+            raise DeviceError(f"cannot start {self.label}: {portaudio_words(e)}") from e
+        self._start_reader()
+
+    def _start_reader(self) -> None:
         if self.mode == "paced":
             self._reader = threading.Thread(target=self._pace, name="dictaphone-capture",
                                             daemon=True)
@@ -330,7 +488,7 @@ class Microphone(Source):
                         return
                     last = time.monotonic()
             except sd.PortAudioError as e:
-                capture.end(DeviceError(f"{self.name}: {e}"))
+                capture.end(self.lost_error(e))
 
     def _halt_reader(self) -> bool:
         """Stop paced mode's reader after one last read; False if it hung (a frozen
@@ -342,6 +500,7 @@ class Microphone(Source):
         reader.join(self.STOP_TIMEOUT)
         if reader.is_alive():
             self.hung = True
+            self._stuck = reader
             return False
         return True
 
@@ -366,9 +525,11 @@ class Microphone(Source):
                     pass  # the device is gone already; nothing more will arrive
                 done.set()
 
-            threading.Thread(target=stop, name="dictaphone-stream-stop", daemon=True).start()
+            stopper = threading.Thread(target=stop, name="dictaphone-stream-stop", daemon=True)
+            stopper.start()
             if not done.wait(self.STOP_TIMEOUT):
                 self.hung = True
+                self._stuck = stopper
 
     def mark_stalled(self) -> None:
         """The recorder saw no audio for a while: stop() aborts instead of draining."""
@@ -376,12 +537,132 @@ class Microphone(Source):
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True  # a reopen attempt still under way closes what it opens
             stream, self._stream = self._stream, None
-        if stream is not None and not self.hung:
+            if stream is not None and self.hung:
+                self._abandoned = stream  # closed once PortAudio lets go of it (_settle)
+                return
+        if stream is not None:
             try:
                 stream.close()
             except self._sd.PortAudioError:
                 pass
+
+    # ------------------------------------------------------------- a device that comes back
+
+    def lost(self) -> None:
+        """The device went away: stop and close its stream (without waiting for audio in
+        flight; bounded by STOP_TIMEOUT when the server froze). reopen() may follow."""
+        self._stalled = True
+        self.stop()
+        self.close()
+
+    def reopen(self, capture: Capture) -> bool:
+        """One attempt to open the lost device again and start it, delivering to
+        ``capture``. True when a stream runs (its first audio may take a moment: up to
+        2 s from PulseAudio); False when the device is not back yet, or PortAudio still
+        hangs on a frozen server (then nothing is tried until it lets go)."""
+        with self._lock:
+            if self._stream is not None:
+                return True
+            if self._attempt is not None and self._attempt.is_alive():
+                return False
+            if not self._settle():
+                return False
+            self._closed = False
+            done = threading.Event()
+            attempt = threading.Thread(target=self._reopen_attempt, args=(capture, done),
+                                       name="dictaphone-reopen", daemon=True)
+            self._attempt = attempt
+            attempt.start()
+        done.wait(self.REOPEN_TIMEOUT)
+        with self._lock:
+            return self._stream is not None
+
+    def _settle(self) -> bool:
+        """Whether PortAudio is free to be used again after a stream was given up as
+        hung; closes that stream once it is. (Called with the lock held.)"""
+        if self._stuck is not None:
+            if self._stuck.is_alive():
+                return False
+            self._stuck = None
+        stream, self._abandoned = self._abandoned, None
+        if stream is not None:
+            try:
+                stream.close()
+            except self._sd.PortAudioError:
+                pass
+        self.hung = False
+        return True
+
+    def _find_again(self) -> dict:
+        """The device as PortAudio lists it now: the default input if the default was
+        asked for, else the input with the same name (its index may have changed)."""
+        if self._default:
+            return find_input_device(None)
+        for d in self._sd.query_devices():
+            if d["name"] == self.name and d["max_input_channels"] >= self.channels:
+                return d
+        raise DeviceNotFoundError(f"{self.label} is not there")
+
+    def _reinit_portaudio(self) -> None:
+        # PortAudio lists devices once, when it initialises: a device plugged in again, or
+        # ALSA's "default" pointing at a server that came back, is seen only after this.
+        sd = self._sd
+        with _PORTAUDIO_LOCK:
+            if sd._initialized:
+                sd._terminate()
+            sd._initialize()
+
+    def _reopen_attempt(self, capture: Capture, done: threading.Event) -> None:
+        sd = self._sd
+        failures = (sd.PortAudioError, DictaphoneError, ValueError)
+        stream = None
+        try:
+            try:  # the list as it is first (cheap, and leaves PortAudio alone)
+                info = self._find_again()
+                stream = self._new_stream(info["index"], self._dtype)
+            except failures:
+                self._reinit_portaudio()
+                info = self._find_again()
+                stream = self._new_stream(info["index"], self._dtype)
+            with self._lock:
+                if self._closed:  # the recording ended meanwhile
+                    stream.close()
+                    return
+                self._stream, self.device = stream, info["index"]
+                self._capture = capture
+                self._stalled = False
+                self._last_adc = None
+                self._halt = threading.Lock()
+                self._halt.acquire()
+            try:
+                stream.start()
+            except sd.PortAudioError:
+                with self._lock:
+                    if self._stream is stream:
+                        self._stream = None
+                stream.close()
+                return
+            self._start_reader()
+        except failures:
+            pass  # not back yet: the recorder tries again
+        finally:
+            done.set()
+
+
+_PORTAUDIO_LOCK = threading.Lock()
+
+
+def check_reconnect(seconds) -> float:
+    """A reconnect window: seconds >= 0 (0 or None: off)."""
+    if seconds is None:
+        return 0.0
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise InvalidArgumentError(f"reconnect must be a number of seconds, not {seconds!r}")
+    if not 0 <= seconds < float("inf"):
+        raise InvalidArgumentError(f"reconnect must be 0 (off) or a positive number of seconds, not {seconds}")
+    return float(seconds)
 
 
 class _Detached:

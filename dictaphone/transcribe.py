@@ -25,6 +25,7 @@ Recognition only hears what Silero VAD (shipped with faster-whisper as ONNX) mar
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import os
 import threading
@@ -83,9 +84,12 @@ def engine_versions() -> dict[str, str | None]:
 
 def model_choice(model: str | os.PathLike | None = None) -> str:
     """The model asked for: ``model``, else ``$DICTAPHONE_MODEL``, else DEFAULT_MODEL."""
-    if model is not None and os.fspath(model) != "":
+    if model is not None:
+        if not os.fspath(model).strip():
+            raise InvalidArgumentError("the model cannot be empty: give a name such as "
+                                       f"{DEFAULT_MODEL} or a model directory")
         return os.fspath(model)
-    return os.environ.get("DICTAPHONE_MODEL") or DEFAULT_MODEL
+    return os.environ.get("DICTAPHONE_MODEL", "").strip() or DEFAULT_MODEL
 
 
 def known_names() -> list[str]:
@@ -205,6 +209,8 @@ def check_language(language: str | None) -> str | None:
     if language is None:
         return None
     code = str(language).strip().lower()
+    if not code:
+        raise InvalidArgumentError("the language cannot be empty: give a code such as en, or leave it out to detect it")
     from faster_whisper.tokenizer import _LANGUAGE_CODES
 
     if code not in _LANGUAGE_CODES:
@@ -245,7 +251,9 @@ def to_mono_16k(frames, samplerate: int):
 
 def read_audio(path: str, samplerate: int | None = None, channels: int | None = None,
                subtype: str | None = None):
-    """A file as float32 mono 16 kHz. Raw (headerless) files need ``samplerate``."""
+    """A file as float32 mono 16 kHz. Raw (``.raw``/``.pcm``, headerless, little-endian)
+    files need ``samplerate``; ``channels`` (default 1) and ``subtype`` (default PCM_16) too
+    when they differ. Everything else is read by PyAV (FFmpeg)."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise SourceError(f"{path}: no such file")
@@ -253,7 +261,7 @@ def read_audio(path: str, samplerate: int | None = None, channels: int | None = 
         raise SourceError(f"{path} is a directory, not an audio file")
     if os.path.getsize(path) == 0:
         raise SourceError(f"{path} is empty (0 bytes)")
-    if path.lower().endswith((".raw", ".pcm")) or samplerate is not None:
+    if path.lower().endswith((".raw", ".pcm")):
         if samplerate is None:
             raise InvalidArgumentError(f"{path} is raw audio (no header): give its rate "
                                        "(-r, and -c and --subtype if not mono PCM_16)")
@@ -274,6 +282,76 @@ def read_audio(path: str, samplerate: int | None = None, channels: int | None = 
     except Exception as e:  # PyAV's errors: InvalidDataError, no audio stream, ...
         reason = str(e).split(": '", 1)[0].strip() or type(e).__name__
         raise SourceError(f"{path} is not audio dictaphone can read ({reason})") from None
+
+
+_WIDTHS = {"PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "PCM_U8": 1, "PCM_S8": 1, "DOUBLE": 8}
+
+
+@dataclasses.dataclass
+class AudioInput:
+    """One thing to transcribe: a clip or a file, with what a raw file needs to be read."""
+
+    path: str
+    name: str  #: the clip's name, or the path as given
+    clip: bool = False
+    samplerate: int | None = None  #: raw files only
+    channels: int | None = None
+    subtype: str | None = None
+
+    @property
+    def raw(self) -> bool:
+        return self.path.lower().endswith((".raw", ".pcm"))
+
+    def duration(self) -> float | None:
+        """Seconds of audio, from the header (or a raw file's size); None if unknown."""
+        try:
+            if self.raw:
+                if not self.samplerate:
+                    return None
+                width = _WIDTHS.get(self.subtype or "PCM_16", 2)
+                return os.path.getsize(self.path) / (width * (self.channels or 1) * self.samplerate)
+            import soundfile as sf
+
+            info = sf.info(self.path)
+            if info.format in ("WAV", "WAVEX", "RF64") and info.subtype in _WIDTHS:
+                # A WAV saved from a pipe says 0xFFFFFFFF: trust the header only if the file holds it.
+                if info.frames * info.channels * _WIDTHS[info.subtype] > os.path.getsize(self.path):
+                    return None
+            if 0 < info.frames < 2**62 and info.samplerate:
+                return info.frames / info.samplerate
+        except Exception:  # unreadable here: the engine's reader says why, later
+            pass
+        return None
+
+
+def audio_input(name_or_path: str, samplerate: int | None = None, channels: int | None = None,
+                subtype: str | None = None) -> AudioInput:
+    """A clip name or a file path, resolved (ClipNotFoundError when it is neither).
+
+    A raw clip's rate and channels come from its metadata unless given.
+    """
+    from . import clips
+
+    clip = None
+    try:
+        clip = clips.find(name_or_path, missing_ok=True)
+    except InvalidArgumentError:
+        pass  # not a valid clip name: maybe a path
+    if clip is None:
+        if os.path.isdir(name_or_path):
+            raise SourceError(f"{name_or_path} is a directory, not an audio file")
+        if not os.path.exists(name_or_path):
+            raise clips.ClipNotFoundError(f"no clip or file named {name_or_path!r}")
+        clip = clips.clip_at(name_or_path)
+        name = name_or_path
+    else:
+        name = clip.name
+    item = AudioInput(path=clip.path if clip else name_or_path, name=name, clip=clip is not None,
+                      samplerate=samplerate, channels=channels, subtype=subtype)
+    if item.raw and clip is not None:
+        item.samplerate = item.samplerate or clip.samplerate
+        item.channels = item.channels or clip.channels
+    return item
 
 
 class Transcriber:

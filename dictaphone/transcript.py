@@ -180,6 +180,23 @@ def load(audio: str | os.PathLike) -> Transcript | None:
         return None
 
 
+def saved(audio: str | os.PathLike, model: str | None = None, language: str | None = None,
+          duration: float | None = None) -> Transcript | None:
+    """``audio``'s saved transcript if it can stand for a new one, else None.
+
+    It cannot when it was made with another ``model`` or ``language`` than the ones asked for
+    (None: any), or for audio of another ``duration`` (the file was recorded over).
+    """
+    t = load(audio)
+    if t is None or is_stale(t, duration):
+        return None
+    if model is not None and t.model != model:
+        return None
+    if language is not None and t.language != language:
+        return None
+    return t
+
+
 def is_stale(transcript: Transcript, audio_duration: float | None, tolerance: float = 1.0) -> bool:
     """True when the audio is not the one transcribed (its duration differs by > tolerance)."""
     if audio_duration is None:

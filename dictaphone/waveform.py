@@ -39,6 +39,19 @@ class Waveform:
     def rms_dbfs(self) -> float:
         return to_dbfs(self.rms_total)
 
+    def to_json(self, digits: int = 3) -> dict:
+        """The summary as plain JSON types (for the web page's canvas, or scripts)."""
+        return {"duration": round(self.duration, 6), "samplerate": self.samplerate,
+                "channels": self.channels, "frames": self.frames,
+                "peaks": [round(float(v), digits) for v in self.peaks],
+                "rms": [round(float(v), digits) for v in self.rms],
+                "peak_dbfs": _finite(self.peak_dbfs), "rms_dbfs": _finite(self.rms_dbfs),
+                "silences": [[round(a, 3), round(b, 3)] for a, b in self.silences]}
+
+
+def _finite(x: float) -> float | None:
+    return round(x, 1) if math.isfinite(x) else None  # JSON has no -inf (digital silence)
+
 
 def analyse(path: str, columns: int, silence_dbfs: float = -50.0,
             min_silence: float = 0.5, block: int = 65536) -> Waveform:
@@ -48,6 +61,8 @@ def analyse(path: str, columns: int, silence_dbfs: float = -50.0,
 
     try:
         f = sf.SoundFile(path)
+    except TypeError:  # headerless (raw): soundfile asks for a rate it cannot know
+        raise SourceError(f"{path}: raw audio has no header to read its rate from") from None
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as e:
         raise SourceError(f"{path}: {explain(e, path)}") from None
     try:

@@ -152,7 +152,7 @@ class PulseServer:
     def start(self) -> "PulseServer":
         if self.proc is not None:
             raise RuntimeError("PulseServer already started")
-        pulseaudio = require_tool("pulseaudio")
+        require_tool("pulseaudio")
         require_tool("pactl")
         self.runtime_dir = tempfile.mkdtemp(prefix="dictaphone-pulse-")
         os.chmod(self.runtime_dir, 0o700)
@@ -163,6 +163,23 @@ class PulseServer:
         self.env = env
         self.log_path = os.path.join(self.runtime_dir, "pulseaudio.log")
         self._log_file = open(self.log_path, "wb")
+        self._launch()
+        return self
+
+    def restart(self) -> "PulseServer":
+        """Start the server again after ``kill()``, on the same socket and runtime directory,
+        as a user's audio server comes back after a crash or ``pulseaudio -k``: clients that
+        reconnect find it where it was. The sink and source get their old names."""
+        if self.runtime_dir is None:
+            raise RuntimeError("PulseServer was never started")
+        if self.is_alive():
+            raise RuntimeError("PulseServer is still running; kill() it first")
+        self.proc = None
+        self._launch()
+        return self
+
+    def _launch(self) -> None:
+        pulseaudio = require_tool("pulseaudio")
         argv = [
             pulseaudio,
             "-n",
@@ -177,7 +194,7 @@ class PulseServer:
         try:
             self.proc = subprocess.Popen(
                 argv,
-                env=env,
+                env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=self._log_file,
@@ -193,7 +210,6 @@ class PulseServer:
         except BaseException:
             self.stop()
             raise
-        return self
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.start_timeout

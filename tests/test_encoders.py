@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from dictaphone.encoders import (MAX_WRITE_FRAMES, UNKNOWN_SIZE, FileSink, MemorySink,
+from dictaphone.encoders import (MAX_WRITE_FRAMES, UNKNOWN_SIZE, FileSink, MemorySink, pcm_bytes,
                                  StreamSink, make_encoder, open_sink, wav_header)
 from dictaphone.errors import (BrokenPipeOutputError, InvalidStateError, NotSupportedError,
                                OutputError, WriteError)
@@ -322,14 +322,18 @@ def test_a_streamed_wav_says_unknown_sizes_and_is_read_to_its_end(kind, subtype,
         assert sox_decode(got, ["-t", "wav"]).shape == data.shape
 
 
-@pytest.mark.parametrize("subtype, header_len", [("PCM_16", 44), ("PCM_24", 44),
-                                                 ("PCM_32", 44), ("FLOAT", 58)])
+@pytest.mark.parametrize("subtype, header_len", [("PCM_16", 80), ("PCM_24", 80),
+                                                 ("PCM_32", 80), ("FLOAT", 94)])
 def test_a_finished_wav_file_has_exact_sizes_in_its_header(subtype, header_len, tmp_path):
+    """A file's header is the canonical one (44 bytes, 58 for float) plus the 36-byte
+    JUNK chunk that keeps room for RF64's ds64 chunk, right after WAVE (as ffmpeg's
+    -rf64 auto writes it)."""
     data = signal_for(subtype)
     _, _, _, got = encode("wav", subtype, "path", tmp_path, data)
     data_bytes = FRAMES * CHANNELS * {"PCM_16": 2, "PCM_24": 3}.get(subtype, 4)
     assert len(got) == header_len + data_bytes
     assert riff_sizes(got) == (len(got) - 8, data_bytes)
+    assert got[12:20] == b"JUNK" + struct.pack("<I", 28) and got[20:48] == bytes(28)
     assert got[header_len - 8:header_len - 4] == b"data"
 
 
@@ -393,9 +397,9 @@ def test_an_odd_length_pcm_24_mono_wav_gets_a_pad_byte(tmp_path):
     enc.write(data)
     last = enc.close()
     raw = path.read_bytes()
-    assert len(raw) == 44 + 9 + 1
+    assert len(raw) == 80 + 9 + 1
     assert raw[-1:] == b"\0"
-    assert riff_sizes(raw) == (4 + 24 + 8 + 9 + 1, 9)  # RIFF counts the pad, data does not
+    assert riff_sizes(raw) == (4 + 36 + 24 + 8 + 9 + 1, 9)  # RIFF counts the pad, data does not
     assert first.bytes() + last.bytes() == raw
     y, _ = sf.read(path, dtype="int32", always_2d=True)
     np.testing.assert_array_equal(y, data)
@@ -406,7 +410,7 @@ def test_an_even_length_wav_gets_no_pad_byte(tmp_path):
     enc = make_encoder(path, FORMATS["wav"], RATE, 1, "PCM_24")
     enc.write(signal_for("PCM_24", n=4, channels=1))
     enc.close()
-    assert len(path.read_bytes()) == 44 + 12
+    assert len(path.read_bytes()) == 80 + 12
 
 
 def test_raw_output_has_no_header_and_no_pad(tmp_path):
@@ -423,8 +427,10 @@ def test_raw_output_has_no_header_and_no_pad(tmp_path):
 
 def test_wav_header_length_does_not_depend_on_the_data_size():
     for subtype in ["PCM_16", "FLOAT"]:
-        lengths = {len(wav_header(48000, 2, subtype, n)) for n in (None, 0, 1, 12345, 2 ** 33)}
-        assert len(lengths) == 1
+        for rf64 in (False, True):
+            lengths = {len(wav_header(48000, 2, subtype, n, rf64))
+                       for n in (None, 0, 1, 12345, 2 ** 32 - 100, 2 ** 33)}
+            assert len(lengths) == 1
 
 
 def test_a_huge_wav_header_saturates_its_sizes_instead_of_wrapping():
@@ -676,3 +682,185 @@ def test_a_3_million_frame_vorbis_write_does_not_crash(tmp_path):
     assert p.returncode == 0, f"exit {p.returncode}: {p.stderr[-2000:]}"
     assert p.stdout.split() == ["3000000"]
     assert abs(sf.info(path).frames - 3_000_000) <= 4096
+
+
+# --------------------------------------------------------------------------- whole files
+#
+# What the recorder says it wrote (encoder.frames) against what independent readers
+# count: soundfile (libsndfile: libFLAC, libvorbis, libopus, mpg123), ffmpeg (its own
+# decoders), and sox where it has the format (no MP3 or Opus in Debian's sox).
+
+FFMPEG = shutil.which("ffmpeg")
+needs_ffmpeg = pytest.mark.skipif(FFMPEG is None and os.environ.get("CI") != "true",
+                                  reason="ffmpeg is not installed (Debian package: ffmpeg)")
+ALL = [("wav", "PCM_16"), ("wav", "FLOAT"), ("flac", "PCM_24"), ("ogg", "VORBIS"),
+       ("opus", "OPUS"), ("mp3", "MPEG_LAYER_III"), ("raw", "PCM_32")]
+#: one blob (memory, no timeslice), blobs cut along the way and joined, a file, a pipe
+WHOLE_KINDS = ["one blob", "blobs", "path", "stream"]
+#: MP3 frame (samples) at 48 kHz, MPEG-1
+MP3_FRAME = 1152
+RAW_FF = {"PCM_16": "s16le", "PCM_24": "s24le", "PCM_32": "s32le", "FLOAT": "f32le"}
+
+
+def encode_whole(fmt_name, subtype, kind, tmp_path, data):
+    if kind == "one blob":
+        return encode(fmt_name, subtype, "memory", tmp_path, data, cut_after=())
+    return encode(fmt_name, subtype, "memory" if kind == "blobs" else kind, tmp_path, data)
+
+
+def ffmpeg_frames(data: bytes, fmt_name: str, subtype: str, tmp_path, channels=CHANNELS) -> int:
+    """Frames ffmpeg decodes from the bytes, saved to a file (from a pipe ffmpeg cannot
+    seek to the end, so it would not apply an MP3's end padding)."""
+    fmt_in = (["-f", RAW_FF[subtype], "-ar", str(RATE), "-ac", str(channels)]
+              if fmt_name == "raw" else [])
+    path = tmp_path / f"for-ffmpeg.{fmt_name}"
+    path.write_bytes(data)
+    p = subprocess.run([FFMPEG, "-v", "error", *fmt_in, "-i", str(path), "-f", "f32le",
+                        "-ac", str(channels), "pipe:1"], capture_output=True, timeout=120)
+    assert p.returncode == 0 and not p.stderr, p.stderr.decode(errors="replace")
+    return len(p.stdout) // (4 * channels)
+
+
+def sox_frames(data: bytes, fmt_name: str, subtype: str, channels=CHANNELS) -> int:
+    in_args = (["-t", "raw", "-r", str(RATE), "-c", str(channels), *SOX_RAW[subtype], "-L"]
+               if fmt_name == "raw" else ["-t", {"ogg": "ogg"}.get(fmt_name, fmt_name)])
+    return len(sox_decode(data, in_args, channels))
+
+
+def soundfile_frames(data: bytes, fmt_name: str, subtype: str) -> int:
+    y = read_back(fmt_name, subtype, data)
+    return len(y)
+
+
+def flac_streaminfo(data: bytes) -> tuple[int, bytes]:
+    """(total samples, MD5) of a FLAC's STREAMINFO."""
+    total = int.from_bytes(data[8 + 13:8 + 18], "big") & ((1 << 36) - 1)
+    return total, data[8 + 18:8 + 34]
+
+
+@pytest.mark.parametrize("kind", WHOLE_KINDS)
+@pytest.mark.parametrize("fmt_name, subtype", ALL)
+def test_every_format_reads_back_whole_with_two_readers(fmt_name, subtype, kind, tmp_path):
+    """The recorder's frame count, soundfile's and ffmpeg's (and sox's) agree: exactly,
+    except where a format streamed without a length header cannot say it (a streamed
+    FLAC's total, checked by the next test; a streamed MP3, within three MP3 frames),
+    and ffmpeg 5.1's Vorbis decoder, which trims the end of short streams inexactly
+    (measured: -128 or +928 frames where libvorbis, sox and soundfile are exact)."""
+    if FFMPEG is None:
+        pytest.fail("ffmpeg is needed") if os.environ.get("CI") == "true" else pytest.skip("no ffmpeg")
+    data = signal_for(subtype)
+    enc, _, _, got = encode_whole(fmt_name, subtype, kind, tmp_path, data)
+    assert enc.frames == FRAMES
+    streamed = kind in ("blobs", "stream")
+    counts = {"ffmpeg": ffmpeg_frames(got, fmt_name, subtype, tmp_path)}
+    if not (fmt_name == "flac" and streamed):
+        counts["soundfile"] = soundfile_frames(got, fmt_name, subtype)
+    if SOX and fmt_name not in ("mp3", "opus"):
+        counts["sox"] = sox_frames(got, fmt_name, subtype)
+    if fmt_name == "mp3" and streamed:
+        # constant bitrate and no Info tag: every reader counts the whole frames, which
+        # include LAME's reserved first frame, its delay and its padding
+        assert len(set(counts.values())) == 1, counts
+        assert FRAMES < counts["ffmpeg"] <= FRAMES + 3 * MP3_FRAME
+    else:
+        if fmt_name == "ogg":
+            assert abs(counts.pop("ffmpeg") - FRAMES) <= 2048, counts
+        assert set(counts.values()) == {FRAMES}, counts
+
+
+@pytest.mark.parametrize("kind", ["one blob", "path"])
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24"])
+def test_a_whole_flac_carries_its_total_length_and_the_md5_of_its_samples(subtype, kind, tmp_path):
+    import hashlib
+
+    data = signal_for(subtype)
+    _, blobs, _, got = encode_whole("flac", subtype, kind, tmp_path, data)
+    total, md5 = flac_streaminfo(got)
+    assert total == FRAMES
+    # FLAC's MD5 is of the samples, interleaved, little-endian, at their own width
+    assert md5 == hashlib.md5(pcm_bytes(data, subtype)).digest()
+    if kind == "one blob":
+        assert len(blobs) == 1
+    np.testing.assert_array_equal(read_back("flac", subtype, got), data)
+
+
+@needs_sox
+@pytest.mark.parametrize("kind", ["blobs", "stream"])
+def test_a_streamed_flac_says_unknown_length_and_recover_fills_it_in(kind, tmp_path):
+    """Blobs cut along the way (or a pipe) cannot carry the total: STREAMINFO says 0
+    ("unknown", legal FLAC) and no MD5; sox and ffmpeg read it whole, libsndfile does
+    not. Saved to a file, `recover` fills in the length from the last frame."""
+    from dictaphone.recover import recover
+
+    data = signal_for("PCM_16")
+    _, _, _, got = encode_whole("flac", "PCM_16", kind, tmp_path, data)
+    assert flac_streaminfo(got) == (0, bytes(16))
+    assert len(sox_decode(got, ["-t", "flac"])) == FRAMES
+    saved = tmp_path / "saved.flac"
+    saved.write_bytes(got)
+    rep = recover(str(saved))
+    assert rep.changed and rep.frames == FRAMES
+    y, _ = sf.read(saved, dtype="int16", always_2d=True)
+    np.testing.assert_array_equal(y, data)
+
+
+@pytest.mark.parametrize("kind", ["one blob", "path"])
+def test_a_whole_mp3_has_a_lame_info_tag_with_its_exact_length(kind, tmp_path):
+    data = signal_for("MPEG_LAYER_III")
+    _, _, _, got = encode_whole("mp3", "MPEG_LAYER_III", kind, tmp_path, data)
+    side = 32  # MPEG-1 stereo side information
+    assert got[4 + side:8 + side] in (b"Xing", b"Info")
+    assert got[4 + side + 120:4 + side + 124] == b"LAME"
+    y = read_back("mp3", "MPEG_LAYER_III", got)
+    assert len(y) == FRAMES
+    assert best_correlation(data[:, 0], y[:, 0]) > 0.9
+
+
+@pytest.mark.parametrize("kind", ["one blob", "blobs", "path", "stream"])
+def test_an_ogg_ends_with_an_end_of_stream_page_whose_granule_is_the_length(kind, tmp_path):
+    data = signal_for("VORBIS")
+    _, _, _, got = encode_whole("ogg", "VORBIS", kind, tmp_path, data)
+    last = got.rindex(b"OggS")
+    assert got[last + 5] & 4, "the last page is marked end-of-stream"
+    assert struct.unpack("<q", got[last + 6:last + 14])[0] == FRAMES
+
+
+def test_the_wav_of_one_blob_has_exact_sizes_and_blobs_cut_early_say_unknown(tmp_path):
+    data = signal_for("PCM_16")
+    _, _, _, one = encode_whole("wav", "PCM_16", "one blob", tmp_path, data)
+    assert riff_sizes(one) == (len(one) - 8, FRAMES * CHANNELS * 2)
+    _, _, _, joined = encode_whole("wav", "PCM_16", "blobs", tmp_path, data)
+    assert riff_sizes(joined) == (UNKNOWN_SIZE, UNKNOWN_SIZE)
+
+
+def test_an_ogg_vorbis_file_of_digital_silence_gets_a_page_at_every_sync(tmp_path):
+    """libvorbis codes silence to packets of a few bytes; without a page ended at each
+    sync they would wait for 255 of them (5 s) before reaching the file."""
+    from dictaphone.encoders import VorbisEncoder
+
+    path = tmp_path / "silence.ogg"
+    enc = make_encoder(path, FORMATS["ogg"], RATE, 1)
+    assert isinstance(enc, VorbisEncoder)
+    try:
+        for second in range(1, 4):
+            enc.write(np.zeros((RATE, 1), np.float32))
+            enc.sync()
+            copy = tmp_path / "copy.ogg"
+            copy.write_bytes(path.read_bytes())
+            # what a reader gets from the file as it stands: all but the encoder's look-ahead
+            assert len(sf.read(copy)[0]) >= second * RATE - RATE // 10
+    finally:
+        enc.close()
+    assert sf.info(path).frames == 3 * RATE
+
+
+def test_libsndfile_writes_vorbis_when_asked_to(tmp_path, monkeypatch):
+    """DICTAPHONE_SNDFILE_VORBIS=1 (or libvorbisenc missing) falls back to libsndfile."""
+    from dictaphone.encoders import SndfileEncoder
+
+    monkeypatch.setenv("DICTAPHONE_SNDFILE_VORBIS", "1")
+    enc = make_encoder(tmp_path / "x.ogg", FORMATS["ogg"], RATE, 1)
+    assert isinstance(enc, SndfileEncoder)
+    enc.write(signal_for("VORBIS", n=RATE, channels=1))
+    enc.close()
+    assert sf.info(tmp_path / "x.ogg").frames == RATE

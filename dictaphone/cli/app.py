@@ -28,6 +28,10 @@ class Duration(click.ParamType):
     _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
     _NUMBER = r"[0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?"
 
+    def __init__(self, zero: bool = False):
+        #: whether 0 is a value (e.g. --reconnect 0: off) rather than an error
+        self.zero = zero
+
     def convert(self, value, param, ctx):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             seconds = float(value)
@@ -50,6 +54,8 @@ class Duration(click.ParamType):
                 seconds = float(m.group(1)) * self._UNITS[m.group(2)]
         if seconds != seconds or seconds == float("inf"):
             self.fail(f"{value!r} is too long to be a duration", param, ctx)
+        if self.zero and seconds == 0:
+            return 0.0
         if not seconds > 0:
             self.fail(f"{value!r} must be more than zero seconds", param, ctx)
         return seconds
@@ -82,6 +88,7 @@ def cli(ctx):
       dictaphone record - -f wav | ...  stream a WAV to another program
       dictaphone stop                   stop it from another shell
       dictaphone list / show / play     the clip library
+      dictaphone transcribe "idea"      what was said (search WORDS finds it later)
       dictaphone doctor                 check the set-up
     """
     if ctx.invoked_subcommand != "record":

@@ -18,7 +18,8 @@ def _stdout_console():
 
 
 @cli.command("list")
-@click.option("--json", "as_json", is_flag=True, help="A JSON list: name, path, duration, created, format, size.")
+@click.option("--json", "as_json", is_flag=True,
+              help="A JSON list: name, path, duration, created, format, size, transcript (first words).")
 def list_(as_json):
     """List the clips in the library, newest first."""
     from ..clips import clip_dir, clips
@@ -27,7 +28,8 @@ def list_(as_json):
     if as_json:
         click.echo(json.dumps([{k: c.to_json()[k] for k in
                                 ("name", "path", "duration", "created", "format", "size",
-                                 "samplerate", "channels", "device", "dropped_frames")}
+                                 "samplerate", "channels", "device", "dropped_frames", "transcript",
+                                 "gaps")}
                                for c in found], indent=2))
         return
     if not found:
@@ -35,7 +37,8 @@ def list_(as_json):
         return
     from .ui import clip_table
 
-    _stdout_console().print(clip_table(found))
+    console = _stdout_console()
+    console.print(clip_table(found, width=console.width))
 
 
 @cli.command()
@@ -133,7 +136,8 @@ class _Null:
 @click.option("-H", "--height", type=click.IntRange(2, 100), default=12, show_default=True, help="Rows of waveform.")
 @click.option("--silence", type=float, default=-50.0, show_default=True, help="Silence threshold, dBFS.")
 def show(clip, width, height, silence):
-    """Draw a clip's waveform, with its duration, levels and silent stretches."""
+    """Draw a clip's waveform, with its duration, levels and silent stretches, and its
+    transcript (if one is saved: dictaphone transcribe) under it."""
     from ..clips import resolve
     from ..waveform import analyse
     from .ui import waveform_view
@@ -143,3 +147,10 @@ def show(clip, width, height, silence):
     columns = width or max(10, console.width)
     wf = analyse(path, columns, silence_dbfs=silence)
     console.print(waveform_view(wf, columns, height))
+    from ..transcript import load
+
+    saved = load(path)
+    if saved is not None:
+        from .ui import transcript_view
+
+        console.print(transcript_view(saved))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from ..errors import DictaphoneError
 from .app import EXIT_ERROR, cli, say
 
 
@@ -61,20 +60,17 @@ def status(as_json):
     """
     import json
 
-    from ..control import ControlError, running
+    from ..control import statuses
 
-    replies = []
-    for entry in running():
-        try:
-            replies.append(entry.request("status", timeout=5))
-        except (ControlError, DictaphoneError):
-            continue  # it ended while we asked
+    replies = statuses(timeout=5)
     if as_json:
         click.echo(json.dumps(replies, indent=2))
     else:
         for r in replies:
+            lost = r.get("device_lost")
+            lost = f"  DEVICE LOST ({lost['reason']}), waiting {lost['left']:.0f} s" if lost else ""
             click.echo(f"{r['id']:>3}  pid {r['pid']:<7} {r['state']:9} {r['duration']:9.1f} s  "
-                       f"peak {r['peak_dbfs']:6.1f} dBFS  {r['path']}")
+                       f"peak {r['peak_dbfs']:6.1f} dBFS  {r['path']}{lost}")
         if not replies:
             say("nothing is recording")
     if not replies:

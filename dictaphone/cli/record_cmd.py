@@ -37,10 +37,20 @@ FORMAT_NAMES = list(FORMATS)
 @click.option("--stop-on-silence", type=Duration(), metavar="SECONDS", help="Stop after SECONDS of continuous silence (keeps a 0.3 s tail).")
 @click.option("--skip-silence", type=Duration(), metavar="SECONDS", help="Leave out silences longer than SECONDS (shortened to a 0.6 s gap).")
 @click.option("--split-on-silence", type=Duration(), metavar="SECONDS", help="One file per utterance: a silence longer than SECONDS ends a file.")
+@click.option("--reconnect", type=Duration(zero=True), metavar="SECONDS",
+              help="When the device or its audio server goes away, wait up to SECONDS for it "
+                   "to come back and go on in the same file (default 30; 0: end the recording).")
 @click.option("--threshold", type=Decibels(), metavar="DBFS", help="Speech level threshold in dBFS (default -40; a noise floor is tracked too).")
+@click.option("--vad", type=click.Choice(["silero", "level"], case_sensitive=False),
+              help="Speech detector of the four options above: level (default) or silero (neural; needs the transcribe extra).")
+@click.option("--transcribe", is_flag=True, help="Transcribe while recording (needs the transcribe extra); the text is saved with the recording.")
+@click.option("--model", metavar="NAME|PATH", help="Whisper model for --transcribe: a size (tiny.en, base.en, small, ...) or a CTranslate2 directory. Default: $DICTAPHONE_MODEL, else base.en.")
+@click.option("--language", metavar="CODE", help="Language for --transcribe (en, de, ...). Default: detect (English for .en models).")
+@click.option("--on-text", metavar="CMD", help="With --transcribe: run CMD (with sh) for each utterance; the text is in DICTAPHONE_TEXT, its times in DICTAPHONE_START and DICTAPHONE_END.")
 def record(output, format_name, samplerate, channels, device, duration, input_path, realtime,
            subtype, force, quiet, timeslice, split, events, on_data, on_stop, name,
-           wait_for_sound, stop_on_silence, skip_silence, split_on_silence, threshold):
+           wait_for_sound, stop_on_silence, skip_silence, split_on_silence, threshold,
+           reconnect, vad, transcribe, model, language, on_text):
     """Record from the microphone (or --input FILE) into OUTPUT.
 
     OUTPUT is a file, or - for stdout (audio only; messages go to stderr). Without OUTPUT
@@ -61,6 +71,8 @@ def record(output, format_name, samplerate, channels, device, duration, input_pa
       dictaphone record --split 5m --on-data 'transcribe "$DICTAPHONE_FILE"' notes.wav
       dictaphone record --wait-for-sound --stop-on-silence 3 idea.ogg
       dictaphone record --split-on-silence 1.5 --on-data 'transcribe "$DICTAPHONE_FILE"' u.wav
+      dictaphone record --transcribe -n standup
+      dictaphone record --transcribe --on-text 'wtype "$DICTAPHONE_TEXT "' dictation.ogg
 
     Hooks get DICTAPHONE_EVENT, DICTAPHONE_FILE, DICTAPHONE_DURATION, DICTAPHONE_SIZE,
     DICTAPHONE_OFFSET, DICTAPHONE_INDEX, DICTAPHONE_FORMAT, DICTAPHONE_SAMPLERATE,
@@ -76,7 +88,8 @@ def record(output, format_name, samplerate, channels, device, duration, input_pa
                          events=events, on_data=on_data, on_stop=on_stop, name=name,
                          wait_for_sound=wait_for_sound, stop_on_silence=stop_on_silence,
                          skip_silence=skip_silence, split_on_silence=split_on_silence,
-                         threshold=threshold)
+                         threshold=threshold, reconnect=reconnect, vad=vad, transcribe=transcribe,
+                         model=model, language=language, on_text=on_text)
     status = run_record(opts)
     # The recording is finished: from here on a stop signal has nothing to stop. Ignored
     # at the OS level (SIG_IGN survives interpreter shutdown, a Python handler does not),

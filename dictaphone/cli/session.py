@@ -47,6 +47,12 @@ class RecordOptions:
     skip_silence: float | None = None
     split_on_silence: float | None = None
     threshold: float | None = None
+    reconnect: float | None = None  #: None: the default (Microphone.RECONNECT)
+    vad: str | None = None
+    transcribe: bool = False
+    model: str | None = None
+    language: str | None = None
+    on_text: str | None = None
 
     @property
     def uses_voice(self) -> bool:
@@ -122,6 +128,8 @@ def make_source(opts: RecordOptions, fmt: Format):
     if opts.input_path is not None:
         from ..sources import FileSource
 
+        if opts.reconnect is not None:
+            raise InvalidArgumentError("--reconnect is for a device; --input reads a file")
         source = FileSource(opts.input_path, realtime=opts.realtime, channels=opts.channels)
         if opts.samplerate is not None and opts.samplerate != source.samplerate:
             raise NotSupportedError(
@@ -134,13 +142,13 @@ def make_source(opts: RecordOptions, fmt: Format):
     if rate is None:
         info = find_input_device(opts.device)
         rate = fmt.nearest_rate(int(info["default_samplerate"]))
-        device = info["index"]
-    else:
-        device = opts.device
     # A live meter wants fresh levels ten times a second; without one, the default pace
     # (four reads a second) costs less CPU (see Microphone).
     pace = METER_PACE if shows_meter(opts.quiet) else None
-    return Microphone(device=device, samplerate=rate, pace=pace,
+    reconnect = Microphone.RECONNECT if opts.reconnect is None else opts.reconnect
+    # the device as the user named it (None: the default input, whichever it is when a
+    # lost device is looked for again)
+    return Microphone(device=opts.device, samplerate=rate, pace=pace, reconnect=reconnect,
                       channels=1 if opts.channels is None else opts.channels)
 
 
@@ -170,6 +178,8 @@ class Session:
         self._started = threading.Event()  # set once rec.start() returned or failed
         self.extra = extra if extra is not None else {}  # shared with the event log and hooks
         self.stop_reason: str | None = None
+        self.signals = 0  # stop signals received (a second one skips the transcript's tail)
+        self.live = None  # a LiveTranscriber, whose latest text the meter shows
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self._saved_handlers: dict[int, object] = {}
@@ -193,6 +203,7 @@ class Session:
     def _on_signal(self, signum, frame) -> None:
         # A second signal while finishing is ignored: the file is being finalized and a
         # second Ctrl-C must not leave it half-written.
+        self.signals += 1
         self.request_stop(signal.Signals(signum).name)
 
     def install_signals(self) -> None:
@@ -279,7 +290,8 @@ class Session:
                 "duration": rec.duration, "bytes": rec.bytes_written,
                 "peak_dbfs": round(rec.level.peak_dbfs, 1), "rms_dbfs": round(rec.level.rms_dbfs, 1),
                 "format": rec.mime_type, "samplerate": rec.samplerate, "channels": rec.channels,
-                "dropped_frames": rec.dropped_frames, "started": rec.started}
+                "dropped_frames": rec.dropped_frames, "started": rec.started,
+                "device_lost": rec.device_lost, "gaps": list(rec.gaps)}
 
     def run(self, timeslice: float | None = None) -> None:
         from contextlib import ExitStack
@@ -316,7 +328,8 @@ class Session:
 
                     from .ui import Meter
 
-                    stack.enter_context(Meter(rec, Console(stderr=True), self.label, keys is not None))
+                    stack.enter_context(Meter(rec, Console(stderr=True), self.label, keys is not None,
+                                              live=self.live))
                 watched = [self._wake_r] + ([keys] if keys else [])
                 while rec.state != "inactive" and self.stop_reason is None:
                     try:
@@ -417,13 +430,26 @@ def _run_record(opts: RecordOptions) -> tuple[int, bool]:
     check_options(opts)
     fmt, output, label = resolve_output(opts)
     fmt.check_subtype(opts.subtype)
+    # The speech model is loaded before the device is even looked up: a missing extra or
+    # a bad model is one line, and nothing is recorded.
+    transcriber = load_transcriber(opts) if opts.transcribe else None
+    silero = None
+    if opts.vad == "silero" and opts.uses_voice:
+        from ..silero import SileroVAD
+
+        silero = SileroVAD()
     source = make_source(opts, fmt)
     check_frames(opts, source.samplerate)
     rec = MediaRecorder(source, fmt.mime_type, output=output, subtype=opts.subtype,
                         force=opts.force, max_duration=opts.duration, split=opts.split,
-                        voice=make_voice_gate(opts, source.samplerate))
+                        voice=make_voice_gate(opts, source.samplerate, silero))
     extra: dict = {}
     session = Session(rec, label, opts.quiet, extra=extra)
+    live = summary = None
+    if transcriber is not None:
+        from ..live import LiveTranscriber
+
+        live = session.live = LiveTranscriber(rec, transcriber)
     created = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     new_events_file = opts.events not in (None, "-") and not os.path.exists(opts.events)
     events_file = open_events(opts)
@@ -433,10 +459,11 @@ def _run_record(opts: RecordOptions) -> tuple[int, bool]:
             from ..hooks import EventLog
 
             EventLog(events_file, rec, extra=extra, on_error=warn).attach()
-        if opts.on_data is not None or opts.on_stop is not None:
+        if opts.on_data is not None or opts.on_stop is not None or opts.on_text is not None:
             from ..hooks import HookRunner
 
-            hooks = HookRunner(rec, opts.on_data, opts.on_stop, report=warn, extra=extra)
+            hooks = HookRunner(rec, opts.on_data, opts.on_stop, report=warn, extra=extra,
+                               on_text=opts.on_text)
             hooks.attach()
         try:
             session.run(opts.timeslice)
@@ -447,12 +474,109 @@ def _run_record(opts: RecordOptions) -> tuple[int, bool]:
                        f"nothing was recorded and no file was written")
             return EXIT_STOPPED_BEFORE_START, False
         save_clip_metadata(rec, fmt, created)
+        # The audio is complete and said so first; then the transcript's tail.
+        status = report(rec, opts, fmt, label)
+        if live is not None:
+            summary = finish_transcript(live, rec, opts, session)
     finally:
+        if live is not None:
+            live.abandon()  # (after finish_transcript: nothing is left; after an error: stop it)
         if hooks is not None:
             hooks.close()
         if events_file is not None and events_file is not sys.stdout:
             events_file.close()
-    return report(rec, opts, fmt, label), getattr(source, "hung", False)
+    if summary:  # last: after the hooks that the last utterances ran
+        print(summary, file=sys.stderr)
+    return status, getattr(source, "hung", False)
+
+
+#: the longest a stop waits for the transcript's tail (the backlog is bounded; a second
+#: Ctrl-C skips the wait)
+TAIL_TIMEOUT = 120.0
+
+
+def load_transcriber(opts: RecordOptions):
+    """The speech model for --transcribe, loaded (EngineMissingError, ModelError: one line)."""
+    from ..live import DEFAULT_CPU_THREADS
+    from ..transcribe import Transcriber
+
+    t = Transcriber(opts.model, opts.language, cpu_threads=DEFAULT_CPU_THREADS,
+                    download_progress=not opts.quiet and sys.stderr.isatty())
+    t.load()
+    return t
+
+
+def finish_transcript(live, rec, opts: RecordOptions, session: Session) -> str | None:
+    """After the stop: recognise what is still queued (a progress line on a terminal; a
+    second Ctrl-C gives it up), then save the transcript beside the recording. Returns the
+    line that says where it went (None: nothing to say)."""
+    import time
+
+    live.finish()
+    tty = not opts.quiet and sys.stderr.isatty()
+    signals = session.signals
+    deadline = time.monotonic() + TAIL_TIMEOUT
+    shown = False
+    while not live.wait(0.1):
+        if session.signals > signals or time.monotonic() > deadline:
+            live.abandon()
+            warn("the transcript's last utterances were left out" +
+                 (" (time-out)" if session.signals == signals else ""))
+            break
+        if tty:
+            print(f"\r\033[Ktranscribing the last {live.pending_seconds:.1f} s of speech… "
+                  f"(Ctrl-C skips)", end="", file=sys.stderr, flush=True)
+            shown = True
+    if shown:
+        print("\r\033[K", end="", file=sys.stderr, flush=True)
+    complete = live.wait(5.0) and not live.error and not live.missed_seconds and \
+        session.signals == signals
+    if live.error is not None:
+        warn(f"transcription failed: {live.error}; the recording is complete "
+             f"(run 'dictaphone transcribe' on it)")
+    elif live.missed_seconds:
+        warn(f"{live.missed_seconds:.1f} s of audio could not be transcribed in time")
+    saved = save_transcript(live.transcript, rec) if complete else []
+    if saved and not opts.quiet:
+        t = live.transcript
+        n = len(t.text.split())
+        where = saved[0] if len(saved) == 1 else f"{len(saved)} files"
+        return (f"Transcript: {n} word{'s' if n != 1 else ''} in {len(t.segments)} "
+                f"segment{'s' if len(t.segments) != 1 else ''}, saved as {where}")
+    return None
+
+
+def save_transcript(transcript, rec) -> list[str]:
+    """Save the transcript beside each file of the recording (split pieces get the
+    segments that fall into them, in their own time). Nothing for stdout or memory."""
+    import dataclasses
+
+    from .. import transcript as tmod
+
+    paths = [p for p in rec.paths if os.path.exists(p)]
+    if not paths:
+        return []
+    bounds, t0 = [], 0.0
+    for p in paths:
+        n = _file_frames(p, rec.samplerate) if len(paths) > 1 else rec.frames
+        bounds.append((p, t0, t0 + n / rec.samplerate))
+        t0 += n / rec.samplerate
+    saved = []
+    for path, a, b in bounds:
+        def shift(x, a=a, b=b):
+            return round(min(b, max(a, x)) - a, 3)
+
+        segs = [dataclasses.replace(s, start=shift(s.start), end=shift(s.end),
+                                    words=[dataclasses.replace(w, start=shift(w.start), end=shift(w.end))
+                                           for w in s.words])
+                for s in transcript.segments if a <= (s.start + s.end) / 2 < b or
+                (len(bounds) == 1)]
+        piece = dataclasses.replace(transcript, segments=segs, duration=round(b - a, 3))
+        try:
+            saved.append(tmod.save(path, piece))
+        except OSError as e:
+            warn(f"cannot save the transcript of {path}: {e.strerror or e}")
+    return saved
 
 
 #: a stop before the device was open (the documented "interrupted before a recording
@@ -505,14 +629,21 @@ def report(rec, opts: RecordOptions, fmt: Format, label: str) -> int:
     return 0
 
 
-def make_voice_gate(opts: RecordOptions, samplerate: int):
+def make_voice_gate(opts: RecordOptions, samplerate: int, silero=None):
+    """The voice gate of the hands-free options; ``silero``: the loaded Silero model for
+    ``--vad silero`` (loaded before the device is looked up, so a missing extra says so)."""
     if not opts.uses_voice:
         return None
     from ..vad import DEFAULT_THRESHOLD_DBFS, LevelDetector, VoiceGate
 
-    threshold = DEFAULT_THRESHOLD_DBFS if opts.threshold is None else opts.threshold
+    if opts.vad == "silero":
+        from ..silero import SileroDetector
+
+        detector = SileroDetector(samplerate, vad=silero)
+    else:
+        detector = LevelDetector(DEFAULT_THRESHOLD_DBFS if opts.threshold is None else opts.threshold)
     skip = opts.split_on_silence if opts.split_on_silence is not None else opts.skip_silence
-    return VoiceGate(samplerate, LevelDetector(threshold), wait_for_sound=opts.wait_for_sound,
+    return VoiceGate(samplerate, detector, wait_for_sound=opts.wait_for_sound,
                      stop_on_silence=opts.stop_on_silence, skip_silence=skip,
                      split_on_silence=opts.split_on_silence is not None)
 
@@ -574,6 +705,25 @@ def check_scripting_options(opts: RecordOptions) -> None:
         raise InvalidArgumentError("use either --timeslice or --split, not both")
     if opts.events == "-" and opts.output == "-":
         raise InvalidArgumentError("--events - needs stdout, which carries the audio; give the events a file")
+    if not opts.transcribe:
+        for name, value in (("--model", opts.model), ("--language", opts.language),
+                            ("--on-text", opts.on_text)):
+            if value is not None:
+                raise InvalidArgumentError(f"{name} goes with --transcribe")
+    for name, value in (("--model", opts.model), ("--language", opts.language),
+                        ("--on-text", opts.on_text)):
+        if value is not None and not str(value).strip():
+            what = {"--model": "a model name or directory", "--language": "a language code such as en",
+                    "--on-text": "a command"}[name]
+            raise InvalidArgumentError(f"{name} is empty; give {what}")
+    if opts.vad is not None:
+        opts.vad = opts.vad.lower()
+        if not (opts.wait_for_sound or opts.stop_on_silence is not None
+                or opts.skip_silence is not None or opts.split_on_silence is not None):
+            raise InvalidArgumentError("--vad chooses the detector of --wait-for-sound, --stop-on-silence, "
+                                       "--skip-silence and --split-on-silence; give one of them")
+        if opts.vad == "silero" and opts.threshold is not None:
+            raise InvalidArgumentError("--threshold is a level in dBFS for --vad level; Silero has none")
 
 
 def open_events(opts: RecordOptions):
@@ -600,16 +750,22 @@ def save_clip_metadata(rec, fmt: Format, created: str) -> None:
     for i, path in enumerate(rec.paths):
         if not is_clip_path(path) or not os.path.exists(path):
             continue
+        gaps = []
         if len(rec.paths) == 1:
             frames = rec.frames
+            gaps = list(rec.gaps)
         elif split is not None:
             frames = min(split, rec.frames - i * split)
-        else:  # pieces cut on silence: ask the file
+            start, end = i * rec.split, (i + 1) * rec.split
+            gaps = [dict(g, time=round(g["time"] - start, 6)) for g in rec.gaps
+                    if start <= g["time"] < end]
+        else:  # pieces cut on silence: ask the file (where a gap fell is not known)
             frames = _file_frames(path, rec.samplerate)
         try:
             write_metadata(path, created=created, duration=frames / rec.samplerate,
                            format=fmt.name, samplerate=rec.samplerate, channels=rec.channels,
-                           device=rec.source.name, dropped_frames=rec.dropped_frames)
+                           device=rec.source.name, dropped_frames=rec.dropped_frames,
+                           gaps=gaps)
         except OSError as e:
             warn(f"cannot write the metadata of {path}: {e.strerror}")
 

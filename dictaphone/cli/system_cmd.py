@@ -48,9 +48,10 @@ def devices(as_json):
 def recover(files, dry_run):
     """Repair recordings left by a killed recorder or saved from a pipe.
 
-    WAV: the header's sizes are set to what the file holds. FLAC: the missing total
-    length is filled in and a torn last frame cut off. Other formats cannot be
-    repaired (Ogg Vorbis and MP3 play up to where they were cut).
+    WAV: the header's sizes are set to what the file holds (RF64 past 4 GiB). FLAC: the
+    missing total length is filled in and a torn last frame cut off. MP3: cut after the
+    last whole frame, its length header filled in. Ogg Vorbis and Opus: cut after the
+    last whole page, which is marked as the end of the stream.
     """
     from ..recover import recover as repair
 
@@ -139,8 +140,54 @@ def doctor(seconds):
                 report(False, f"{fmt.name} ({fmt.mime_type}): {e}", FIXES["format"])
     except (ImportError, OSError) as e:
         report(False, f"soundfile/libsndfile cannot be loaded: {e}", FIXES["format"])
+    _check_speech(report)
     click.echo("all good" if not problems else f"{problems} problem(s)")
     raise SystemExit(EXIT_ERROR if problems else 0)
+
+
+def _check_speech(report) -> None:
+    """The speech engine (optional: its absence is not a problem) and the models present."""
+    from ..transcribe import INSTALL_HINT, engine_versions
+
+    versions = engine_versions()
+    if versions["faster-whisper"] is None:
+        click.echo(f"--    speech engine not installed (optional, for transcripts): {INSTALL_HINT}")
+        return
+    try:
+        from ..transcribe import check_engine
+
+        check_engine()
+    except DictaphoneError as e:
+        report(False, f"speech engine faster-whisper {versions['faster-whisper']} cannot be imported",
+               f"reinstall it: pip install --force-reinstall 'dictaphone[transcribe]' ({e})")
+        return
+    report(True, f"speech engine: faster-whisper {versions['faster-whisper']} "
+                 f"(ctranslate2 {versions['ctranslate2']}, onnxruntime {versions['onnxruntime']})")
+    from ..transcribe import DEFAULT_MODEL, _looks_like_path, cached_models, check_model_dir, model_choice
+
+    chosen = model_choice()
+    source = "DICTAPHONE_MODEL" if os.environ.get("DICTAPHONE_MODEL") else "default"
+    models = cached_models()
+    if _looks_like_path(chosen):
+        try:
+            check_model_dir(os.path.expanduser(chosen))
+            report(True, f"model ({source}): {chosen}")
+        except DictaphoneError as e:
+            report(False, f"model ({source}): {e}",
+                   f"point DICTAPHONE_MODEL at a CTranslate2 Whisper model directory, or unset it "
+                   f"to use {DEFAULT_MODEL}")
+    elif any(m["name"] == chosen for m in models):
+        report(True, f"model ({source}): {chosen}, in the cache")
+    else:
+        click.echo(f"--    model ({source}): {chosen}, not fetched yet: it is downloaded on first use "
+                   f"(or point DICTAPHONE_MODEL at a model directory)")
+    if models:
+        from .text import human_size
+
+        for m in models:
+            click.echo(f"      cached model {m['name']}: {human_size(m['size'])}  {m['path']}")
+    else:
+        click.echo("      no Whisper models in the Hugging Face cache")
 
 
 def _check_default_input(sd, seconds: float) -> tuple[bool, str, str]:
@@ -154,7 +201,9 @@ def _check_default_input(sd, seconds: float) -> tuple[bool, str, str]:
                             callback=lambda *a: got.set()):
             ok = got.wait(seconds)
     except (sd.PortAudioError, ValueError) as e:
-        return False, f"the default input cannot be opened: {e}", FIXES["no-input"]
+        from ..sources import portaudio_words
+
+        return False, f"the default input cannot be opened: {portaudio_words(e)}", FIXES["no-input"]
     if not ok:
         return False, f"the default input ({info['name']}) delivered no audio in {seconds:g} s", FIXES["no-frames"]
     return True, f"the default input ({info['name']}) opens and delivers audio", None

@@ -26,8 +26,9 @@ class Meter:
     HOLD_SECONDS = 1.5
     CLIP_SECONDS = 2.0
 
-    def __init__(self, recorder, console: Console, label: str, keys: bool):
+    def __init__(self, recorder, console: Console, label: str, keys: bool, live=None):
         self.rec = recorder
+        self.live = live  # a LiveTranscriber: its latest text goes under the meter
         self.console = console
         self.label = label
         self.keys = keys
@@ -60,6 +61,14 @@ class Meter:
         state = rec.state
         voice = rec.voice
         line = Text()
+        lost = getattr(rec, "device_lost", None)
+        if lost is not None:  # the file stays open while the device is waited for
+            line.append(f"⚠ DEVICE LOST — waiting {math.ceil(lost['left']):d} s ", style="bold white on red")
+            line.append(clock(rec.duration), style="bold")
+            line.append(f"  {lost['reason']}", style="bold red")
+            return Group(line, Text(f"{self.label}  {human_size(rec.bytes_written)}  "
+                                    "the file stays open; recording goes on when it is back",
+                                    style="dim"))
         if state == "paused":
             line.append("❚❚ PAUSED ", style="bold yellow")
         elif not rec.started:
@@ -85,7 +94,30 @@ class Meter:
             info.append(f"  {rec.dropped_frames} dropped frames", style="bold red")
         if self.keys:
             info.append("   q stop · space pause/resume")
+        if self.live is not None:
+            return Group(line, info, self._text_line())
         return Group(line, info)
+
+    def _text_line(self) -> Text:
+        """The latest utterance's text (its end, when it is longer than the line)."""
+        live = self.live
+        t = Text(no_wrap=True, overflow="ellipsis")
+        segs = live.segments
+        if segs:
+            last = segs[-1]
+            room = max(10, self.console.width - 12)
+            text = last.text if len(last.text) <= room else "…" + last.text[-(room - 1):]
+            t.append(f"{clock(last.start).split('.')[0]}  ", style="dim")
+            t.append(text, style="italic")
+        else:
+            t.append("(transcript: nothing said yet)", style="dim")
+        pending = live.pending_seconds
+        if pending >= 1.0:
+            t.append(f"  [{pending:.0f} s to transcribe]", style="dim")
+        if live.error is not None:
+            t = Text(f"transcription failed: {live.error}", style="bold red", no_wrap=True,
+                     overflow="ellipsis")
+        return t
 
     @staticmethod
     def _voice_text(voice) -> Text:
@@ -129,15 +161,12 @@ class Meter:
 # ------------------------------------------------------------------ clip library views
 
 
-def clip_table(clips):
+def clip_table(clips, width: int | None = None):
+    """The clips as a table; with ``width``, a transcript column gets what the others leave."""
     from rich.table import Table
 
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    table.add_column("name", overflow="fold")
-    table.add_column("date")
-    table.add_column("duration", justify="right")
-    table.add_column("size", justify="right")
-    table.add_column("format")
+    headers = ["name", "date", "duration", "size", "format"]
+    rows = []
     for c in clips:
         date = (c.created or "")[:19].replace("T", " ")
         dur = clock(c.duration) if c.duration is not None else "?"
@@ -146,8 +175,43 @@ def clip_table(clips):
             fmt += f" {c.samplerate // 1000 if c.samplerate % 1000 == 0 else c.samplerate / 1000:g} kHz"
         if c.channels:
             fmt += f" {channels_name(c.channels)}"
-        table.add_row(c.name, date, dur, human_size(c.size), fmt)
+        rows.append([c.name, date, dur, human_size(c.size), fmt])
+    used = sum(max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+               for i, h in enumerate(headers)) + 2 * len(headers)
+    room = (width or 80) - used
+    words = room >= 12 and any(c.transcript for c in clips)
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("name", overflow="fold")
+    table.add_column("date")
+    table.add_column("duration", justify="right")
+    table.add_column("size", justify="right")
+    table.add_column("format")
+    if words:
+        table.add_column("transcript", no_wrap=True)
+    for c, row in zip(clips, rows):
+        if words:
+            text = c.transcript or ""
+            row.append(text if len(text) <= room else text[:room - 1].rstrip() + "…")
+        table.add_row(*row)
     return table
+
+
+def transcript_view(transcript):
+    """A transcript as timed lines: ``00:04  The meeting is on Friday.``"""
+    from rich.text import Text
+
+    out = Text()
+    out.append("transcript", style="bold")
+    out.append(f"  {transcript.model or '?'}, {transcript.language or '?'}\n")
+    if transcript.empty:
+        out.append("(no speech)\n", style="dim")
+    for seg in transcript.segments:
+        if seg.text:
+            s = int(seg.start)
+            out.append(f"{s // 60:02d}:{s % 60:02d}  ", style="dim")
+            out.append(seg.text + "\n")
+    out.rstrip()
+    return out
 
 
 _EIGHTHS = " ▁▂▃▄▅▆▇█"

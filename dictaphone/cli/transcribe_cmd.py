@@ -1,0 +1,277 @@
+"""`dictaphone transcribe|search`: speech to text, and finding words in saved transcripts.
+
+faster-whisper is imported only inside ``transcribe``, and only when something has to be
+recognised: printing a saved transcript and searching need no engine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import tempfile
+
+import click
+
+from .app import EXIT_ERROR, EXIT_USAGE, cli, fail, say
+
+FORMATS = ("txt", "srt", "vtt", "json")
+
+
+def _render(transcript, fmt: str) -> str:
+    return {"txt": transcript.to_txt, "srt": transcript.to_srt, "vtt": transcript.to_vtt,
+            "json": lambda: transcript.to_json() + "\n"}[fmt]()
+
+
+def _write_atomically(path: str, text: str, force: bool) -> None:
+    """Write ``path`` whole or not at all; an existing file only with ``force``."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".dictaphone-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        if force:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)  # fails if the file appeared meanwhile: never clobber
+            except FileExistsError:
+                raise
+            except OSError:  # a file system without hard links: checked, then renamed
+                if os.path.lexists(path):
+                    raise FileExistsError(17, "File exists", path) from None
+                os.replace(tmp, path)
+                return
+            os.unlink(tmp)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+class _Progress:
+    """A progress bar of seconds recognised, on stderr when it is a terminal; else nothing."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self._bar = None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import (BarColumn, Progress, TaskProgressColumn, TextColumn,
+                                       TimeRemainingColumn)
+
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                                 TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+            self._bar.start()
+        return self
+
+    def task(self, description: str):
+        if self._bar is None:
+            return None
+        task = self._bar.add_task(description, total=None)
+        bar = self._bar
+
+        def update(done: float, total: float) -> None:
+            bar.update(task, completed=done, total=max(total, 1e-9))
+
+        return update
+
+    def __exit__(self, *exc):
+        if self._bar is not None:
+            self._bar.stop()
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True, metavar="FILE|CLIP...")
+@click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default="txt", show_default=True,
+              help="txt: a line a segment; srt/vtt: subtitles; json: segments with word times.")
+@click.option("-o", "--output", type=click.Path(), metavar="PATH",
+              help="Write to PATH instead of stdout (a directory: one file per input).")
+@click.option("--force", is_flag=True, help="Overwrite an existing -o file.")
+@click.option("-m", "--model", metavar="NAME|PATH",
+              help="Whisper size (tiny.en, base.en, small, ...) or a CTranslate2 model directory. "
+                   "Default: $DICTAPHONE_MODEL, else base.en.")
+@click.option("-l", "--language", metavar="CODE", help="Language code (en, de, ...). Default: detect (en for .en models).")
+@click.option("--redo", is_flag=True, help="Recognise again even if a transcript is saved.")
+@click.option("-r", "--samplerate", type=click.IntRange(1000, 768000), help="Raw files: rate in Hz.")
+@click.option("-c", "--channels", type=click.IntRange(1, 32), help="Raw files: channels (default 1).")
+@click.option("--subtype", type=click.Choice(["PCM_16", "PCM_24", "PCM_32", "FLOAT"], case_sensitive=False),
+              help="Raw files: sample format (default PCM_16).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no notes on stderr.")
+def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, channels, subtype, quiet):
+    """Print what was said in recordings (clip names or files of any format dictaphone writes).
+
+    The transcript is saved beside the audio (NAME.EXT.transcript.json) and printed at once
+    the next time, without the model, unless --redo (or another --model or --language).
+    Only what the speech detector hears as speech is recognised: silence and noise give no
+    text. Models are fetched on first use into the Hugging Face cache.
+
+    \b
+      dictaphone transcribe memo.ogg
+      dictaphone transcribe "shopping list" -f srt -o list.srt
+      dictaphone transcribe talk.raw -r 16000 --model small --language de
+    """
+    from ..transcribe import audio_input, model_choice
+    from ..transcript import saved
+
+    asked_model = model_choice(model) if model is not None else None  # "" is refused, not "unset"
+    if language is not None and not language.strip():
+        fail("--language cannot be empty: give a code such as en, or leave it out to detect it", EXIT_USAGE)
+    items = [audio_input(i, samplerate, channels, subtype.upper() if subtype else None) for i in inputs]
+    if (samplerate or channels or subtype) and not any(i.raw for i in items):
+        fail("-r, -c and --subtype are for raw (headerless) files only", EXIT_USAGE)
+    for item in items:
+        if item.raw and not item.samplerate:
+            fail(f"{item.path} is raw audio (no header): give its rate with -r "
+                 "(and -c and --subtype if it is not mono PCM_16)", EXIT_USAGE)
+    out_dir = None
+    if output is not None:
+        if os.path.isdir(output):
+            out_dir = output
+        elif len(items) > 1:
+            fail(f"-o {output}: several inputs need a directory to write one file each", EXIT_USAGE)
+        elif not os.path.isdir(os.path.dirname(os.path.abspath(output))):
+            fail(f"-o {output}: no such directory", EXIT_USAGE)
+        elif os.path.lexists(output) and not force:
+            fail(f"{output} exists (use --force to overwrite it)", EXIT_USAGE)
+        elif os.path.exists(output) and any(os.path.samefile(output, i.path) for i in items):
+            fail(f"-o {output} is the recording itself: give another file", EXIT_USAGE)
+    elif len(items) > 1 and fmt in ("srt", "vtt"):
+        fail(f"several inputs do not make one {fmt.upper()} file: use -o DIRECTORY", EXIT_USAGE)
+    if out_dir is not None and not force:
+        for item in items:
+            target = _target(out_dir, item, fmt)
+            if os.path.lexists(target):
+                fail(f"{target} exists (use --force to overwrite it)", EXIT_USAGE)
+
+    # A saved transcript stands unless the user asks for another model or language.
+    lang = language.strip().lower() if language is not None else None
+    results: dict[int, object] = {}
+    if not redo:
+        for n, item in enumerate(items):
+            t = saved(item.path, model=asked_model, language=lang, duration=item.duration())
+            if t is not None:
+                results[n] = t
+    todo = [n for n in range(len(items)) if n not in results]
+    if todo:
+        from ..transcribe import Transcriber
+
+        engine = Transcriber(model, language, download_progress=not quiet)
+        engine.load()  # before any output: a model that cannot load fails the whole command
+        with _Progress(enabled=not quiet and sys.stderr.isatty()) as progress:
+            for n in todo:
+                item = items[n]
+                t = engine.transcribe(item.path, item.samplerate, channels=item.channels,
+                                      subtype=item.subtype, progress=progress.task(item.name))
+                _save(item, t, quiet)
+                results[n] = t
+    for n, item in enumerate(items):
+        if results[n].empty and not quiet:
+            say(f"dictaphone: no speech in {item.name}")
+    _emit([(items[n], results[n]) for n in range(len(items))], fmt, output, out_dir, force)
+
+
+def _target(out_dir: str, item, fmt: str) -> str:
+    base = item.name if item.clip else os.path.basename(item.path)
+    return os.path.join(out_dir, f"{base}.{fmt}")
+
+
+def _save(item, transcript, quiet: bool) -> None:
+    from ..transcript import save
+
+    try:
+        save(item.path, transcript)
+    except OSError as e:  # a read-only directory: the transcript is still printed
+        if item.clip:
+            fail(f"cannot save the transcript of {item.name}: {e.strerror}", EXIT_ERROR)
+        if not quiet:
+            say(f"dictaphone: note: transcript not saved beside {item.path} ({e.strerror})")
+
+
+def _emit(pairs, fmt, output, out_dir, force) -> None:
+    if out_dir is not None:
+        for item, t in pairs:
+            _write_atomically(_target(out_dir, item, fmt), _render(t, fmt), force)
+        return
+    if fmt == "json" and len(pairs) > 1:
+        text = json.dumps([dict(t.to_dict(), name=item.name, path=item.path) for item, t in pairs],
+                          indent=2, ensure_ascii=False) + "\n"
+    elif fmt == "txt" and len(pairs) > 1:
+        text = "".join(f"==> {item.name} <==\n{t.to_txt()}" + ("\n" if i < len(pairs) - 1 else "")
+                       for i, (item, t) in enumerate(pairs))
+    else:
+        text = _render(pairs[0][1], fmt)
+    if output is not None:
+        _write_atomically(output, text, force)
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
+def stamp(seconds: float) -> str:
+    """mm:ss (h:mm:ss from an hour): where a match is, as a player shows it."""
+    s = int(seconds)
+    h, rest = divmod(s, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+def snippet(text: str, span: tuple[int, int], width: int = 72) -> tuple[str, tuple[int, int]]:
+    """``text`` cut to about ``width`` characters around ``span``; the span moved with it."""
+    a, b = span
+    if len(text) <= width:
+        return text, span
+    room = max(0, width - (b - a))
+    start = max(0, a - room // 2)
+    end = min(len(text), max(b, start + width))
+    start = max(0, min(start, end - width))
+    if start > 0:
+        cut = text.find(" ", start, a)
+        start = cut + 1 if cut != -1 else start
+    if end < len(text):
+        cut = text.rfind(" ", b, end)
+        end = cut if cut != -1 else end
+    pre, post = ("…" if start > 0 else ""), ("…" if end < len(text) else "")
+    return pre + text[start:end] + post, (a - start + len(pre), b - start + len(pre))
+
+
+@cli.command()
+@click.argument("words", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="A JSON list: name, path, start, end, text.")
+def search(words, as_json):
+    """Find where WORDS were said, in every saved transcript of the clip library.
+
+    Whole words in that order, any case; exit 1 when nothing matches.
+
+    \b
+      dictaphone search dentist
+      dictaphone search "kitchen sink" --json
+    """
+    from ..transcript import search as find
+
+    if not any(re.search(r"\w", w) for w in words):
+        fail("nothing to search for: give a word", EXIT_USAGE)
+    hits = find(words)
+    if as_json:
+        click.echo(json.dumps([h.to_json() for h in hits], indent=2, ensure_ascii=False))
+    elif hits:
+        from rich.console import Console
+        from rich.text import Text
+
+        console = Console(highlight=False, soft_wrap=True)
+        width = max(len(h.name) for h in hits)
+        for h in hits:
+            cut, (a, b) = snippet(h.text, h.span)
+            line = Text(f"{h.name:<{width}}  {stamp(h.start)}  ")
+            line.append(cut[:a])
+            line.append(cut[a:b], style="bold reverse")
+            line.append(cut[b:])
+            console.print(line)
+    if not hits:
+        say(f"dictaphone: no match for {' '.join(words)!r} in the saved transcripts")
+        raise SystemExit(EXIT_ERROR)

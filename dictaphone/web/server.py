@@ -1,0 +1,548 @@
+"""The routes: the page, the clips (list, audio, waveform, transcript, rename, delete),
+search, recording and its control, and one event stream that pushes changes.
+
+Every piece of logic lives in the core (clips, control, waveform, transcript, markers);
+this module translates requests to calls and results to JSON, and holds no state but
+the token, a small waveform cache and the children it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import os
+import secrets
+import threading
+import time
+from importlib import resources
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from .. import clips as library
+from .. import control
+from ..errors import DictaphoneError, InvalidArgumentError
+from ..formats import FORMATS, format_for_path
+from .recordings import Launcher, Notices, StartError, Transcriptions
+from .security import Guard, host_names
+
+BODY_LIMIT = 4096  # bytes: every request body is a small JSON object
+PREVIEW_WORDS = 12
+RECORD_FORMATS = ("wav", "flac", "ogg", "opus", "mp3")
+TICK_RECORDING = 0.25  # s between two status reads while something records (the meter)
+TICK_IDLE = 0.5  # s between two looks at the registry while nothing records
+LIBRARY_EVERY = 1.0  # s between two looks at the clip directory
+PING_EVERY = 15.0  # s: a comment line keeps proxies and the browser from timing out
+
+SECURITY_HEADERS = {
+    "content-security-policy": "default-src 'self'; img-src 'self' data:; media-src 'self'; "
+                               "style-src 'self'; script-src 'self'; connect-src 'self'; "
+                               "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "cross-origin-resource-policy": "same-origin",
+}
+
+
+# -- optional parts of the core (landing from other work; the page works without them) -----
+
+def _transcripts():
+    try:
+        from .. import transcript
+    except ImportError:
+        return None
+    return transcript
+
+
+def _markers_module():
+    try:
+        from .. import markers
+    except ImportError:
+        return None
+    return markers
+
+
+def _plain(obj):
+    """A dataclass, an object with to_json() or a dict, as plain JSON data."""
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    to_json = getattr(obj, "to_json", None)
+    if callable(to_json):
+        data = to_json()
+        return json.loads(data) if isinstance(data, str) else _plain(data)
+    import dataclasses
+
+    if dataclasses.is_dataclass(obj):
+        return _plain(dataclasses.asdict(obj))
+    return str(obj)
+
+
+def _load_transcript(path: str):
+    mod = _transcripts()
+    if mod is None:
+        return None
+    try:
+        return mod.load(path)
+    except (DictaphoneError, OSError, ValueError, AttributeError):
+        return None
+
+
+def _preview(clip) -> str | None:
+    if hasattr(clip, "transcript"):  # the library reads the sidecar's first words itself
+        return clip.transcript or None
+    t = _load_transcript(clip.path)
+    text = getattr(t, "text", None) if t is not None else None
+    if not text:
+        return None
+    words = str(text).split()
+    return " ".join(words[:PREVIEW_WORDS]) + ("…" if len(words) > PREVIEW_WORDS else "")
+
+
+def _clip_markers(clip) -> list[dict]:
+    found = getattr(clip, "markers", None)
+    if found is None:
+        mod = _markers_module()
+        if mod is not None:
+            try:
+                found = mod.load(clip.path)
+            except (DictaphoneError, OSError, ValueError, AttributeError):
+                found = None
+    result = []
+    for m in _plain(found) or []:
+        if isinstance(m, dict) and isinstance(m.get("time"), (int, float)):
+            result.append({"number": m.get("number"), "time": float(m["time"]),
+                           "label": str(m.get("label") or f"Marker {m.get('number', '')}".strip())})
+    return result
+
+
+def _has_transcript(path: str) -> bool:
+    mod = _transcripts()
+    sidecar = getattr(mod, "sidecar_path", None) if mod else None
+    return mod is not None and os.path.isfile(sidecar(path) if sidecar else path + ".transcript.json")
+
+
+def clip_json(clip, recording: set[str], transcribing: dict[str, str] | None = None) -> dict:
+    try:
+        st = os.stat(clip.path)
+        version = f"{st.st_mtime_ns:x}-{st.st_size:x}"
+    except OSError:
+        version = "0"
+    fmt = format_for_path(clip.path)
+    gaps = [g for g in (_plain(getattr(clip, "gaps", None)) or []) if isinstance(g, dict)]
+    return {"name": clip.name, "file": os.path.basename(clip.path), "created": clip.created,
+            "duration": clip.duration, "format": clip.format, "samplerate": clip.samplerate,
+            "channels": clip.channels, "size": clip.size, "device": clip.device,
+            "dropped_frames": clip.dropped_frames, "version": version,
+            "mime": fmt.mime_type if fmt else None,
+            # Browsers play WAV, FLAC, Ogg (Vorbis, Opus) and MP3; headerless PCM they cannot.
+            "playable": fmt is not None and fmt.name != "raw",
+            "recording": os.path.realpath(clip.path) in recording,
+            "transcript": _preview(clip), "has_transcript": _has_transcript(clip.path),
+            "markers": _clip_markers(clip), "gaps": gaps,
+            "transcribing": (transcribing or {}).get(os.path.realpath(clip.path))}
+
+
+# -- requests -------------------------------------------------------------------------------
+
+class HTTPError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def _error_response(request, exc: HTTPError):
+    return JSONResponse({"error": str(exc)}, status_code=exc.status)
+
+
+def _find(name: str):
+    """The clip called ``name``, by the library's own rules (no paths, no dot files,
+    no symlinks, nothing outside the clip directory)."""
+    try:
+        return library.find(name)
+    except library.ClipNotFoundError as e:
+        raise HTTPError(404, str(e)) from None
+    except InvalidArgumentError as e:
+        raise HTTPError(400, str(e)) from None
+
+
+async def _json_body(request: Request) -> dict:
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        raise HTTPError(415, "send JSON (Content-Type: application/json)")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > BODY_LIMIT:
+            raise HTTPError(413, "request too large")
+    try:
+        data = json.loads(body or b"{}")
+    except ValueError:
+        raise HTTPError(400, "the body is not JSON") from None
+    if not isinstance(data, dict):
+        raise HTTPError(400, "the body must be a JSON object")
+    return data
+
+
+class WaveformCache:
+    def __init__(self, size: int = 128):
+        self._items: collections.OrderedDict = collections.OrderedDict()
+        self._lock = threading.Lock()
+        self.size = size
+
+    def get(self, path: str, columns: int) -> dict:
+        from ..waveform import analyse
+
+        st = os.stat(path)
+        key = (path, st.st_mtime_ns, st.st_size, columns)
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        data = analyse(path, columns).to_json()
+        with self._lock:
+            self._items[key] = data
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return data
+
+
+class Page:
+    """The application's state and handlers."""
+
+    def __init__(self, token: str, transcribe: bool, launcher: Launcher, notices: Notices):
+        self.token = token
+        self.transcribe = transcribe
+        self.launcher = launcher
+        self.notices = notices
+        self.transcriptions = Transcriptions(notices)
+        self.stopping = threading.Event()
+        self.waveforms = WaveformCache()
+
+    # the page and its files
+
+    def index(self, request: Request):
+        html = resources.files(__package__).joinpath("static/index.html").read_text("utf-8")
+        html = html.replace("{{TOKEN}}", self.token).replace(
+            "{{TRANSCRIBE}}", "1" if self.transcribe else "0")
+        return Response(html, media_type="text/html; charset=utf-8",
+                        headers={"cache-control": "no-store"})
+
+    STATIC = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8",
+              "icon.svg": "image/svg+xml"}
+
+    def static(self, request: Request):
+        name = request.path_params["file"]
+        if name not in self.STATIC:  # a fixed set of files: nothing else can be named
+            raise HTTPError(404, "not found")
+        data = resources.files(__package__).joinpath("static", name).read_bytes()
+        return Response(data, media_type=self.STATIC[name], headers={"cache-control": "no-cache"})
+
+    # clips
+
+    def recording_paths(self, statuses: list[dict] | None = None) -> set[str]:
+        if statuses is None:
+            statuses = _statuses()
+        return {os.path.realpath(p) for s in statuses for p in (s.get("paths") or [s.get("path")]) if p}
+
+    def clip_list(self, statuses: list[dict] | None = None) -> list[dict]:
+        recording = self.recording_paths(statuses)
+        transcribing = self.transcriptions.busy()
+        return [clip_json(c, recording, transcribing) for c in library.clips()]
+
+    def list_clips(self, request: Request):
+        return JSONResponse(self.clip_list())
+
+    def audio(self, request: Request):
+        clip = _find(request.path_params["name"])
+        fmt = format_for_path(clip.path)
+        download = request.query_params.get("download") == "1"
+        return FileResponse(clip.path, media_type=fmt.mime_type if fmt else "application/octet-stream",
+                            filename=os.path.basename(clip.path),
+                            content_disposition_type="attachment" if download else "inline",
+                            headers={"cache-control": "no-cache"})
+
+    def waveform(self, request: Request):
+        clip = _find(request.path_params["name"])
+        try:
+            columns = min(2000, max(10, int(request.query_params.get("columns", "600"))))
+        except ValueError:
+            raise HTTPError(400, "columns must be a number") from None
+        try:
+            return JSONResponse(self.waveforms.get(clip.path, columns))
+        except DictaphoneError as e:  # raw, or damaged
+            raise HTTPError(422, str(e)) from None
+
+    def transcript(self, request: Request):
+        clip = _find(request.path_params["name"])
+        t = _load_transcript(clip.path)
+        if t is None:
+            raise HTTPError(404, f"{clip.name!r} has no transcript")
+        return JSONResponse(_plain(t))
+
+    def search(self, request: Request):
+        query = request.query_params.get("q", "").strip()
+        if len(query) > 200:
+            raise HTTPError(400, "the search is too long")
+        mod = _transcripts()
+        if mod is None or not hasattr(mod, "search"):
+            return JSONResponse({"available": False, "hits": []})
+        if not query:
+            return JSONResponse({"available": True, "hits": []})
+        try:
+            hits = mod.search(query.split())  # the words of the phrase, as `dictaphone search` takes them
+        except InvalidArgumentError as e:
+            raise HTTPError(400, str(e)) from None
+        result = []
+        for h in hits[:200]:
+            span = list(getattr(h, "span", (0, 0)))
+            result.append({"name": h.name, "start": h.start, "end": h.end, "text": h.text, "span": span})
+        return JSONResponse({"available": True, "hits": result})
+
+    def _not_recording(self, clip) -> None:
+        if os.path.realpath(clip.path) in self.recording_paths():
+            raise HTTPError(409, f"{clip.name!r} is being recorded; stop it first")
+        if os.path.realpath(clip.path) in self.transcriptions.busy():
+            raise HTTPError(409, f"{clip.name!r} is being transcribed; wait until it is done")
+
+    async def transcribe_clip(self, request: Request):
+        await _json_body(request)
+        if not self.transcribe:
+            raise HTTPError(400, "transcription is not installed: pip install 'dictaphone[transcribe]'")
+
+        def do():
+            clip = _find(request.path_params["name"])
+            if os.path.realpath(clip.path) in self.recording_paths():
+                raise HTTPError(409, f"{clip.name!r} is being recorded; stop it first")
+            fmt = format_for_path(clip.path)
+            if fmt is None or fmt.name == "raw":
+                raise HTTPError(400, "raw clips need their sample format: use 'dictaphone transcribe -r RATE'")
+            self.transcriptions.add(os.path.realpath(clip.path), clip.name)
+            return {"name": clip.name, "state": self.transcriptions.busy().get(os.path.realpath(clip.path))}
+
+        return JSONResponse(await run_in_threadpool(do))
+
+    async def rename(self, request: Request):
+        data = await _json_body(request)
+        new = data.get("name")
+        if not isinstance(new, str):
+            raise HTTPError(400, "give the new name")
+
+        def do():
+            clip = _find(request.path_params["name"])
+            self._not_recording(clip)
+            try:
+                renamed = library.rename(clip.name, new)
+            except library.ClipExistsError as e:
+                raise HTTPError(409, str(e)) from None
+            except InvalidArgumentError as e:
+                raise HTTPError(400, str(e)) from None
+            return clip_json(renamed, set())
+
+        return JSONResponse(await run_in_threadpool(do))
+
+    async def delete(self, request: Request):
+        await _json_body(request)
+
+        def do():
+            clip = _find(request.path_params["name"])
+            self._not_recording(clip)
+            library.delete(clip.name)
+            return {"deleted": clip.name}
+
+        return JSONResponse(await run_in_threadpool(do))
+
+    # recording
+
+    def recordings(self, request: Request):
+        return JSONResponse(self.recording_list(_statuses()))
+
+    def recording_list(self, statuses: list[dict]) -> list[dict]:
+        mine = self.launcher.pids()
+        result = []
+        for s in statuses:
+            path = s.get("path") or ""
+            result.append({"id": s.get("id"), "pid": s.get("pid"), "state": s.get("state"),
+                           "file": os.path.basename(path),
+                           "name": os.path.splitext(os.path.basename(path))[0],
+                           "in_library": bool(path) and library.is_clip_path(path),
+                           "duration": s.get("duration"), "peak_dbfs": s.get("peak_dbfs"),
+                           "rms_dbfs": s.get("rms_dbfs"), "format": s.get("format"),
+                           "from_page": s.get("pid") in mine})
+        return result
+
+    async def record(self, request: Request):
+        data = await _json_body(request)
+        name = data.get("name") or None
+        format_name = data.get("format") or None
+        transcribe = data.get("transcribe") is True
+        if name is not None:
+            if not isinstance(name, str):
+                raise HTTPError(400, "the name must be text")
+            try:
+                library.check_name(name)
+            except InvalidArgumentError as e:
+                raise HTTPError(400, str(e)) from None
+        if format_name is not None and format_name not in RECORD_FORMATS:
+            raise HTTPError(400, f"format must be one of {', '.join(RECORD_FORMATS)}")
+        if transcribe and not self.transcribe:
+            raise HTTPError(400, "transcription is not installed: pip install 'dictaphone[transcribe]'")
+        try:
+            started = await run_in_threadpool(self.launcher.start, name, format_name, transcribe)
+        except StartError as e:
+            raise HTTPError(400 if e.usage else 500, str(e)) from None
+        return JSONResponse(started)
+
+    async def command(self, request: Request):
+        await _json_body(request)
+        rid, command = request.path_params["id"], request.path_params["command"]
+        if command not in ("pause", "resume", "stop"):
+            raise HTTPError(404, "not found")
+
+        def do():
+            try:
+                entries = control.running()
+            except DictaphoneError as e:
+                raise HTTPError(409, str(e)) from None
+            for entry in entries:
+                if entry.id == rid:
+                    try:
+                        reply = entry.request(command)
+                    except DictaphoneError as e:
+                        raise HTTPError(409, str(e)) from None
+                    return {k: reply.get(k) for k in ("id", "state", "duration", "error")
+                            if k in reply} | {"file": os.path.basename(reply.get("path") or "")}
+            raise HTTPError(404, f"no recording with id {rid!r}")
+
+        return JSONResponse(await run_in_threadpool(do))
+
+    # the event stream
+
+    async def events(self, request: Request):
+        async def stream():
+            yield "retry: 2000\n\n"
+            last_recordings = None
+            last_library = None
+            next_library = 0.0
+            next_ping = time.monotonic() + PING_EVERY
+            seen = self.notices.last()  # only what happens from now on
+            while not self.stopping.is_set():
+                statuses = await run_in_threadpool(_statuses)
+                recordings = self.recording_list(statuses)
+                if recordings != last_recordings:
+                    last_recordings = recordings
+                    yield _event("recordings", recordings)
+                now = time.monotonic()
+                if now >= next_library:
+                    next_library = now + LIBRARY_EVERY
+                    # A file being recorded changes every moment: it is left out until it is done.
+                    busy = self.recording_paths(statuses)
+                    fingerprint = await run_in_threadpool(library.fingerprint, busy)
+                    state = (fingerprint, busy, self.transcriptions.busy())
+                    if state != last_library:
+                        try:
+                            clips = await run_in_threadpool(self.clip_list, statuses)
+                        except OSError:
+                            clips = None  # a file went away while it was listed: next second
+                        if clips is not None:
+                            last_library = state
+                            yield _event("library", clips)
+                for seq, notice in self.notices.since(seen):
+                    seen = seq
+                    yield _event("notice", notice)
+                if now >= next_ping:
+                    next_ping = now + PING_EVERY
+                    yield ": ping\n\n"
+                await asyncio.sleep(TICK_RECORDING if statuses else TICK_IDLE)
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"cache-control": "no-store", "x-accel-buffering": "no"})
+
+
+def _statuses() -> list[dict]:
+    try:
+        return control.statuses(timeout=2.0)
+    except DictaphoneError:  # e.g. a registry directory that is not private: nothing to show
+        return []
+
+
+def _event(name: str, data) -> str:
+    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+def create_app(token: str, port: int, host: str = "127.0.0.1", transcribe: bool = False,
+               launcher: Launcher | None = None) -> Starlette:
+    notices = Notices()
+    page = Page(token, transcribe, launcher or Launcher(notices), notices)
+    routes = [
+        Route("/", page.index),
+        Route("/static/{file}", page.static),
+        Route("/api/clips", page.list_clips),
+        Route("/api/clips/{name}/audio", page.audio),
+        Route("/api/clips/{name}/waveform", page.waveform),
+        Route("/api/clips/{name}/transcript", page.transcript),
+        Route("/api/clips/{name}/rename", page.rename, methods=["POST"]),
+        Route("/api/clips/{name}/delete", page.delete, methods=["POST"]),
+        Route("/api/clips/{name}/transcribe", page.transcribe_clip, methods=["POST"]),
+        Route("/api/search", page.search),
+        Route("/api/recordings", page.recordings),
+        Route("/api/record", page.record, methods=["POST"]),
+        Route("/api/recordings/{id}/{command}", page.command, methods=["POST"]),
+        Route("/api/events", page.events),
+    ]
+    app = Starlette(routes=routes, exception_handlers={HTTPError: _error_response})
+    app.state.page = page
+
+    guarded = Guard(app, token, port, host_names(host, port), SECURITY_HEADERS)
+    guarded.page = page
+    return guarded
+
+
+def serve(sock, host: str, open_browser: bool, transcribe: bool, announce) -> None:
+    """Run the server on the listening socket ``sock`` until SIGINT or SIGTERM."""
+    import signal
+    import sys
+
+    import uvicorn
+
+    port = sock.getsockname()[1]
+    token = secrets.token_urlsafe(24)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    url_host = f"[{shown}]" if ":" in shown else shown
+    url = f"http://{url_host}:{port}/?token={token}"
+    app = create_app(token, port, host, transcribe)
+    page = app.page
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame):
+            # Ends the event streams (they would hold a graceful shutdown open) and does
+            # not re-raise the signal afterwards: a stopped server exits 0.
+            page.stopping.set()
+            if self.should_exit and sig == signal.SIGINT:
+                self.force_exit = True
+            else:
+                self.should_exit = True
+
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                            timeout_graceful_shutdown=3, server_header=False, date_header=False)
+    server = Server(config)
+    announce(url)
+    sys.stdout.flush()
+    if open_browser:
+        import webbrowser
+
+        # Some browsers (text ones) block until they exit.
+        threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
+    try:
+        server.run(sockets=[sock])
+    finally:
+        page.transcriptions.close()
+        page.launcher.stop_all(say=lambda m: print(f"dictaphone serve: {m}", file=sys.stderr))
+        sock.close()

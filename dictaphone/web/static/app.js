@@ -1,0 +1,626 @@
+// dictaphone's page: the clip library, search, and recordings, kept current by one
+// event stream from the server (/api/events). Plain JavaScript, no dependencies.
+"use strict";
+
+const TOKEN = document.querySelector('meta[name="dictaphone-token"]').content;
+const CAN_TRANSCRIBE = document.querySelector('meta[name="dictaphone-transcribe"]').content === "1";
+const $ = (sel, root = document) => root.querySelector(sel);
+
+// ---- helpers -------------------------------------------------------------------------------
+
+function clock(seconds, tenths = false) {
+  if (seconds == null || !isFinite(seconds)) return "–";
+  const s = Math.max(0, seconds);
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
+  const sec = tenths ? (s % 60).toFixed(1).padStart(4, "0") : String(Math.floor(s % 60)).padStart(2, "0");
+  return (h ? `${h}:${String(m).padStart(2, "0")}` : `${m}`) + `:${sec}`;
+}
+
+function bytes(n) {
+  if (n == null) return "–";
+  if (n < 1000) return `${n} B`;
+  if (n < 1e6) return `${(n / 1e3).toFixed(1)} kB`;
+  if (n < 1e9) return `${(n / 1e6).toFixed(1)} MB`;
+  return `${(n / 1e9).toFixed(2)} GB`;
+}
+
+function when(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  if (isNaN(d)) return iso;
+  return d.toLocaleString(undefined, { year: "numeric", month: "short", day: "numeric",
+                                       hour: "2-digit", minute: "2-digit" });
+}
+
+function clipUrl(name, what) {
+  return `/api/clips/${encodeURIComponent(name)}/${what}`;
+}
+
+async function post(url, data) {
+  // The token travels in a header: a form on another site cannot send one.
+  const r = await fetch(url, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "X-Dictaphone-Token": TOKEN },
+    body: JSON.stringify(data || {}),
+  });
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(body.error || `${r.status} ${r.statusText}`);
+  return body;
+}
+
+let toastTimer = null;
+function toast(text, level = "info") {
+  const el = $("#toast");
+  el.textContent = text;
+  el.className = `toast ${level}`;
+  el.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => { el.hidden = true; }, level === "error" ? 8000 : 3000);
+}
+
+// ---- clips ---------------------------------------------------------------------------------
+
+const cards = new Map(); // name -> {el, clip, peaks, transcript}
+
+function renderLibrary(list) {
+  const root = $("#clips");
+  const seen = new Set();
+  list.forEach((clip, i) => {
+    seen.add(clip.name);
+    let card = cards.get(clip.name);
+    if (!card) {
+      card = makeCard(clip);
+      cards.set(clip.name, card);
+    } else {
+      updateCard(card, clip);
+    }
+    // Move only what is out of place: a playing <audio> keeps playing.
+    if (root.children[i] !== card.el) root.insertBefore(card.el, root.children[i] || null);
+  });
+  for (const [name, card] of cards) {
+    if (!seen.has(name)) {
+      card.el.querySelector("audio").pause();
+      card.el.remove();
+      cards.delete(name);
+    }
+  }
+  $("#count").textContent = list.length ? `(${list.length})` : "";
+  $("#empty").hidden = list.length > 0;
+}
+
+function makeCard(clip) {
+  const el = $("#clip-template").content.firstElementChild.cloneNode(true);
+  const card = { el, clip: null, peaks: null, transcript: null, version: null };
+  el.dataset.name = clip.name;
+  const audio = $("audio", el);
+  const canvas = $("canvas", el);
+  audio.addEventListener("timeupdate", () => { drawWave(card); followTranscript(card); });
+  audio.addEventListener("seeked", () => drawWave(card));
+  audio.addEventListener("play", () => pauseOthers(audio));
+  canvas.addEventListener("click", (ev) => {
+    const duration = audio.duration || card.clip.duration;
+    if (!duration || !card.clip.playable) return;
+    const rect = canvas.getBoundingClientRect();
+    playFrom(card, duration * (ev.clientX - rect.left) / rect.width);
+  });
+  $(".rename", el).addEventListener("click", () => openRename(card.clip.name));
+  $(".transcribe", el).addEventListener("click", async () => {
+    const b = $(".transcribe", el);
+    b.disabled = true;
+    try {
+      await post(clipUrl(card.clip.name, "transcribe"));
+      b.textContent = "Queued…";
+    } catch (e) {
+      b.disabled = false;
+      toast(e.message, "error");
+    }
+  });
+  $(".delete", el).addEventListener("click", () => openDelete(card.clip.name));
+  $(".transcript", el).addEventListener("toggle", () => {
+    if ($(".transcript", el).open) loadTranscript(card);
+  });
+  updateCard(card, clip);
+  return card;
+}
+
+function updateCard(card, clip) {
+  const el = card.el;
+  const changed = card.version !== clip.version || card.clip?.recording !== clip.recording;
+  card.clip = clip;
+  $(".name", el).textContent = clip.name;
+  const parts = [when(clip.created), clock(clip.duration, true), clip.format || "?", bytes(clip.size)];
+  if (clip.samplerate) parts.push(`${(clip.samplerate / 1000).toFixed(clip.samplerate % 1000 ? 1 : 0)} kHz`);
+  $(".meta", el).textContent = parts.join(" · ");
+  const preview = $(".preview", el);
+  preview.textContent = clip.transcript ? `“${clip.transcript}”` : "";
+  preview.hidden = !clip.transcript;
+  const download = $(".download", el);
+  download.href = `${clipUrl(clip.name, "audio")}?download=1`;
+  download.setAttribute("download", clip.file);
+  $(".unplayable", el).hidden = clip.playable || clip.recording;
+  $(".busy", el).hidden = !clip.recording;
+  el.classList.toggle("recording", clip.recording);
+  $(".actions", el).hidden = clip.recording;  // stop it first (the server refuses anyway)
+  renderMarkers(card);
+  const details = $(".transcript", el);
+  details.hidden = !clip.has_transcript;
+  const transcribe = $(".transcribe", el);
+  transcribe.hidden = !CAN_TRANSCRIBE || clip.has_transcript || !clip.playable || clip.recording;
+  transcribe.disabled = !!clip.transcribing;
+  transcribe.textContent = clip.transcribing === "transcribing" ? "Transcribing…"
+    : clip.transcribing === "queued" ? "Queued…" : "Transcribe";
+  const audio = $("audio", el);
+  audio.hidden = !clip.playable || clip.recording;
+  if (changed) {
+    card.version = clip.version;
+    card.transcript = null;
+    if (clip.playable && !clip.recording) {
+      if (audio.paused) audio.src = `${clipUrl(clip.name, "audio")}?v=${clip.version}`;
+    } else {
+      audio.removeAttribute("src");
+    }
+    if (details.open) loadTranscript(card);
+    loadWave(card);
+  }
+}
+
+function pauseOthers(current) {
+  for (const card of cards.values()) {
+    const a = $("audio", card.el);
+    if (a !== current && !a.paused) a.pause();
+  }
+}
+
+function playFrom(card, seconds) {
+  const audio = $("audio", card.el);
+  if (!card.clip.playable) return;
+  const go = () => {
+    audio.currentTime = Math.max(0, seconds);
+    audio.play().catch(() => {});
+    drawWave(card);
+  };
+  if (audio.readyState >= 1) go();
+  else audio.addEventListener("loadedmetadata", go, { once: true });
+}
+
+function renderMarkers(card) {
+  const ul = $(".markers", card.el);
+  ul.replaceChildren();
+  for (const m of card.clip.markers || []) {
+    const li = document.createElement("li");
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "marker";
+    b.dataset.time = m.time;
+    b.textContent = `${m.number ?? ""} ${clock(m.time, true)} ${m.label || ""}`.trim();
+    b.title = "Play from this marker";
+    b.addEventListener("click", () => playFrom(card, m.time));
+    li.append(b);
+    ul.append(li);
+  }
+  for (const g of card.clip.gaps || []) {
+    // Where the device was lost and came back: the audio jumps here (recorded time).
+    const li = document.createElement("li");
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "marker gap";
+    b.dataset.time = g.time;
+    const reason = g.reason ? ` (${g.reason})` : "";
+    b.textContent = `gap ${clock(g.time, true)}: ${(+g.duration || 0).toFixed(1)} s missing${reason}`;
+    b.title = "The input was lost here; play from this point";
+    b.addEventListener("click", () => playFrom(card, g.time));
+    li.append(b);
+    ul.append(li);
+  }
+  ul.hidden = !ul.children.length;
+}
+
+// ---- waveform ------------------------------------------------------------------------------
+
+async function loadWave(card) {
+  const note = $(".wave-note", card.el);
+  const canvas = $("canvas", card.el);
+  card.peaks = null;
+  if (card.clip.recording || !card.clip.playable) {  // raw: no header to read (a note says so)
+    canvas.hidden = true;
+    note.hidden = true;
+    return;
+  }
+  const version = card.clip.version;
+  try {
+    const r = await fetch(`${clipUrl(card.clip.name, "waveform")}?columns=600&v=${version}`);
+    const data = await r.json();
+    if (card.clip.version !== version) return; // a newer version is loading
+    if (!r.ok) throw new Error(data.error || r.statusText);
+    card.peaks = data;
+    canvas.hidden = false;
+    note.hidden = true;
+    drawWave(card);
+  } catch (e) {
+    canvas.hidden = true;
+    note.textContent = "No waveform: the file cannot be read.";
+    note.hidden = false;
+  }
+}
+
+function drawWave(card) {
+  const canvas = $("canvas", card.el);
+  const data = card.peaks;
+  if (!data || canvas.hidden) return;
+  const dpr = window.devicePixelRatio || 1;
+  const width = Math.max(50, Math.round(canvas.clientWidth * dpr));
+  const height = Math.round(64 * dpr);
+  if (canvas.width !== width || canvas.height !== height) {
+    canvas.width = width;
+    canvas.height = height;
+  }
+  const ctx = canvas.getContext("2d");
+  const css = getComputedStyle(document.documentElement);
+  const played = css.getPropertyValue("--accent").trim() || "#c33";
+  const rest = css.getPropertyValue("--wave").trim() || "#999";
+  ctx.clearRect(0, 0, width, height);
+  const audio = $("audio", card.el);
+  const duration = data.duration || card.clip.duration || 0;
+  const at = duration ? (audio.currentTime || 0) / duration : 0;
+  const peaks = data.peaks || [];
+  const n = peaks.length;
+  const mid = height / 2;
+  const bar = Math.max(1, Math.round(dpr * 2));
+  const step = bar + Math.max(1, Math.round(dpr));
+  for (let x = 0; x < width; x += step) {
+    // The loudest column under this bar, so short clicks are never lost between bars.
+    const a = Math.floor((x / width) * n), b = Math.max(a + 1, Math.floor(((x + step) / width) * n));
+    let p = 0;
+    for (let i = a; i < b && i < n; i++) p = Math.max(p, peaks[i]);
+    const h = Math.max(dpr, p * (height - 2 * dpr));
+    ctx.fillStyle = x / width < at ? played : rest;
+    ctx.fillRect(x, mid - h / 2, bar, h);
+  }
+  // Markers: a line and the number on a flag; gaps (device lost) in the warning colour.
+  if (duration) {
+    ctx.font = `${Math.round(10 * dpr)}px system-ui, sans-serif`;
+    ctx.textBaseline = "top";
+    for (const m of card.clip.markers || []) {
+      const x = Math.round((m.time / duration) * width);
+      ctx.fillStyle = css.getPropertyValue("--marker").trim() || "#06c";
+      ctx.fillRect(x, 0, Math.max(1, dpr), height);
+      const label = String(m.number ?? "");
+      const w = ctx.measureText(label).width + 4 * dpr;
+      ctx.fillRect(x, 0, w, 12 * dpr);
+      ctx.fillStyle = "#fff";
+      ctx.fillText(label, x + 2 * dpr, 1 * dpr);
+    }
+    ctx.fillStyle = css.getPropertyValue("--warn").trim() || "#d80";
+    for (const g of card.clip.gaps || []) {
+      const x = Math.round((g.time / duration) * width);
+      ctx.fillRect(x - dpr, 0, 2 * dpr, height);
+    }
+    if (at > 0) {
+      ctx.fillStyle = played;
+      ctx.fillRect(Math.round(at * width), 0, Math.max(1, dpr), height);
+    }
+  }
+}
+
+new ResizeObserver(() => { for (const c of cards.values()) drawWave(c); }).observe(document.body);
+
+// ---- transcripts ---------------------------------------------------------------------------
+
+async function loadTranscript(card) {
+  const box = $(".segments", card.el);
+  if (card.transcript) return card.transcript;
+  const version = card.clip.version;
+  box.textContent = "Loading…";
+  const r = await fetch(clipUrl(card.clip.name, "transcript"));
+  if (!r.ok) {
+    box.textContent = "No transcript.";
+    return null;
+  }
+  const t = await r.json();
+  if (card.clip.version !== version) return null;
+  card.transcript = t;
+  box.replaceChildren();
+  for (const seg of t.segments || []) {
+    const p = document.createElement("p");
+    p.className = "segment";
+    const ts = document.createElement("button");
+    ts.type = "button";
+    ts.className = "ts";
+    ts.textContent = clock(seg.start);
+    ts.dataset.start = seg.start;
+    ts.title = "Play this line";
+    ts.addEventListener("click", () => playFrom(card, seg.start));
+    p.append(ts, " ");
+    const words = seg.words && seg.words.length ? seg.words : [{ word: seg.text, start: seg.start, end: seg.end }];
+    for (const w of words) {
+      const span = document.createElement("span");
+      span.className = "word";
+      span.textContent = w.word.trim();
+      span.dataset.start = w.start;
+      span.dataset.end = w.end;
+      span.addEventListener("click", () => playFrom(card, w.start));
+      p.append(span, " ");
+    }
+    box.append(p);
+  }
+  if (!box.children.length) box.textContent = "(no speech)";
+  return t;
+}
+
+function followTranscript(card) {
+  if (!card.transcript) return;
+  const t = $("audio", card.el).currentTime;
+  for (const span of card.el.querySelectorAll(".word")) {
+    const on = t >= +span.dataset.start && t < +span.dataset.end;
+    span.classList.toggle("current", on);
+  }
+}
+
+// ---- search --------------------------------------------------------------------------------
+
+let searchTimer = null, searchSeq = 0;
+
+function setupSearch() {
+  const input = $("#search");
+  const hits = $("#hits");
+  input.addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => runSearch(input.value), 200);
+  });
+  input.addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter") {
+      ev.preventDefault();
+      const first = $("button", hits);
+      if (first) first.click();
+    } else if (ev.key === "Escape") {
+      hits.hidden = true;
+    }
+  });
+  document.addEventListener("click", (ev) => {
+    if (!ev.target.closest(".search")) hits.hidden = true;
+  });
+  input.addEventListener("focus", () => { if (hits.children.length) hits.hidden = false; });
+}
+
+async function runSearch(q) {
+  const hits = $("#hits");
+  const seq = ++searchSeq;
+  q = q.trim();
+  if (!q) { hits.hidden = true; hits.replaceChildren(); return; }
+  const r = await fetch(`/api/search?q=${encodeURIComponent(q)}`);
+  const data = await r.json().catch(() => ({ hits: [] }));
+  if (seq !== searchSeq) return;
+  hits.replaceChildren();
+  if (!r.ok || !data.available || !data.hits.length) {
+    const li = document.createElement("li");
+    li.className = "none";
+    li.textContent = !r.ok ? (data.error || "search failed")
+      : !data.available ? "Search needs transcripts (dictaphone transcribe)" : "No match in the transcripts";
+    hits.append(li);
+  }
+  for (const h of data.hits || []) {
+    const li = document.createElement("li");
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "hit";
+    const name = document.createElement("strong");
+    name.textContent = h.name;
+    const at = document.createElement("span");
+    at.className = "at";
+    at.textContent = clock(h.start, true);
+    const text = document.createElement("span");
+    text.className = "text";
+    const [from, to] = h.span && h.span[1] > h.span[0] ? h.span : [0, 0];
+    const mark = document.createElement("mark");
+    mark.textContent = h.text.slice(from, to);
+    text.append(h.text.slice(0, from), mark, h.text.slice(to));
+    b.append(name, at, text);
+    b.addEventListener("click", () => { hits.hidden = true; jumpTo(h.name, h.start); });
+    li.append(b);
+    hits.append(li);
+  }
+  hits.hidden = false;
+}
+
+async function jumpTo(name, seconds) {
+  const card = cards.get(name);
+  if (!card) return toast(`${name} is no longer in the library`, "error");
+  card.el.scrollIntoView({ behavior: "smooth", block: "center" });
+  card.el.classList.add("flash");
+  setTimeout(() => card.el.classList.remove("flash"), 1500);
+  const details = $(".transcript", card.el);
+  if (!details.hidden) {
+    details.open = true;
+    await loadTranscript(card);
+    let best = null;
+    for (const span of card.el.querySelectorAll(".word")) {
+      if (+span.dataset.start <= seconds + 0.01) best = span;
+    }
+    if (best) best.classList.add("current");
+  }
+  playFrom(card, seconds);
+}
+
+// ---- rename and delete ---------------------------------------------------------------------
+
+function showError(el, text) {
+  el.textContent = text;
+  el.hidden = !text;
+}
+
+function openRename(name) {
+  const dialog = $("#rename-dialog");
+  $(".which", dialog).textContent = `“${name}”`;
+  const input = $("#rename-input");
+  input.value = name;
+  showError($("#rename-error"), "");
+  dialog.dataset.name = name;
+  dialog.showModal();
+  input.select();
+}
+
+function openDelete(name) {
+  const dialog = $("#delete-dialog");
+  $(".which", dialog).textContent = `“${name}”`;
+  showError($("#delete-error"), "");
+  dialog.dataset.name = name;
+  dialog.showModal();
+}
+
+function setupDialogs() {
+  for (const b of document.querySelectorAll("dialog [data-close]")) {
+    b.addEventListener("click", () => b.closest("dialog").close());
+  }
+  $("#rename-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const dialog = $("#rename-dialog");
+    const old = dialog.dataset.name, name = $("#rename-input").value.trim();
+    if (name === old) return dialog.close();
+    try {
+      await post(clipUrl(old, "rename"), { name });
+      dialog.close();
+      toast(`Renamed to “${name}”`);
+      await refreshLibrary();
+    } catch (e) {
+      showError($("#rename-error"), e.message);
+    }
+  });
+  $("#delete-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const dialog = $("#delete-dialog");
+    const name = dialog.dataset.name;
+    try {
+      await post(clipUrl(name, "delete"));
+      dialog.close();
+      toast(`Deleted “${name}”`);
+      await refreshLibrary();
+    } catch (e) {
+      showError($("#delete-error"), e.message);
+    }
+  });
+}
+
+async function refreshLibrary() {
+  const r = await fetch("/api/clips");
+  if (r.ok) renderLibrary(await r.json());
+}
+
+// ---- recording -----------------------------------------------------------------------------
+
+const rows = new Map(); // recording id -> <li>
+
+function meterWidth(dbfs) {
+  if (dbfs == null || !isFinite(dbfs)) return 0;
+  return Math.max(0, Math.min(100, ((dbfs + 60) / 60) * 100));
+}
+
+function renderRecordings(list) {
+  const ul = $("#recordings");
+  const seen = new Set();
+  for (const r of list) {
+    seen.add(r.id);
+    let li = rows.get(r.id);
+    if (!li) {
+      li = makeRow(r.id);
+      rows.set(r.id, li);
+      ul.append(li);
+    }
+    li.dataset.state = r.state;
+    $(".rname", li).textContent = r.name || r.file || `recording ${r.id}`;
+    $(".rname", li).title = r.in_library ? "a clip in the library" : r.file;
+    $(".rstate", li).textContent = r.state === "paused" ? "paused" : r.duration ? "recording" : "starting…";
+    $(".rsource", li).textContent = r.from_page ? "from this page" : `pid ${r.pid}`;
+    $(".rtime", li).textContent = clock(r.duration, true);
+    const level = $(".level", li);
+    const w = r.state === "paused" ? 0 : meterWidth(r.peak_dbfs);
+    level.style.width = `${w}%`;
+    level.className = `level ${r.peak_dbfs > -3 ? "hot" : r.peak_dbfs > -12 ? "warm" : ""}`;
+    $(".meter", li).setAttribute("aria-valuenow", r.peak_dbfs == null ? -100 : r.peak_dbfs);
+    $(".rdb", li).textContent = r.peak_dbfs == null || r.peak_dbfs < -99 ? "–∞ dB" : `${r.peak_dbfs.toFixed(0)} dB`;
+    $(".pause", li).hidden = r.state !== "recording";
+    $(".resume", li).hidden = r.state !== "paused";
+  }
+  for (const [id, li] of rows) {
+    if (!seen.has(id)) { li.remove(); rows.delete(id); }
+  }
+}
+
+function makeRow(id) {
+  const li = document.createElement("li");
+  li.className = "recording-row";
+  li.dataset.id = id;
+  li.innerHTML = `
+    <div class="rinfo"><span class="rec-dot"></span><strong class="rname"></strong>
+      <span class="rstate"></span><span class="rsource"></span></div>
+    <div class="rmeter"><span class="rtime"></span>
+      <div class="meter" role="meter" aria-label="Input level" aria-valuemin="-60" aria-valuemax="0">
+        <div class="level"></div></div><span class="rdb"></span></div>
+    <div class="rbuttons">
+      <button type="button" class="btn pause">Pause</button>
+      <button type="button" class="btn resume" hidden>Resume</button>
+      <button type="button" class="btn stop">Stop</button>
+    </div>`;
+  for (const command of ["pause", "resume", "stop"]) {
+    const b = $(`.${command}`, li);
+    b.addEventListener("click", async () => {
+      b.disabled = true;
+      if (command === "stop") b.textContent = "Saving…";
+      try {
+        const reply = await post(`/api/recordings/${encodeURIComponent(id)}/${command}`);
+        if (command === "stop") toast(`Saved ${reply.file}`);
+      } catch (e) {
+        toast(e.message, "error");
+      } finally {
+        b.disabled = false;
+        if (command === "stop") b.textContent = "Stop";
+      }
+    });
+  }
+  return li;
+}
+
+function setupRecorder() {
+  $("#rec-transcribe-label").hidden = !CAN_TRANSCRIBE;
+  $("#record-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const button = $("#record");
+    const error = $("#rec-error");
+    button.disabled = true;
+    showError(error, "");
+    try {
+      await post("/api/record", {
+        name: $("#rec-name").value.trim(),
+        format: $("#rec-format").value,
+        transcribe: CAN_TRANSCRIBE && $("#rec-transcribe").checked,
+      });
+      $("#rec-name").value = "";
+    } catch (e) {
+      showError(error, e.message);
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
+
+// ---- live updates --------------------------------------------------------------------------
+
+function connect() {
+  const live = $("#live");
+  const source = new EventSource("/api/events");
+  source.addEventListener("open", () => { live.textContent = "live"; live.className = "live on"; live.title = "changes appear as they happen"; });
+  source.addEventListener("library", (ev) => renderLibrary(JSON.parse(ev.data)));
+  source.addEventListener("recordings", (ev) => renderRecordings(JSON.parse(ev.data)));
+  source.addEventListener("notice", (ev) => { const n = JSON.parse(ev.data); toast(n.text, n.level); });
+  source.addEventListener("error", () => {
+    // EventSource retries by itself; CLOSED means the server refused (a new token).
+    const closed = source.readyState === EventSource.CLOSED;
+    live.textContent = closed ? "stopped" : "reconnecting";
+    live.className = "live off";
+    live.title = closed ? "the server stopped: start it again and open its new address" : "reconnecting";
+  });
+}
+
+setupSearch();
+setupDialogs();
+setupRecorder();
+connect();
