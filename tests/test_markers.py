@@ -622,7 +622,7 @@ def test_dictaphone_mark_from_another_shell_labels_the_moment_runs_the_hook_and_
     assert second["time"] == marks[1]["duration"]
     onset = beep_onsets(tmp_path / "take.flac")[0]
     assert second["time"] - 0.1 < onset < second["time"] + 2.0, (second, onset)
-    assert marks[1]["duration"] < onset < marks[2]["duration"]
+    assert onset < marks[2]["duration"]
     # the hook saw each marker in its environment only
     lines = hook_out.read_text().splitlines()
     assert [line.split("|")[0] for line in lines] == ["1", "2", "3"]
