@@ -1028,6 +1028,14 @@ def write_results(R: dict, table_md: str, research_md: str | None, concl: str | 
                   research_md, ""]
     if concl:
         lines += ["### Conclusions", "", concl, ""]
+    # Other bench scripts (bench/transcribe.py, ...) keep their own marked sections in this
+    # file: carry them over instead of dropping them.
+    if RESULTS_MD.exists():
+        import re
+
+        old = RESULTS_MD.read_text()
+        for block in re.finditer(r"<!-- section: (\S+) -->.*?<!-- /section: \1 -->", old, re.S):
+            lines += [block.group(0), ""]
     RESULTS_MD.write_text("\n".join(lines))
 
 

@@ -279,6 +279,9 @@ def read_audio(path: str, samplerate: int | None = None, channels: int | None = 
         raise SourceError(f"{path} is not audio dictaphone can read ({reason})") from None
 
 
+_WIDTHS = {"PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "PCM_U8": 1, "PCM_S8": 1, "DOUBLE": 8}
+
+
 @dataclasses.dataclass
 class AudioInput:
     """One thing to transcribe: a clip or a file, with what a raw file needs to be read."""
@@ -300,11 +303,15 @@ class AudioInput:
             if self.raw:
                 if not self.samplerate:
                     return None
-                width = {"PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4}.get(self.subtype or "PCM_16", 2)
+                width = _WIDTHS.get(self.subtype or "PCM_16", 2)
                 return os.path.getsize(self.path) / (width * (self.channels or 1) * self.samplerate)
             import soundfile as sf
 
             info = sf.info(self.path)
+            if info.format in ("WAV", "WAVEX", "RF64") and info.subtype in _WIDTHS:
+                # A WAV saved from a pipe says 0xFFFFFFFF: trust the header only if the file holds it.
+                if info.frames * info.channels * _WIDTHS[info.subtype] > os.path.getsize(self.path):
+                    return None
             if 0 < info.frames < 2**62 and info.samplerate:
                 return info.frames / info.samplerate
         except Exception:  # unreadable here: the engine's reader says why, later

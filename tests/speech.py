@@ -39,6 +39,31 @@ SENTENCES = (
 )
 
 
+#: Twenty different everyday sentences, for longer speech (benches, progress).
+PARAGRAPH = (
+    "Please remember to buy milk and bread on the way home.",
+    "The meeting with the dentist is on Friday morning.",
+    "Call the plumber about the leaking kitchen sink.",
+    "Send the quarterly report to Maria before lunch.",
+    "The train to the city leaves at half past seven.",
+    "We need a new battery for the smoke alarm in the hall.",
+    "Book a table for four people on Saturday evening.",
+    "The library closes early during the summer holidays.",
+    "Ask the neighbours to water the plants while we are away.",
+    "The budget review has been moved to next Tuesday.",
+    "Pick up the dry cleaning and the parcel from the post office.",
+    "The garden needs watering every evening this week.",
+    "Remind me to renew the car insurance next month.",
+    "The children have a school concert on Thursday afternoon.",
+    "Order more paper and ink for the office printer.",
+    "The weather will be cold and windy over the weekend.",
+    "Check whether the bank has received the payment.",
+    "Our flight lands at the airport just after midnight.",
+    "Write a short thank you note to the organisers.",
+    "The new project starts with a workshop in March.",
+)
+
+
 @dataclasses.dataclass
 class Sentence:
     text: str

@@ -172,6 +172,16 @@ def test_every_format_dictaphone_writes_is_read_clips_and_files(env, script, tmp
     r = run("transcribe", "-f", "json", raw_file, "-r", "16000", env=env)
     assert r.returncode == 0, r.stderr
     results.append(json.loads(r.stdout))
+    piped = tmp_path / "piped.wav"  # a WAV streamed to a pipe: its sizes say 0xFFFFFFFF
+    r = run("record", "-q", "--input", one.path, "-", "-f", "wav", env=env, text=False)
+    assert r.returncode == 0, r.stderr
+    piped.write_bytes(r.stdout)
+    assert piped.read_bytes()[4:8] == b"\xff\xff\xff\xff"
+    for again in (False, True):  # the second time from the saved transcript
+        r = run("transcribe", "-f", "json", piped,
+                env=env if not again else {**env, "DICTAPHONE_MODEL": str(tmp_path / "none")})
+        assert r.returncode == 0, r.stderr
+    results.append(json.loads(r.stdout))
     for x in results:
         assert speech.wer(one.text, x["text"]) <= 0.3, x
         assert x["duration"] == pytest.approx(one.duration, abs=0.1), x
@@ -351,3 +361,16 @@ def test_help_and_record_do_not_import_the_engine(env, tmp_path, script, args):
     assert r.returncode == 0, r.stderr[-2000:]
     imported = {line.split("|")[-1].strip().split(".")[0] for line in r.stderr.splitlines() if "|" in line}
     assert not imported & {"faster_whisper", "ctranslate2", "onnxruntime", "av", "huggingface_hub"}
+
+
+def test_a_terminal_shows_a_progress_bar_that_goes_away(env, tmp_path, terminal):
+    import sys
+
+    path = speech.make_script(tmp_path / "long.wav", speech.PARAGRAPH[:16], pause=1.0).path
+    out = tmp_path / "out.txt"
+    t = terminal([sys.executable, "-m", "dictaphone", "transcribe", path, "-o", out], env=env, cwd=tmp_path)
+    # The bar: the input's name, a bar and a percentage, redrawn as segments are recognised.
+    t.wait_for(lambda screen: re.search(r"long\.wav .*\d+%", screen) is not None, timeout=60, interval=0.02)
+    assert t.wait_exit(timeout=120) == 0
+    assert not re.search(r"\d+%", t.capture())  # transient: gone when done
+    assert speech.wer(" ".join(speech.PARAGRAPH[:16]), out.read_text()) <= MAX_WER

@@ -831,3 +831,36 @@ def test_the_wav_of_one_blob_has_exact_sizes_and_blobs_cut_early_say_unknown(tmp
     assert riff_sizes(one) == (len(one) - 8, FRAMES * CHANNELS * 2)
     _, _, _, joined = encode_whole("wav", "PCM_16", "blobs", tmp_path, data)
     assert riff_sizes(joined) == (UNKNOWN_SIZE, UNKNOWN_SIZE)
+
+
+def test_an_ogg_vorbis_file_of_digital_silence_gets_a_page_at_every_sync(tmp_path):
+    """libvorbis codes silence to packets of a few bytes; without a page ended at each
+    sync they would wait for 255 of them (5 s) before reaching the file."""
+    from dictaphone.encoders import VorbisEncoder
+
+    path = tmp_path / "silence.ogg"
+    enc = make_encoder(path, FORMATS["ogg"], RATE, 1)
+    assert isinstance(enc, VorbisEncoder)
+    try:
+        for second in range(1, 4):
+            enc.write(np.zeros((RATE, 1), np.float32))
+            enc.sync()
+            copy = tmp_path / "copy.ogg"
+            copy.write_bytes(path.read_bytes())
+            # what a reader gets from the file as it stands: all but the encoder's look-ahead
+            assert len(sf.read(copy)[0]) >= second * RATE - RATE // 10
+    finally:
+        enc.close()
+    assert sf.info(path).frames == 3 * RATE
+
+
+def test_libsndfile_writes_vorbis_when_asked_to(tmp_path, monkeypatch):
+    """DICTAPHONE_SNDFILE_VORBIS=1 (or libvorbisenc missing) falls back to libsndfile."""
+    from dictaphone.encoders import SndfileEncoder
+
+    monkeypatch.setenv("DICTAPHONE_SNDFILE_VORBIS", "1")
+    enc = make_encoder(tmp_path / "x.ogg", FORMATS["ogg"], RATE, 1)
+    assert isinstance(enc, SndfileEncoder)
+    enc.write(signal_for("VORBIS", n=RATE, channels=1))
+    enc.close()
+    assert sf.info(tmp_path / "x.ogg").frames == RATE

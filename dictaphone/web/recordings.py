@@ -144,3 +144,76 @@ class Launcher:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+class Transcriptions:
+    """`dictaphone transcribe -q PATH` for clips the page asks about, one at a time (a
+    speech model per clip at once would take every core and much memory); the CLI saves
+    the transcript beside the clip, and the library's watcher shows it."""
+
+    def __init__(self, notices: Notices, python: str | None = None):
+        self.notices = notices
+        self.python = python or sys.executable
+        self._queue: collections.deque = collections.deque()
+        self._running: tuple[str, subprocess.Popen] | None = None
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._closed = False
+        self._thread = threading.Thread(target=self._work, name="dictaphone-web-transcribe", daemon=True)
+        self._thread.start()
+
+    def busy(self) -> dict[str, str]:
+        """Clip path -> "queued" or "transcribing"."""
+        with self._lock:
+            state = {path: "queued" for path, _ in self._queue}
+            if self._running is not None:
+                state[self._running[0]] = "transcribing"
+        return state
+
+    def add(self, path: str, name: str) -> bool:
+        """Queue ``path``; False if it is queued or running already."""
+        with self._lock:
+            if path in self._busy_paths():
+                return False
+            self._queue.append((path, name))
+            self._wake.notify()
+            return True
+
+    def _busy_paths(self) -> set[str]:
+        return {p for p, _ in self._queue} | ({self._running[0]} if self._running else set())
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                while not self._queue and not self._closed:
+                    self._wake.wait()
+                if self._closed:
+                    return
+                path, name = self._queue.popleft()
+                errors = tempfile.TemporaryFile()
+                proc = subprocess.Popen([self.python, "-m", "dictaphone", "transcribe", "-q", "--", path],
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=errors, start_new_session=True)
+                self._running = (path, proc)
+            status = proc.wait()
+            with self._lock:
+                self._running = None
+            if status != 0 and not self._closed:
+                self.notices.add("error", f"transcribing {name!r} failed: {_last_line(errors) or f'exit status {status}'}")
+            errors.close()
+
+    def close(self) -> None:
+        """Drop the queue and end a transcription in progress (its transcript is saved
+        atomically, so nothing half-written is left)."""
+        with self._lock:
+            self._closed = True
+            self._queue.clear()
+            running = self._running
+            self._wake.notify()
+        if running is not None and running[1].poll() is None:
+            running[1].terminate()
+            try:
+                running[1].wait(10)
+            except subprocess.TimeoutExpired:
+                running[1].kill()
+                running[1].wait()

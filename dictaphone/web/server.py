@@ -27,7 +27,7 @@ from .. import clips as library
 from .. import control
 from ..errors import DictaphoneError, InvalidArgumentError
 from ..formats import FORMATS, format_for_path
-from .recordings import Launcher, Notices, StartError
+from .recordings import Launcher, Notices, StartError, Transcriptions
 from .security import Guard, host_names
 
 BODY_LIMIT = 4096  # bytes: every request body is a small JSON object
@@ -130,7 +130,7 @@ def _has_transcript(path: str) -> bool:
     return mod is not None and os.path.isfile(sidecar(path) if sidecar else path + ".transcript.json")
 
 
-def clip_json(clip, recording: set[str]) -> dict:
+def clip_json(clip, recording: set[str], transcribing: dict[str, str] | None = None) -> dict:
     try:
         st = os.stat(clip.path)
         version = f"{st.st_mtime_ns:x}-{st.st_size:x}"
@@ -147,7 +147,8 @@ def clip_json(clip, recording: set[str]) -> dict:
             "playable": fmt is not None and fmt.name != "raw",
             "recording": os.path.realpath(clip.path) in recording,
             "transcript": _preview(clip), "has_transcript": _has_transcript(clip.path),
-            "markers": _clip_markers(clip), "gaps": gaps}
+            "markers": _clip_markers(clip), "gaps": gaps,
+            "transcribing": (transcribing or {}).get(os.path.realpath(clip.path))}
 
 
 # -- requests -------------------------------------------------------------------------------
@@ -221,6 +222,7 @@ class Page:
         self.transcribe = transcribe
         self.launcher = launcher
         self.notices = notices
+        self.transcriptions = Transcriptions(notices)
         self.stopping = threading.Event()
         self.waveforms = WaveformCache()
 
@@ -252,7 +254,8 @@ class Page:
 
     def clip_list(self, statuses: list[dict] | None = None) -> list[dict]:
         recording = self.recording_paths(statuses)
-        return [clip_json(c, recording) for c in library.clips()]
+        transcribing = self.transcriptions.busy()
+        return [clip_json(c, recording, transcribing) for c in library.clips()]
 
     def list_clips(self, request: Request):
         return JSONResponse(self.clip_list())
@@ -306,6 +309,25 @@ class Page:
     def _not_recording(self, clip) -> None:
         if os.path.realpath(clip.path) in self.recording_paths():
             raise HTTPError(409, f"{clip.name!r} is being recorded; stop it first")
+        if os.path.realpath(clip.path) in self.transcriptions.busy():
+            raise HTTPError(409, f"{clip.name!r} is being transcribed; wait until it is done")
+
+    async def transcribe_clip(self, request: Request):
+        await _json_body(request)
+        if not self.transcribe:
+            raise HTTPError(400, "transcription is not installed: pip install 'dictaphone[transcribe]'")
+
+        def do():
+            clip = _find(request.path_params["name"])
+            if os.path.realpath(clip.path) in self.recording_paths():
+                raise HTTPError(409, f"{clip.name!r} is being recorded; stop it first")
+            fmt = format_for_path(clip.path)
+            if fmt is None or fmt.name == "raw":
+                raise HTTPError(400, "raw clips need their sample format: use 'dictaphone transcribe -r RATE'")
+            self.transcriptions.add(os.path.realpath(clip.path), clip.name)
+            return {"name": clip.name, "state": self.transcriptions.busy().get(os.path.realpath(clip.path))}
+
+        return JSONResponse(await run_in_threadpool(do))
 
     async def rename(self, request: Request):
         data = await _json_body(request)
@@ -419,8 +441,9 @@ class Page:
                     # A file being recorded changes every moment: it is left out until it is done.
                     busy = self.recording_paths(statuses)
                     fingerprint = await run_in_threadpool(library.fingerprint, busy)
-                    if (fingerprint, busy) != last_library:
-                        last_library = (fingerprint, busy)
+                    state = (fingerprint, busy, self.transcriptions.busy())
+                    if state != last_library:
+                        last_library = state
                         yield _event("library", await run_in_threadpool(self.clip_list, statuses))
                 for seq, notice in self.notices.since(seen):
                     seen = seq
@@ -451,6 +474,7 @@ def create_app(token: str, port: int, host: str = "127.0.0.1", transcribe: bool 
         Route("/api/clips/{name}/transcript", page.transcript),
         Route("/api/clips/{name}/rename", page.rename, methods=["POST"]),
         Route("/api/clips/{name}/delete", page.delete, methods=["POST"]),
+        Route("/api/clips/{name}/transcribe", page.transcribe_clip, methods=["POST"]),
         Route("/api/search", page.search),
         Route("/api/recordings", page.recordings),
         Route("/api/record", page.record, methods=["POST"]),
@@ -503,5 +527,6 @@ def serve(sock, host: str, open_browser: bool, transcribe: bool, announce) -> No
     try:
         server.run(sockets=[sock])
     finally:
+        page.transcriptions.close()
         page.launcher.stop_all(say=lambda m: print(f"dictaphone serve: {m}", file=sys.stderr))
         sock.close()

@@ -104,6 +104,17 @@ function makeCard(clip) {
     playFrom(card, duration * (ev.clientX - rect.left) / rect.width);
   });
   $(".rename", el).addEventListener("click", () => openRename(card.clip.name));
+  $(".transcribe", el).addEventListener("click", async () => {
+    const b = $(".transcribe", el);
+    b.disabled = true;
+    try {
+      await post(clipUrl(card.clip.name, "transcribe"));
+      b.textContent = "Queued…";
+    } catch (e) {
+      b.disabled = false;
+      toast(e.message, "error");
+    }
+  });
   $(".delete", el).addEventListener("click", () => openDelete(card.clip.name));
   $(".transcript", el).addEventListener("toggle", () => {
     if ($(".transcript", el).open) loadTranscript(card);
@@ -132,6 +143,11 @@ function updateCard(card, clip) {
   renderMarkers(card);
   const details = $(".transcript", el);
   details.hidden = !clip.has_transcript;
+  const transcribe = $(".transcribe", el);
+  transcribe.hidden = !CAN_TRANSCRIBE || clip.has_transcript || !clip.playable || clip.recording;
+  transcribe.disabled = !!clip.transcribing;
+  transcribe.textContent = clip.transcribing === "transcribing" ? "Transcribing…"
+    : clip.transcribing === "queued" ? "Queued…" : "Transcribe";
   const audio = $("audio", el);
   audio.hidden = !clip.playable || clip.recording;
   if (changed) {
