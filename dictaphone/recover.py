@@ -4,7 +4,9 @@
   frames). This fixes a header that lags the data (a recorder killed between two
   header updates) and the 0xFFFFFFFF sizes of a WAV saved from a pipe. Past 4 GiB the
   file becomes RF64 when it has room for a ``ds64`` chunk (the ``JUNK`` chunk dictaphone
-  reserves), else its sizes are left at 0xFFFFFFFF (readers take it to its end).
+  reserves), else its sizes are left at 0xFFFFFFFF (readers take it to its end). Markers the recorder had put in its
+  ``<file>.markers.json`` sidecar (written as each marker reached the file) go back into
+  the file as cue points after the data, when it has none.
 - FLAC: a file whose STREAMINFO has no total length (killed before libFLAC rewrote it,
   or streamed) gets the total from its last frame header; a torn last frame is cut off.
 - MP3: cut after its last complete frame; the frame LAME reserves at the start is
@@ -43,6 +45,17 @@ class Repair:
 
 
 def recover(path: str, dry_run: bool = False) -> Repair:
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise SourceError(f"{path}: no such file") from None
+    except OSError as e:
+        raise SourceError(f"{path}: {e.strerror}") from None
+    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        # a FIFO would block the open, a device never end the read
+        raise SourceError(f"{path}: not a regular file (only a saved recording can be repaired)")
     try:
         with open(path, "rb") as f:
             magic = f.read(4)
@@ -133,6 +146,15 @@ def recover_wav(path: str, dry_run: bool = False) -> Repair:
         pad = data_bytes & 1
         riff = data_at - 8 + data_bytes + (pad if trailing == 0 else (said & 1)) + trailing
         notes: list[str] = []
+        # a killed recording's markers, from the recorder's sidecar, as cue points
+        markers = [] if trailing else _sidecar_markers(path, frames, rate)
+        cue_chunks = b""
+        if markers:
+            from .markers import wav_marker_chunks
+
+            cue_chunks = wav_marker_chunks([(m.frame, m.number, m.label) for m in markers])
+            riff += len(cue_chunks)
+            notes.append(f"{len(markers)} marker(s) restored from {os.path.basename(path)}.markers.json")
         patches: list[tuple[int, bytes]] = []
         kind = "wav"
         if riff > UNKNOWN and ds64_at is not None:
@@ -162,7 +184,12 @@ def recover_wav(path: str, dry_run: bool = False) -> Repair:
         for offset, value in patches:
             f.seek(offset)
             changed |= f.read(len(value)) != value
+        changed |= bool(cue_chunks)
         rep = Repair(path, kind, frames_before, frames, rate, changed, notes)
+        if cue_chunks and not dry_run:
+            f.truncate(data_at + data_bytes)  # (a torn last frame goes)
+            f.seek(data_at + data_bytes)
+            f.write(b"\0" * pad + cue_chunks)
         if changed and not dry_run:
             for offset, value in patches:
                 f.seek(offset)
@@ -170,6 +197,20 @@ def recover_wav(path: str, dry_run: bool = False) -> Repair:
             f.flush()
             os.fsync(f.fileno())
         return rep
+
+
+def _sidecar_markers(path: str, frames: int, rate: int) -> list:
+    """The markers of the recorder's sidecar that lie within the recovered audio, with
+    their frame offsets (times are kept to the microsecond: the frame is exact)."""
+    from .markers import _from_json_list, _read_json, sidecar_path
+
+    side = _read_json(sidecar_path(path))
+    found = _from_json_list(side.get("markers")) if isinstance(side, dict) else None
+    if not found:
+        return []
+    for m in found:
+        m.frame = int(round(m.time * rate))
+    return [m for m in found if m.frame <= frames]
 
 
 # ------------------------------------------------------------------------------ FLAC
@@ -436,7 +477,10 @@ def recover_mp3(path: str, dry_run: bool = False) -> Repair:
     first = data[offsets[0]:offsets[0] + _mp3_frame(data, offsets[0])[0]]
     side = _mp3_frame(first, 0)[3]
     tag = first[4 + side:8 + side]
-    reserved = tag in (b"Xing", b"Info") or not any(first[4 + side:])
+    # LAME's reserved frame: a tag, or zeros (a killed recorder, a stream), with room
+    # for the Xing fields and the LAME tag
+    reserved = ((tag in (b"Xing", b"Info") or not any(first[4 + side:]))
+                and len(first) >= 4 + side + 120 + 36)
     said = None
     if tag in (b"Xing", b"Info") and struct.unpack(">I", first[8 + side:12 + side])[0] & 1:
         n_said = struct.unpack(">I", first[12 + side:16 + side])[0]
@@ -444,7 +488,9 @@ def recover_mp3(path: str, dry_run: bool = False) -> Repair:
         delay_pad = int.from_bytes(lame[21:24], "big") if lame[:4] == b"LAME" else 0
         said = max(0, n_said * spf - (delay_pad >> 12) - (delay_pad & 0xFFF))
     audio = offsets[1:] if reserved else offsets
-    frames = max(0, len(audio) * spf - LAME_DELAY - DECODER_DELAY)
+    if len(audio) * spf <= LAME_DELAY + DECODER_DELAY:
+        raise SourceError(f"{path}: no MPEG audio beyond the encoder's delay (nothing was recorded)")
+    frames = len(audio) * spf - LAME_DELAY - DECODER_DELAY
     new_first = None
     if reserved and audio:
         total = end - offsets[0] + start
@@ -495,9 +541,16 @@ def ogg_crc(page: bytes) -> int:
     return crc
 
 
+#: pages that start this close to the end have their CRC checked (a kill tears only
+#: the end; checking every page of a long file in Python would take minutes)
+OGG_CHECKED_TAIL = 1 << 20
+
+
 def _ogg_pages(data: bytes):
-    """Complete pages whose checksum holds, from the start: (offset, header, body)."""
+    """Complete pages from the start, up to the first broken one: (offset, header, body).
+    The CRC is checked on the first pages (the headers) and near the end."""
     pos = 0
+    check_from = len(data) - OGG_CHECKED_TAIL
     while pos + 27 <= len(data) and data[pos:pos + 4] == b"OggS" and data[pos + 4] == 0:
         nseg = data[pos + 26]
         hlen = 27 + nseg
@@ -505,7 +558,9 @@ def _ogg_pages(data: bytes):
             return
         blen = sum(data[pos + 27:pos + hlen])
         page = data[pos:pos + hlen + blen]
-        if len(page) < hlen + blen or ogg_crc(page) != struct.unpack("<I", page[22:26])[0]:
+        if len(page) < hlen + blen:
+            return
+        if (pos < 1 << 16 or pos >= check_from) and ogg_crc(page) != struct.unpack("<I", page[22:26])[0]:
             return
         yield pos, page[:hlen], page[hlen:]
         pos += hlen + blen

@@ -84,9 +84,12 @@ def engine_versions() -> dict[str, str | None]:
 
 def model_choice(model: str | os.PathLike | None = None) -> str:
     """The model asked for: ``model``, else ``$DICTAPHONE_MODEL``, else DEFAULT_MODEL."""
-    if model is not None and os.fspath(model) != "":
+    if model is not None:
+        if not os.fspath(model).strip():
+            raise InvalidArgumentError("the model cannot be empty: give a name such as "
+                                       f"{DEFAULT_MODEL} or a model directory")
         return os.fspath(model)
-    return os.environ.get("DICTAPHONE_MODEL") or DEFAULT_MODEL
+    return os.environ.get("DICTAPHONE_MODEL", "").strip() or DEFAULT_MODEL
 
 
 def known_names() -> list[str]:
@@ -206,6 +209,8 @@ def check_language(language: str | None) -> str | None:
     if language is None:
         return None
     code = str(language).strip().lower()
+    if not code:
+        raise InvalidArgumentError("the language cannot be empty: give a code such as en, or leave it out to detect it")
     from faster_whisper.tokenizer import _LANGUAGE_CODES
 
     if code not in _LANGUAGE_CODES:

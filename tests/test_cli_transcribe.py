@@ -105,6 +105,10 @@ def test_output_goes_to_a_file_which_is_never_clobbered(env, plain, tmp_path):
     assert "exists" in one_error_line(r.stderr) and out.read_text() == first
     r = run("transcribe", plain, "-o", out, "--force", env=env)
     assert r.returncode == 0 and out.read_text().startswith("Please")
+    audio = plain.read_bytes()
+    r = run("transcribe", plain, "-o", plain, "--force", env=env)
+    assert r.returncode == 2 and "is the recording itself" in one_error_line(r.stderr)
+    assert plain.read_bytes() == audio
 
 
 def test_a_clip_is_transcribed_by_name_saved_with_it_and_shown_everywhere(env, script):
@@ -281,6 +285,20 @@ def test_the_model_option_wins_over_the_environment(env, plain, whisper_model):
     assert r.returncode == 0, r.stderr
     r = run("transcribe", plain, "--redo", env={**env, "DICTAPHONE_MODEL": "enormous"})
     assert r.returncode == 2 and "unknown model 'enormous'" in one_error_line(r.stderr)
+
+
+@pytest.mark.parametrize("args,expect", [(["--model", ""], "the model cannot be empty"),
+                                         (["--language", " "], "--language cannot be empty"),
+                                         (["--language", "klingon"], "unknown language 'klingon'")])
+def test_an_empty_or_unknown_model_or_language_is_refused(env, plain, args, expect):
+    r = run("transcribe", plain, *args, env=env)
+    assert r.returncode == 2 and expect in one_error_line(r.stderr) and r.stdout == ""
+
+
+@pytest.mark.parametrize("words", [[""], ["..."], [" ", "?"]])
+def test_search_without_a_word_is_a_usage_error(env, words):
+    r = run("search", *words, env=env)
+    assert r.returncode == 2 and "nothing to search for" in one_error_line(r.stderr)
 
 
 @pytest.mark.parametrize("case", ["empty", "text", "missing", "directory", "raw-without-rate",

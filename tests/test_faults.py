@@ -208,6 +208,11 @@ def test_a_restarted_audio_server_is_reconnected_and_the_recording_goes_on_in_th
         time.sleep(0.5)
         server.kill()
         lost = rec.wait_for_event(lambda e: e["type"] == "devicelost")
+        [entry] = cliutil.status_entries(env)  # `status` tells a script what is going on
+        assert entry["state"] == "recording" and 0 < entry["device_lost"]["left"] <= 30
+        assert entry["device_lost"]["reason"] == "the audio server stopped"
+        r = cliutil.run("status", env=env)
+        assert "DEVICE LOST (the audio server stopped), waiting" in r.stdout
         time.sleep(1.0)  # down for a while, as in a real restart
         server.restart()
         back = rec.wait_for_event(lambda e: e["type"] == "devicerestored", timeout=30)
@@ -281,6 +286,29 @@ def test_a_frozen_audio_server_is_a_lost_device_noticed_within_the_stall_timeout
     lost = [e for e in cliutil.read_events(events) if e["type"] == "devicelost"]
     assert len(lost) == 1 and lost[0]["reason"].startswith("the audio server stopped responding")
     assert sf.info(out).frames >= RATE // 4
+
+
+def test_a_frozen_audio_server_that_thaws_within_the_window_is_reconnected(speech, tmp_path, recorders):
+    events = tmp_path / "ev.jsonl"
+    out = tmp_path / "thawed.wav"
+    with audiolab.PulseServer() as server:
+        rec = recorders(out, "--events", events, "--reconnect", "30", env=server.env)
+        rec.wait_started()
+        os.kill(server.pid, signal.SIGSTOP)
+        try:
+            lost = rec.wait_for_event(lambda e: e["type"] == "devicelost", timeout=30)
+            time.sleep(1.0)
+        finally:
+            os.kill(server.pid, signal.SIGCONT)
+        back = rec.wait_for_event(lambda e: e["type"] == "devicerestored", timeout=40)
+        server.play_and_wait(speech)
+        time.sleep(0.5)
+        status = rec.stop()
+    assert status == 0, rec.stderr()
+    assert lost["reason"] == "the audio server stopped responding (no audio for 5 s)"
+    assert back["gap"] >= 5
+    score, at = locate(speech, out)
+    assert score > 0.9 and at >= lost["duration"] * RATE - RATE // 10
 
 
 class RaisingSource(Source):

@@ -374,3 +374,84 @@ def test_the_meter_counts_down_while_the_audio_server_is_away_and_recording_resu
         t.send_keys("q")
         assert t.wait_exit(timeout=cliutil.EXIT_TIMEOUT) == 0
     assert sf.info(tmp_path / "meter.wav").frames > 0
+
+
+def test_each_split_piece_lists_the_gaps_that_fell_in_it_in_its_own_seconds(tmp_path, monkeypatch):
+    import json
+
+    from dictaphone.cli.session import save_clip_metadata
+    from dictaphone.formats import format_by_name
+
+    monkeypatch.setenv("DICTAPHONE_HOME", str(tmp_path))
+    dev = LosableDevice()
+    rec = MediaRecorder(dev, "audio/wav", output=str(tmp_path / "take.wav"), split=0.5)
+    log = Log(rec)
+    rec.start()
+    dev.feed(6000)  # 0.75 s: the second piece is under way
+    dev.unplug()
+    log.wait_for("devicelost")
+    dev.plugged.set()
+    assert dev.reopened.wait(JOIN)
+    dev.feed(4000)
+    log.wait_for("devicerestored")
+    rec.stop()
+    assert [g["time"] for g in rec.gaps] == [0.75]
+    save_clip_metadata(rec, format_by_name("wav"), "2026-12-01T12:00:00+00:00")
+    metas = [json.loads(open(p + ".json").read()) for p in rec.paths]
+    assert len(metas) == 3  # 1.25 s in pieces of 0.5 s
+    assert metas[0]["gaps"] == [] and metas[2]["gaps"] == []
+    assert metas[1]["gaps"] == [dict(rec.gaps[0], time=0.25)]
+
+
+@pytest.fixture
+def own_server(pulse):
+    """A PulseAudio server of its own for this process's PortAudio (this test kills it),
+    the session's server restored afterwards."""
+    import os
+
+    saved = {k: os.environ.get(k) for k in ("XDG_RUNTIME_DIR", "PULSE_SERVER")}
+    server = audiolab.PulseServer().start()
+    try:
+        os.environ.update({k: server.env[k] for k in saved})
+        audiolab.reinit_portaudio()
+        yield server
+    finally:
+        server.stop()
+        os.environ.update({k: v for k, v in saved.items() if v is not None})
+        audiolab.reinit_portaudio()
+
+
+@pytest.mark.parametrize("mode", ["paced", "callback"])
+def test_the_python_api_survives_an_audio_server_restart_in_either_capture_mode(
+        own_server, speech, tmp_path, mode):
+    after = audiolab.make_noise(tmp_path / "after.wav", 1.0, seed=11, amplitude=0.3)
+    out = tmp_path / f"{mode}.wav"
+    rec = MediaRecorder(Microphone(samplerate=48000, mode=mode, reconnect=20), "audio/wav",
+                        output=str(out))
+    log = Log(rec)
+    rec.start()
+    try:
+        deadline = time.monotonic() + cliutil.START_TIMEOUT
+        while not rec.started:
+            assert time.monotonic() < deadline, "no audio from the server"
+            time.sleep(0.05)
+        own_server.play_and_wait(speech)
+        own_server.kill()
+        lost = log.wait_for("devicelost", timeout=20)
+        own_server.restart()
+        back = log.wait_for("devicerestored", timeout=30)
+        own_server.play_and_wait(after)
+        time.sleep(0.5)
+    finally:
+        rec.stop()
+    assert rec.error is None
+    assert lost.reason == "the audio server stopped" and back.gap > 0
+    assert rec.gaps == [{"time": round(lost.timecode, 6), "duration": round(back.gap, 3),
+                         "reason": "the audio server stopped"}]
+    ref, _ = audiolab.read_mono(speech)
+    noise, _ = audiolab.read_mono(after)
+    got, _ = audiolab.read_mono(out)
+    (s_score, s_at), (n_score, n_at) = (audiolab.normalized_xcorr(ref, got),
+                                        audiolab.normalized_xcorr(noise, got))
+    assert s_score > 0.9 and n_score > 0.9
+    assert s_at < lost.timecode * 48000 <= n_at + 4800

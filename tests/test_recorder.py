@@ -651,6 +651,22 @@ def test_max_duration_stops_a_device_by_itself(fake, recorders):
     np.testing.assert_array_equal(y, counter(0, 2000))
 
 
+@pytest.mark.parametrize("mime", ["audio/wav", "audio/flac", "audio/ogg", "audio/ogg; codecs=opus",
+                                  "audio/mpeg"])
+def test_a_recording_kept_in_memory_is_one_blob_that_soundfile_reads_whole(mime, tmp_path, recorders):
+    """The browser's flaw not copied: with output=None and no timeslice, the one blob is
+    a whole file (FLAC with its total length, MP3 with its Info tag, ...), so
+    sf.read(io.BytesIO(blob)) gives exactly the frames recorded."""
+    inp, data = make_input(tmp_path, seconds=5.7)
+    rec, log = record_to_end(recorders, FileSource(inp), mime)
+    blobs = [e.data for e in log.of("dataavailable")]
+    assert len(blobs) == 1 and rec.frames == len(data)
+    y = sf.read(io.BytesIO(blobs[0].bytes()), always_2d=True)[0]
+    assert len(y) == rec.frames
+    if mime in ("audio/wav", "audio/flac"):
+        np.testing.assert_array_equal(read_output(blobs[0].bytes()), data)
+
+
 @pytest.mark.parametrize("output", ["path", "memory"])
 def test_timeslice_cuts_blobs_at_exact_frame_multiples_that_join_into_the_recording(output, tmp_path, recorders):
     inp, data = make_input(tmp_path, seconds=1.3)  # 10400 frames: 5 slices of 2000 and 400

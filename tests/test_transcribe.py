@@ -158,6 +158,12 @@ def test_the_model_comes_from_the_option_then_the_environment_then_the_default(m
     assert engine.model_choice() == "small"
     assert engine.model_choice("tiny.en") == "tiny.en"
     assert Transcriber().model_name == "small"
+    monkeypatch.setenv("DICTAPHONE_MODEL", "")  # an empty variable is an unset one
+    assert engine.model_choice() == "base.en"
+    with pytest.raises(InvalidArgumentError, match="cannot be empty"):
+        Transcriber("  ")  # but an empty argument is a mistake, not "the default"
+    with pytest.raises(InvalidArgumentError, match="cannot be empty"):
+        Transcriber(None, language="")
 
 
 def test_a_missing_model_directory_is_refused_on_load(tmp_path):

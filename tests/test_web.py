@@ -329,6 +329,25 @@ def test_changes_made_with_the_cli_appear_without_a_reload(server, page_at, web_
     assert page.evaluate("window.notReloaded") is True
 
 
+def test_a_gap_where_the_device_was_lost_is_shown_and_plays_from_there(server, page_at, web_env, speech):
+    cliutil.run("record", "--input", speech, "--name", "gappy", "-q", env=web_env)
+    page = page_at(server)
+    card(page, "gappy").wait_for()
+    meta_path = server.home / "gappy.wav.json"
+    meta = json.loads(meta_path.read_text())
+    meta["gaps"] = [{"time": 1.5, "duration": 2.25, "reason": "device lost"}]
+    tmp = meta_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(meta))
+    os.replace(tmp, meta_path)  # as the recorder writes it
+    chip = card(page, "gappy").locator(".marker.gap")
+    chip.wait_for()  # a metadata change reaches the open page too
+    assert "0:01.5" in chip.inner_text()
+    assert "2.2 s missing" in chip.inner_text() or "2.3 s missing" in chip.inner_text()
+    chip.click()
+    at = playing_time(page, "gappy")
+    assert 1.45 <= at <= 2.5
+
+
 def test_the_page_is_tidy_on_a_phone_sized_window(server, page_at, tmp_path):
     page = page_at(server, viewport=PHONE)
     card(page, "fox").locator("canvas.wave").wait_for(state="visible")
@@ -504,6 +523,10 @@ def test_record_and_stop_from_the_page_make_a_clip_of_what_the_microphone_heard(
     # Started once the recorded time moves (the first audio arrived).
     page.wait_for_function("""() => { const t = document.querySelector('.recording-row .rtime');
         return t && t.textContent !== '0:00.0' && t.textContent !== '–'; }""")
+    # The clip being written is listed, marked as such, without a player yet.
+    busy = card(page, "page memo")
+    busy.locator(".busy").wait_for()
+    assert not busy.locator("audio").is_visible()
     quiet = level_width(page, "page memo")
     widths = []
     player = pulse.play(speech)
@@ -516,8 +539,9 @@ def test_record_and_stop_from_the_page_make_a_clip_of_what_the_microphone_heard(
         stop_process(player)
     page.wait_for_timeout(500)  # the tail of the speech reaches the file
     r.locator(".stop").click()
-    card(page, "page memo").wait_for()
+    card(page, "page memo").locator("audio").wait_for()
     r.wait_for(state="detached")
+    assert not card(page, "page memo").locator(".busy").is_visible()
     # The meter moved with the speech and was still before it.
     assert quiet < 5, quiet
     assert max(widths) > 50, widths
@@ -896,3 +920,18 @@ def test_the_library_fingerprint_changes_with_every_change_and_only_then(tmp_pat
     busy = str(tmp_path / "two.wav")
     assert clips.fingerprint(ignore={busy}) == clips.fingerprint(ignore={busy})
     assert all(not name.startswith("two.wav") for name, *_ in clips.fingerprint(ignore={busy}))
+
+
+def test_open_starts_the_browser_on_the_address_with_its_token(web_env, tmp_path):
+    opened = tmp_path / "opened.txt"
+    browser = tmp_path / "browser.sh"
+    browser.write_text(f'#!/bin/sh\nprintf %s "$1" > {opened}\n')
+    browser.chmod(0o755)
+    s = Server(dict(web_env, BROWSER=str(browser)), "--open")
+    try:
+        deadline = time.monotonic() + 20
+        while not (opened.exists() and opened.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert opened.read_text() == s.url
+    finally:
+        s.stop()

@@ -87,6 +87,7 @@ def cli():
       dictaphone record - -f wav | ...  stream a WAV to another program
       dictaphone stop                   stop it from another shell
       dictaphone list / show / play     the clip library
+      dictaphone transcribe "idea"      what was said (search WORDS finds it later)
       dictaphone doctor                 check the set-up
     """
 

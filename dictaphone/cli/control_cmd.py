@@ -7,10 +7,10 @@ import click
 from .app import EXIT_ERROR, cli, say
 
 
-def _control(command: str, id: str | None, all_: bool) -> list[dict]:
+def _control(command: str, id: str | None, all_: bool, **params) -> list[dict]:
     from ..control import select
 
-    return [entry.request(command) for entry in select(id, all_)]
+    return [entry.request(command, **params) for entry in select(id, all_)]
 
 
 @cli.command()
@@ -51,6 +51,33 @@ def resume(id, all_):
 
 
 @cli.command()
+@click.argument("label", required=False)
+@click.option("--id", "id_", metavar="ID", help="The recording (its id or pid), when several run.")
+@click.option("--all", "all_", is_flag=True, help="Mark every running recording.")
+@click.option("--json", "as_json", is_flag=True, help="Print the marker(s) as JSON on stdout.")
+def mark(label, id_, all_, as_json):
+    """Add a marker to a running recording, at this moment.
+
+    LABEL is one line of text (default "Marker N"). Like the m key in the recorder's
+    terminal; the marker goes into the file (WAV cue points, FLAC/Ogg chapters), the
+    clip's metadata or a NAME.markers.json sidecar, and the --events log.
+    """
+    import json
+
+    from ..markers import clean_label
+    from .text import clock
+
+    if label is not None:
+        clean_label(label, 1)  # refuse a label that is too long before reaching anyone
+    replies = _control("mark", id_, all_, label=label)
+    for reply in replies:
+        m = reply["marker"]
+        say(f"{reply['id']}: marker {m['number']} {m['label']!r} at {clock(m['time'])} ({reply['path']})")
+    if as_json:
+        click.echo(json.dumps([dict(r["marker"], id=r["id"], path=r["path"]) for r in replies], indent=2))
+
+
+@cli.command()
 @click.option("--json", "as_json", is_flag=True, help="A JSON list of objects.")
 def status(as_json):
     """Show the running recordings: id, pid, path, state, duration, level.
@@ -67,8 +94,10 @@ def status(as_json):
         click.echo(json.dumps(replies, indent=2))
     else:
         for r in replies:
+            lost = r.get("device_lost")
+            lost = f"  DEVICE LOST ({lost['reason']}), waiting {lost['left']:.0f} s" if lost else ""
             click.echo(f"{r['id']:>3}  pid {r['pid']:<7} {r['state']:9} {r['duration']:9.1f} s  "
-                       f"peak {r['peak_dbfs']:6.1f} dBFS  {r['path']}")
+                       f"peak {r['peak_dbfs']:6.1f} dBFS  {r['path']}{lost}")
         if not replies:
             say("nothing is recording")
     if not replies:

@@ -53,6 +53,14 @@ class RecordOptions:
     model: str | None = None
     language: str | None = None
     on_text: str | None = None
+    on_mark: str | None = None
+    split_on_mark: bool = False
+
+    @property
+    def splits(self) -> bool:
+        """Whether the recording goes to numbered pieces (NAME-001.EXT, ...)."""
+        return (self.split is not None or self.split_on_silence is not None
+                or bool(self.split_on_mark))
 
     @property
     def uses_voice(self) -> bool:
@@ -76,8 +84,7 @@ def resolve_output(opts: RecordOptions) -> tuple[Format, object, str]:
         from ..clips import named_clip_path, new_clip_path
 
         fmt = format_by_name(opts.format_name) if opts.format_name else _default_format()
-        split = opts.split is not None or opts.split_on_silence is not None
-        ext = ("-{n:03d}" if split else "") + fmt.extension
+        ext = ("-{n:03d}" if opts.splits else "") + fmt.extension
         path = named_clip_path(opts.name, ext) if opts.name is not None else new_clip_path(ext)
         return fmt, path, path
     path = opts.output
@@ -87,8 +94,7 @@ def resolve_output(opts: RecordOptions) -> tuple[Format, object, str]:
         warn(f"{path} will hold {fmt.name} data (-f {fmt.name}), not {by_ext.name}")
     from ..recorder import split_path
 
-    split = opts.split is not None or opts.split_on_silence is not None
-    first = split_path(path, 1) if split else path
+    first = split_path(path, 1) if opts.splits else path
     check_not_input(opts, first)
     check_output_path(first, opts.force)
     return fmt, path, path
@@ -222,10 +228,18 @@ class Session:
             signal.signal(signum, handler)
         self._saved_handlers.clear()
 
-    def handle_control(self, command: str) -> dict:
-        """A request from `dictaphone stop|pause|resume|status` (on the control thread).
-        It does what the keys do in the recorder's own terminal."""
+    def handle_control(self, command: str, params: dict | None = None) -> dict:
+        """A request from `dictaphone stop|pause|resume|mark|status` (on the control
+        thread). It does what the keys do in the recorder's own terminal."""
         rec = self.rec
+        if command == "mark":
+            label = (params or {}).get("label")
+            if label is not None and not isinstance(label, str):
+                raise InvalidArgumentError("a marker label must be text")
+            self._started.wait(30)  # a mark that came while the device was opening
+            marker = rec.mark(label)
+            self.wake()
+            return dict(self.status(), marker=marker.to_json())
         if command == "stop":
             # Already stopping (a key, a signal, another `stop`)? Answer when it is done,
             # like the first caller.
@@ -253,12 +267,13 @@ class Session:
                 "peak_dbfs": round(rec.level.peak_dbfs, 1), "rms_dbfs": round(rec.level.rms_dbfs, 1),
                 "format": rec.mime_type, "samplerate": rec.samplerate, "channels": rec.channels,
                 "dropped_frames": rec.dropped_frames, "started": rec.started,
-                "device_lost": rec.device_lost, "gaps": list(rec.gaps)}
+                "device_lost": rec.device_lost, "gaps": list(rec.gaps),
+                "markers": len(rec.markers)}
 
     def run(self, timeslice: float | None = None) -> None:
         from contextlib import ExitStack
 
-        from .terminal import PAUSE, STOP, Keys
+        from .terminal import MARK, PAUSE, STOP, Keys
 
         rec = self.rec
         rec.add_event_listener("stop", self.wake)
@@ -303,6 +318,11 @@ class Session:
                                 rec.pause()
                             elif action == PAUSE and rec.state == "paused":
                                 rec.resume()
+                            elif action == MARK and rec.state != "inactive":
+                                try:
+                                    rec.mark()
+                                except InvalidStateError:
+                                    pass  # it ended between the key and the mark
                 if rec.state != "inactive":
                     try:
                         rec.stop()
@@ -387,7 +407,8 @@ def _run_record(opts: RecordOptions) -> tuple[int, bool]:
     check_frames(opts, source.samplerate)
     rec = MediaRecorder(source, fmt.mime_type, output=output, subtype=opts.subtype,
                         force=opts.force, max_duration=opts.duration, split=opts.split,
-                        voice=make_voice_gate(opts, source.samplerate, silero))
+                        voice=make_voice_gate(opts, source.samplerate, silero),
+                        split_on_mark=opts.split_on_mark)
     extra: dict = {}
     session = Session(rec, label, opts.quiet, extra=extra)
     live = summary = None
@@ -403,11 +424,12 @@ def _run_record(opts: RecordOptions) -> tuple[int, bool]:
             from ..hooks import EventLog
 
             EventLog(events_file, rec, extra=extra, on_error=warn).attach()
-        if opts.on_data is not None or opts.on_stop is not None or opts.on_text is not None:
+        if (opts.on_data is not None or opts.on_stop is not None or opts.on_text is not None
+                or opts.on_mark is not None):
             from ..hooks import HookRunner
 
             hooks = HookRunner(rec, opts.on_data, opts.on_stop, report=warn, extra=extra,
-                               on_text=opts.on_text)
+                               on_text=opts.on_text, on_mark=opts.on_mark)
             hooks.attach()
         session.run(opts.timeslice)
         save_clip_metadata(rec, fmt, created)
@@ -579,7 +601,8 @@ def check_options(opts: RecordOptions) -> None:
 
     for flag, value in (("OUTPUT", opts.output), ("--input", opts.input_path),
                         ("--events", opts.events), ("-D/--device", opts.device),
-                        ("--on-data", opts.on_data), ("--on-stop", opts.on_stop)):
+                        ("--on-data", opts.on_data), ("--on-stop", opts.on_stop),
+                        ("--on-mark", opts.on_mark)):
         if value is not None and not value.strip():
             what = {"OUTPUT": "a file name or - for stdout", "--input": "a file name or - for stdin",
                     "--events": "a file name or - for stdout",
@@ -626,6 +649,10 @@ def check_scripting_options(opts: RecordOptions) -> None:
         raise InvalidArgumentError("--split writes files; it cannot go to stdout")
     if opts.split is not None and opts.timeslice is not None:
         raise InvalidArgumentError("use either --timeslice or --split, not both")
+    if opts.split_on_mark and opts.output == "-":
+        raise InvalidArgumentError("--split-on-mark writes files; it cannot go to stdout")
+    if opts.split_on_mark and opts.timeslice is not None:
+        raise InvalidArgumentError("use either --timeslice or --split-on-mark, not both")
     if opts.events == "-" and opts.output == "-":
         raise InvalidArgumentError("--events - needs stdout, which carries the audio; give the events a file")
     if not opts.transcribe:
@@ -666,8 +693,10 @@ def open_events(opts: RecordOptions):
 
 
 def save_clip_metadata(rec, fmt: Format, created: str) -> None:
-    """Write the sidecar of each file that went into the clip library."""
+    """Write the sidecar of each file that went into the clip library (its markers
+    included: they move from the recorder's markers sidecar into the clip's metadata)."""
     from ..clips import is_clip_path, write_metadata
+    from ..markers import remove_sidecar
 
     split = int(round(rec.split * rec.samplerate)) if rec.split else None
     for i, path in enumerate(rec.paths):
@@ -677,20 +706,24 @@ def save_clip_metadata(rec, fmt: Format, created: str) -> None:
         if len(rec.paths) == 1:
             frames = rec.frames
             gaps = list(rec.gaps)
-        elif split is not None:
+        elif split is not None and not rec.split_on_mark:
             frames = min(split, rec.frames - i * split)
             start, end = i * rec.split, (i + 1) * rec.split
             gaps = [dict(g, time=round(g["time"] - start, 6)) for g in rec.gaps
                     if start <= g["time"] < end]
-        else:  # pieces cut on silence: ask the file (where a gap fell is not known)
+        elif path in rec.piece_frames:  # pieces cut on silence or at markers
+            frames = rec.piece_frames[path]
+        else:  # (where a gap fell is not known)
             frames = _file_frames(path, rec.samplerate)
         try:
             write_metadata(path, created=created, duration=frames / rec.samplerate,
                            format=fmt.name, samplerate=rec.samplerate, channels=rec.channels,
                            device=rec.source.name, dropped_frames=rec.dropped_frames,
-                           gaps=gaps)
+                           gaps=gaps, markers=[m.to_json() for m in rec.markers_in(path)])
         except OSError as e:
             warn(f"cannot write the metadata of {path}: {e.strerror}")
+        else:
+            remove_sidecar(path)
 
 
 def _file_frames(path: str, samplerate: int) -> int:

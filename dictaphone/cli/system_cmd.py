@@ -201,7 +201,9 @@ def _check_default_input(sd, seconds: float) -> tuple[bool, str, str]:
                             callback=lambda *a: got.set()):
             ok = got.wait(seconds)
     except (sd.PortAudioError, ValueError) as e:
-        return False, f"the default input cannot be opened: {e}", FIXES["no-input"]
+        from ..sources import portaudio_words
+
+        return False, f"the default input cannot be opened: {portaudio_words(e)}", FIXES["no-input"]
     if not ok:
         return False, f"the default input ({info['name']}) delivered no audio in {seconds:g} s", FIXES["no-frames"]
     return True, f"the default input ({info['name']}) opens and delivers audio", None

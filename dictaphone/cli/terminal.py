@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-STOP, PAUSE = "stop", "pause"
+STOP, PAUSE, MARK = "stop", "pause", "mark"
 
 
 class Keys:
@@ -61,8 +61,8 @@ class Keys:
 
 
 def parse_keys(data: bytes) -> list[str]:
-    """q, Enter or a lone Esc stop; Space or p pause/resume. Escape sequences (arrows,
-    function keys) are not a lone Esc and are ignored."""
+    """q, Enter or a lone Esc stop; Space or p pause/resume; m adds a marker. Escape
+    sequences (arrows, function keys) are not a lone Esc and are ignored."""
     actions = []
     i = 0
     while i < len(data):
@@ -78,5 +78,7 @@ def parse_keys(data: bytes) -> list[str]:
             actions.append(STOP)
         elif c in (b" ", b"p", b"P"):
             actions.append(PAUSE)
+        elif c in (b"m", b"M"):
+            actions.append(MARK)
         i += 1
     return actions

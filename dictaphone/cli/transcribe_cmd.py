@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import tempfile
 
@@ -33,7 +34,15 @@ def _write_atomically(path: str, text: str, force: bool) -> None:
         if force:
             os.replace(tmp, path)
         else:
-            os.link(tmp, path)  # fails if the file appeared meanwhile: never clobber
+            try:
+                os.link(tmp, path)  # fails if the file appeared meanwhile: never clobber
+            except FileExistsError:
+                raise
+            except OSError:  # a file system without hard links: checked, then renamed
+                if os.path.lexists(path):
+                    raise FileExistsError(17, "File exists", path) from None
+                os.replace(tmp, path)
+                return
             os.unlink(tmp)
     except BaseException:
         try:
@@ -110,6 +119,9 @@ def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, ch
     from ..transcribe import audio_input, model_choice
     from ..transcript import saved
 
+    asked_model = model_choice(model) if model is not None else None  # "" is refused, not "unset"
+    if language is not None and not language.strip():
+        fail("--language cannot be empty: give a code such as en, or leave it out to detect it", EXIT_USAGE)
     items = [audio_input(i, samplerate, channels, subtype.upper() if subtype else None) for i in inputs]
     if (samplerate or channels or subtype) and not any(i.raw for i in items):
         fail("-r, -c and --subtype are for raw (headerless) files only", EXIT_USAGE)
@@ -127,6 +139,8 @@ def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, ch
             fail(f"-o {output}: no such directory", EXIT_USAGE)
         elif os.path.lexists(output) and not force:
             fail(f"{output} exists (use --force to overwrite it)", EXIT_USAGE)
+        elif os.path.exists(output) and any(os.path.samefile(output, i.path) for i in items):
+            fail(f"-o {output} is the recording itself: give another file", EXIT_USAGE)
     elif len(items) > 1 and fmt in ("srt", "vtt"):
         fail(f"several inputs do not make one {fmt.upper()} file: use -o DIRECTORY", EXIT_USAGE)
     if out_dir is not None and not force:
@@ -136,8 +150,7 @@ def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, ch
                 fail(f"{target} exists (use --force to overwrite it)", EXIT_USAGE)
 
     # A saved transcript stands unless the user asks for another model or language.
-    asked_model = model_choice(model) if model else None
-    lang = language.strip().lower() if language else None
+    lang = language.strip().lower() if language is not None else None
     results: dict[int, object] = {}
     if not redo:
         for n, item in enumerate(items):
@@ -241,8 +254,8 @@ def search(words, as_json):
     """
     from ..transcript import search as find
 
-    if not any(w.strip() for w in words):
-        fail("nothing to search for", EXIT_USAGE)
+    if not any(re.search(r"\w", w) for w in words):
+        fail("nothing to search for: give a word", EXIT_USAGE)
     hits = find(words)
     if as_json:
         click.echo(json.dumps([h.to_json() for h in hits], indent=2, ensure_ascii=False))

@@ -20,6 +20,7 @@ import threading
 import time
 
 from .. import control
+from ..errors import DictaphoneError
 
 START_TIMEOUT = 20.0  # s: a recorder that has not registered by then is not coming
 
@@ -96,7 +97,11 @@ class Launcher:
                     message = _last_line(errors) or f"the recorder exited with status {proc.returncode}"
                     errors.close()
                     raise StartError(message, usage=proc.returncode == 2)
-                for entry in control.running(cleanup=False):
+                try:
+                    entries = control.running(cleanup=False)
+                except DictaphoneError as e:
+                    raise StartError(str(e), usage=False) from None
+                for entry in entries:
                     if entry.pid == proc.pid:
                         with self._lock:
                             self._children[proc.pid] = proc

@@ -249,7 +249,7 @@ class Page:
 
     def recording_paths(self, statuses: list[dict] | None = None) -> set[str]:
         if statuses is None:
-            statuses = control.statuses(timeout=2)
+            statuses = _statuses()
         return {os.path.realpath(p) for s in statuses for p in (s.get("paths") or [s.get("path")]) if p}
 
     def clip_list(self, statuses: list[dict] | None = None) -> list[dict]:
@@ -362,7 +362,7 @@ class Page:
     # recording
 
     def recordings(self, request: Request):
-        return JSONResponse(self.recording_list(control.statuses(timeout=2)))
+        return JSONResponse(self.recording_list(_statuses()))
 
     def recording_list(self, statuses: list[dict]) -> list[dict]:
         mine = self.launcher.pids()
@@ -407,7 +407,11 @@ class Page:
             raise HTTPError(404, "not found")
 
         def do():
-            for entry in control.running():
+            try:
+                entries = control.running()
+            except DictaphoneError as e:
+                raise HTTPError(409, str(e)) from None
+            for entry in entries:
                 if entry.id == rid:
                     try:
                         reply = entry.request(command)
@@ -430,7 +434,7 @@ class Page:
             next_ping = time.monotonic() + PING_EVERY
             seen = self.notices.last()  # only what happens from now on
             while not self.stopping.is_set():
-                statuses = await run_in_threadpool(control.statuses, 2.0)
+                statuses = await run_in_threadpool(_statuses)
                 recordings = self.recording_list(statuses)
                 if recordings != last_recordings:
                     last_recordings = recordings
@@ -443,8 +447,13 @@ class Page:
                     fingerprint = await run_in_threadpool(library.fingerprint, busy)
                     state = (fingerprint, busy, self.transcriptions.busy())
                     if state != last_library:
-                        last_library = state
-                        yield _event("library", await run_in_threadpool(self.clip_list, statuses))
+                        try:
+                            clips = await run_in_threadpool(self.clip_list, statuses)
+                        except OSError:
+                            clips = None  # a file went away while it was listed: next second
+                        if clips is not None:
+                            last_library = state
+                            yield _event("library", clips)
                 for seq, notice in self.notices.since(seen):
                     seen = seq
                     yield _event("notice", notice)
@@ -455,6 +464,13 @@ class Page:
 
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"cache-control": "no-store", "x-accel-buffering": "no"})
+
+
+def _statuses() -> list[dict]:
+    try:
+        return control.statuses(timeout=2.0)
+    except DictaphoneError:  # e.g. a registry directory that is not private: nothing to show
+        return []
 
 
 def _event(name: str, data) -> str:

@@ -140,6 +140,7 @@ function updateCard(card, clip) {
   $(".unplayable", el).hidden = clip.playable || clip.recording;
   $(".busy", el).hidden = !clip.recording;
   el.classList.toggle("recording", clip.recording);
+  $(".actions", el).hidden = clip.recording;  // stop it first (the server refuses anyway)
   renderMarkers(card);
   const details = $(".transcript", el);
   details.hidden = !clip.has_transcript;
@@ -197,7 +198,21 @@ function renderMarkers(card) {
     li.append(b);
     ul.append(li);
   }
-  ul.hidden = !(card.clip.markers || []).length;
+  for (const g of card.clip.gaps || []) {
+    // Where the device was lost and came back: the audio jumps here (recorded time).
+    const li = document.createElement("li");
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "marker gap";
+    b.dataset.time = g.time;
+    const reason = g.reason ? ` (${g.reason})` : "";
+    b.textContent = `gap ${clock(g.time, true)}: ${(+g.duration || 0).toFixed(1)} s missing${reason}`;
+    b.title = "The input was lost here; play from this point";
+    b.addEventListener("click", () => playFrom(card, g.time));
+    li.append(b);
+    ul.append(li);
+  }
+  ul.hidden = !ul.children.length;
 }
 
 // ---- waveform ------------------------------------------------------------------------------
