@@ -70,7 +70,10 @@ class RecordOptions:
 
 
 def warn(message: str) -> None:
-    print(f"dictaphone: warning: {message}", file=sys.stderr, flush=True)
+    try:
+        print(f"dictaphone: warning: {message}", file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass  # stderr is gone (a terminal that hung up): the warning has no reader
 
 
 def resolve_output(opts: RecordOptions) -> tuple[Format, object, str]:
@@ -164,6 +167,10 @@ def shows_meter(quiet: bool) -> bool:
     return not quiet and sys.stderr.isatty()
 
 
+class StoppedBeforeStart(Exception):
+    """A stop signal came before the device was opened: nothing was recorded."""
+
+
 class Session:
     """One recording in the terminal: signals, keys, meter, and the main loop."""
 
@@ -182,6 +189,9 @@ class Session:
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self._saved_handlers: dict[int, object] = {}
+        self._continued = False  # SIGCONT came: put the terminal back in key mode
+        #: the terminal hung up (closed window, dropped ssh): nothing can be shown any more
+        self.hung_up = False
 
     def wake(self, *_args) -> None:
         if self._wake_w < 0:
@@ -203,11 +213,13 @@ class Session:
         self.request_stop(signal.Signals(signum).name)
 
     def install_signals(self) -> None:
+        from ..stopsignals import original, take_over
+
         for name in STOP_SIGNALS:
             signum = getattr(signal, name, None)
             if signum is None:
                 continue
-            previous = signal.getsignal(signum)
+            previous = original(signum)  # as it was at exec, before the entry point held it
             # SIGINT and SIGTERM always stop the recording, even when the shell started us
             # with SIGINT ignored (a background job in a script: `kill -INT $pid` must
             # work). SIGHUP ignored on purpose (nohup) stays ignored.
@@ -222,6 +234,32 @@ class Session:
             signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
         except ValueError:
             pass  # not the main thread (an in-process caller): the 0.5 s select timeout
+        # A stop signal that came during start-up (held since the entry point's first line)
+        # counts as if it came now.
+        early = take_over()
+        if early is not None and early in self._saved_handlers:
+            self.request_stop(signal.Signals(early).name)
+
+    def install_job_control(self, keys) -> None:
+        """Ctrl-Z gives the shell back a normal terminal; `fg` (SIGCONT) brings the key
+        mode back, so keys work again at once instead of after an Enter."""
+        if keys is None or not hasattr(signal, "SIGTSTP"):
+            return
+        self._keys = keys
+
+        def on_tstp(signum, frame):
+            keys.suspend()  # the terminal as it was before the recording
+            signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTSTP)  # stop for real; SIGCONT resumes here
+
+        def on_cont(signum, frame):
+            signal.signal(signal.SIGTSTP, on_tstp)
+            self._continued = True
+            self.wake()
+
+        for signum, handler in ((signal.SIGTSTP, on_tstp), (signal.SIGCONT, on_cont)):
+            self._saved_handlers.setdefault(signum, signal.getsignal(signum))
+            signal.signal(signum, handler)
 
     def restore_signals(self) -> None:
         for signum, handler in self._saved_handlers.items():
@@ -273,7 +311,7 @@ class Session:
     def run(self, timeslice: float | None = None) -> None:
         from contextlib import ExitStack
 
-        from .terminal import MARK, PAUSE, STOP, Keys
+        from .terminal import HANGUP, MARK, PAUSE, STOP, Keys
 
         rec = self.rec
         rec.add_event_listener("stop", self.wake)
@@ -289,12 +327,17 @@ class Session:
                     self.extra["id"] = self.control.id
                 except DictaphoneError as e:
                     warn(f"{e}; 'dictaphone stop' cannot reach this recording")
+            if self.stop_reason is not None:
+                # Stopped before the device was even opened: nothing was recorded, and
+                # nothing is created (no empty file, no clip).
+                raise StoppedBeforeStart(self.stop_reason)
             try:
                 rec.start(timeslice)
             finally:
                 self._started.set()
             with ExitStack() as stack:
                 keys = stack.enter_context(Keys()) if Keys.available() else None
+                self.install_job_control(keys)
                 if shows_meter(self.quiet):
                     from rich.console import Console
 
@@ -310,10 +353,22 @@ class Session:
                         continue
                     if self._wake_r in readable:
                         os.read(self._wake_r, 512)
-                    if keys in readable:
+                    if self._continued and keys is not None:
+                        self._continued = False
+                        # In the foreground again (fg): keys back on. In the background
+                        # (bg): leave the terminal alone, or reading it would stop us.
+                        watched = [self._wake_r] + ([keys] if keys.resume() else [])
+                    if keys is not None and keys in readable and keys in watched:
                         for action in keys.read():
                             if action == STOP:
                                 self.request_stop("key")
+                            elif action == HANGUP:
+                                # EOF or EIO: the terminal is gone. Stop as a SIGHUP does
+                                # (even if SIGHUP is ignored: no key can stop us now, and
+                                # a dead terminal must not be read in a loop).
+                                self.hung_up = True
+                                watched = [self._wake_r]
+                                self.request_stop("hangup")
                             elif action == PAUSE and rec.state == "recording":
                                 rec.pause()
                             elif action == PAUSE and rec.state == "paused":
@@ -417,6 +472,7 @@ def _run_record(opts: RecordOptions) -> tuple[int, bool]:
 
         live = session.live = LiveTranscriber(rec, transcriber)
     created = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    new_events_file = opts.events not in (None, "-") and not os.path.exists(opts.events)
     events_file = open_events(opts)
     hooks = None
     try:
@@ -431,7 +487,14 @@ def _run_record(opts: RecordOptions) -> tuple[int, bool]:
             hooks = HookRunner(rec, opts.on_data, opts.on_stop, report=warn, extra=extra,
                                on_text=opts.on_text, on_mark=opts.on_mark)
             hooks.attach()
-        session.run(opts.timeslice)
+        try:
+            session.run(opts.timeslice)
+        except StoppedBeforeStart as stopped:
+            if new_events_file and os.path.getsize(opts.events) == 0:
+                os.unlink(opts.events)  # nothing happened, so nothing to log
+            say_safely(f"dictaphone: stopped by {stopped} before the recording began; "
+                       f"nothing was recorded and no file was written")
+            return EXIT_STOPPED_BEFORE_START, False
         save_clip_metadata(rec, fmt, created)
         # The audio is complete and said so first; then the transcript's tail.
         status = report(rec, opts, fmt, label)
@@ -538,6 +601,20 @@ def save_transcript(transcript, rec) -> list[str]:
     return saved
 
 
+#: a stop before the device was open (the documented "interrupted before a recording
+#: began"): nothing was written, so a script's `record x.wav && use x.wav` does not go on
+EXIT_STOPPED_BEFORE_START = 130
+
+
+def say_safely(line: str) -> None:
+    """A line on stderr that may have nobody to read it (a terminal that hung up): a
+    failing write must not turn a finished recording into a traceback."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
 def report(rec, opts: RecordOptions, fmt: Format, label: str) -> int:
     """The summary line (or the error line) of a finished recording; the exit status."""
     from .text import channels_name, clock, human_size
@@ -559,16 +636,16 @@ def report(rec, opts: RecordOptions, fmt: Format, label: str) -> int:
             f"{rec.dropped_frames} dropped frames")
     if error is not None and not broken_pipe:
         if rec.frames:
-            print(f"dictaphone: error: {error}; kept {what} in {label}", file=sys.stderr)
+            say_safely(f"dictaphone: error: {error}; kept {what} in {label}")
         else:
-            print(f"dictaphone: error: {error}", file=sys.stderr)
+            say_safely(f"dictaphone: error: {error}")
         return 1
     if len(rec.paths) > 1:
         label = f"{rec.paths[0]} … {os.path.basename(rec.paths[-1])} ({len(rec.paths)} files)"
     if not opts.quiet:
         verb = "Streamed to" if to_stdout else "Saved"
         tail = " (the reader closed the pipe)" if broken_pipe else ""
-        print(f"{verb} {label}: {what}{tail}", file=sys.stderr)
+        say_safely(f"{verb} {label}: {what}{tail}")
     elif rec.dropped_frames:
         warn(f"{rec.dropped_frames} frames were dropped")
     return 0

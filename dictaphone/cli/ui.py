@@ -42,7 +42,10 @@ class Meter:
         return self
 
     def __exit__(self, *exc):
-        self._live.stop()
+        try:
+            self._live.stop()
+        except (OSError, ValueError):
+            pass  # the terminal hung up: the meter has nowhere to be cleared from
 
     def render(self) -> Group:
         rec, now = self.rec, time.monotonic()
