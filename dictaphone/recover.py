@@ -4,13 +4,17 @@
   frames). This fixes a header that lags the data (a recorder killed between two
   header updates) and the 0xFFFFFFFF sizes of a WAV saved from a pipe. Past 4 GiB the
   file becomes RF64 when it has room for a ``ds64`` chunk (the ``JUNK`` chunk dictaphone
-  reserves), else its sizes are left at 0xFFFFFFFF (readers take it to its end).
+  reserves), else its sizes are left at 0xFFFFFFFF (readers take it to its end). Markers the recorder had put in its
+  ``<file>.markers.json`` sidecar (written as each marker reached the file) go back into
+  the file as cue points after the data, when it has none.
 - FLAC: a file whose STREAMINFO has no total length (killed before libFLAC rewrote it,
   or streamed) gets the total from its last frame header; a torn last frame is cut off.
 - MP3: cut after its last complete frame; the frame LAME reserves at the start is
   filled in as a Xing/LAME Info tag (frame count, encoder delay and padding).
 - Ogg Vorbis and Opus: cut after the last complete page (checked by its CRC), which is
   marked end-of-stream (its CRC recomputed), so every decoder plays it to its end.
+- FLAC and Ogg: the markers of the sidecar go into the comment the recorder reserved for
+  them, as chapters.
 """
 
 from __future__ import annotations
@@ -66,9 +70,9 @@ def recover(path: str, dry_run: bool = False) -> Repair:
     if magic in (b"RIFF", b"RF64"):
         return recover_wav(path, dry_run)
     if magic == b"fLaC":
-        return recover_flac(path, dry_run)
+        return _restore_chapters(recover_flac(path, dry_run), dry_run)
     if magic == b"OggS":
-        return recover_ogg(path, dry_run)
+        return _restore_chapters(recover_ogg(path, dry_run), dry_run)
     if magic[:3] == b"ID3" or _mp3_frame(magic, 0) is not None:
         return recover_mp3(path, dry_run)
     raise NotSupportedError(
@@ -144,6 +148,15 @@ def recover_wav(path: str, dry_run: bool = False) -> Repair:
         pad = data_bytes & 1
         riff = data_at - 8 + data_bytes + (pad if trailing == 0 else (said & 1)) + trailing
         notes: list[str] = []
+        # a killed recording's markers, from the recorder's sidecar, as cue points
+        markers = [] if trailing else _sidecar_markers(path, frames, rate)
+        cue_chunks = b""
+        if markers:
+            from .markers import wav_marker_chunks
+
+            cue_chunks = wav_marker_chunks([(m.frame, m.number, m.label) for m in markers])
+            riff += len(cue_chunks)
+            notes.append(f"{len(markers)} marker(s) restored from {os.path.basename(path)}.markers.json")
         patches: list[tuple[int, bytes]] = []
         kind = "wav"
         if riff > UNKNOWN and ds64_at is not None:
@@ -173,7 +186,12 @@ def recover_wav(path: str, dry_run: bool = False) -> Repair:
         for offset, value in patches:
             f.seek(offset)
             changed |= f.read(len(value)) != value
+        changed |= bool(cue_chunks)
         rep = Repair(path, kind, frames_before, frames, rate, changed, notes)
+        if cue_chunks and not dry_run:
+            f.truncate(data_at + data_bytes)  # (a torn last frame goes)
+            f.seek(data_at + data_bytes)
+            f.write(b"\0" * pad + cue_chunks)
         if changed and not dry_run:
             for offset, value in patches:
                 f.seek(offset)
@@ -181,6 +199,50 @@ def recover_wav(path: str, dry_run: bool = False) -> Repair:
             f.flush()
             os.fsync(f.fileno())
         return rep
+
+
+def _restore_chapters(rep: Repair, dry_run: bool) -> Repair:
+    """A killed FLAC or Ogg recording still has the blank comment reserved for its
+    chapters: the markers of its sidecar that lie within the recovered audio go there."""
+    from .markers import read_file_markers, write_flac_chapters, write_ogg_chapters
+
+    markers = _sidecar_markers(rep.path, rep.frames, rep.samplerate) if rep.samplerate else []
+    if not markers or read_file_markers(rep.path):
+        return rep
+    if dry_run:
+        rep.notes.append(f"{len(markers)} marker(s) would be restored from the sidecar")
+        return rep
+    write = write_flac_chapters if rep.kind == "flac" else write_ogg_chapters
+    try:
+        fd = os.open(rep.path, os.O_RDWR)
+    except OSError:
+        return rep
+    try:
+        done = write(fd, markers)
+        os.fsync(fd)
+    except (OSError, ValueError, struct.error):
+        done = False
+    finally:
+        os.close(fd)
+    if done:
+        rep.changed = True
+        rep.notes.append(f"{len(read_file_markers(rep.path))} marker(s) restored from "
+                         f"{os.path.basename(rep.path)}.markers.json as chapters")
+    return rep
+
+
+def _sidecar_markers(path: str, frames: int, rate: int) -> list:
+    """The markers of the recorder's sidecar that lie within the recovered audio, with
+    their frame offsets (times are kept to the microsecond: the frame is exact)."""
+    from .markers import _from_json_list, _read_json, sidecar_path
+
+    side = _read_json(sidecar_path(path))
+    found = _from_json_list(side.get("markers")) if isinstance(side, dict) else None
+    if not found:
+        return []
+    for m in found:
+        m.frame = int(round(m.time * rate))
+    return [m for m in found if m.frame <= frames]
 
 
 # ------------------------------------------------------------------------------ FLAC
