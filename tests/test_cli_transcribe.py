@@ -392,3 +392,31 @@ def test_a_terminal_shows_a_progress_bar_that_goes_away(env, tmp_path, terminal)
     assert t.wait_exit(timeout=120) == 0
     assert not re.search(r"\d+%", t.capture())  # transient: gone when done
     assert speech.wer(" ".join(speech.PARAGRAPH[:16]), out.read_text()) <= MAX_WER
+
+
+@pytest.fixture
+def hf_cache(tmp_path, whisper_model):
+    """A Hugging Face cache holding tiny.en as the hub would leave it (a snapshot of
+    Systran/faster-whisper-tiny.en, its files linked to the packaged model)."""
+    repo = tmp_path / "hf-cache" / "models--Systran--faster-whisper-tiny.en"
+    snapshot = repo / "snapshots" / "0123abcd"
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abcd")
+    for name in os.listdir(whisper_model):
+        os.symlink(os.path.join(whisper_model, name), snapshot / name)
+    return repo.parent
+
+
+def test_a_model_name_is_found_in_the_hugging_face_cache_and_doctor_lists_it(env, plain, hf_cache, script):
+    e = {k: v for k, v in env.items() if k != "DICTAPHONE_MODEL"}
+    e.update(HF_HUB_CACHE=str(hf_cache), DICTAPHONE_MODEL="tiny.en")
+    r = run("transcribe", plain, "-f", "json", env=e)  # HF_HUB_OFFLINE=1: the cache or nothing
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["model"] == "tiny.en" and speech.wer(script.text, data["text"]) <= MAX_WER
+    doctor = run("doctor", "--seconds", "0.1", env=e).stdout
+    assert "ok    model (DICTAPHONE_MODEL): tiny.en, in the cache" in doctor
+    assert re.search(r"cached model tiny\.en: \d+\.\d MB  .*0123abcd", doctor), doctor
+    r = run("transcribe", plain, "--redo", "--model", "base.en", env=e)
+    assert r.returncode == 1 and "base.en is not on this machine" in one_error_line(r.stderr)
