@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 
+import numpy as np
 import pytest
 
 import speech
@@ -301,14 +302,16 @@ def test_search_without_a_word_is_a_usage_error(env, words):
     assert r.returncode == 2 and "nothing to search for" in one_error_line(r.stderr)
 
 
-@pytest.mark.parametrize("case", ["empty", "text", "missing", "directory", "raw-without-rate",
-                                  "rate-for-a-wav"])
+@pytest.mark.parametrize("case", ["empty", "text", "noise-as-mp3", "missing", "directory",
+                                  "raw-without-rate", "rate-for-a-wav"])
 def test_bad_input_gets_one_line_and_no_output(env, tmp_path, plain, case):
-    path = tmp_path / {"empty": "e.wav", "text": "notes.wav", "missing": "gone.wav",
+    path = tmp_path / {"empty": "e.wav", "text": "notes.wav", "noise-as-mp3": "n.mp3", "missing": "gone.wav",
                        "directory": "dir", "raw-without-rate": "x.raw", "rate-for-a-wav": "talk.wav"}[case]
     extra = []
     if case == "empty":
         path.write_bytes(b"")
+    elif case == "noise-as-mp3":
+        path.write_bytes(np.random.default_rng(3).integers(0, 256, 3000, dtype=np.uint8).tobytes())
     elif case == "text":
         path.write_text("these are notes, not audio\n" * 40)
     elif case == "directory":
@@ -317,7 +320,7 @@ def test_bad_input_gets_one_line_and_no_output(env, tmp_path, plain, case):
         path.write_bytes(b"\0" * 9600)
     elif case == "rate-for-a-wav":
         extra = ["-r", "16000"]
-    expect = {"empty": "is empty", "text": "is not audio", "missing": "no clip or file named",
+    expect = {"empty": "is empty", "text": "is not audio", "noise-as-mp3": "is not audio", "missing": "no clip or file named",
               "directory": "is a directory", "raw-without-rate": "give its rate with -r",
               "rate-for-a-wav": "raw (headerless) files only"}[case]
     r = run("transcribe", path, *extra, env=env)
