@@ -29,6 +29,8 @@ _EXPORTS = {
     "BlobEvent": "events",
     "ErrorEvent": "events",
     "StopEvent": "events",
+    "MarkEvent": "events",
+    "Marker": "markers",
     "DeviceEvent": "events",
     "is_type_supported": "formats",
     "FORMATS": "formats",

@@ -104,6 +104,8 @@ class Clip:
     size: int = 0
     device: str | None = None
     dropped_frames: int | None = None
+    #: [{"number", "time" (s of this file), "label"}]; see dictaphone.markers
+    markers: list = dataclasses.field(default_factory=list)
     #: where the device was lost and came back: [{"time": s, "duration": s, "reason": str}]
     gaps: list = dataclasses.field(default_factory=list)
     transcript: str | None = None  #: the first words of its saved transcript ("" if silent)
@@ -161,6 +163,15 @@ def _from_file(path: str) -> Clip:
     for field in dataclasses.fields(Clip):
         if field.name in meta and field.name not in ("path", "size", "name"):
             setattr(clip, field.name, meta[field.name])
+    if "markers" not in meta:
+        # killed while recording (the recorder's sidecar) or copied in with a cue chunk
+        from .markers import load
+
+        try:
+            clip.markers = [m.to_json() for m in load(path)]
+        except DictaphoneError:
+            clip.markers = []
+
     from . import transcript
 
     saved = transcript.load(path)
@@ -281,10 +292,12 @@ def rename(old: str, new: str) -> Clip:
         raise ClipExistsError(f"{target} exists already") from None
     except OSError:  # a file system without hard links
         os.rename(clip.path, target)
+    from .markers import sidecar_path as markers_sidecar
     from .transcript import sidecar_path
 
-    if os.path.exists(sidecar_path(clip.path)):
-        os.replace(sidecar_path(clip.path), sidecar_path(target))
+    for sidecar in (sidecar_path, markers_sidecar):
+        if os.path.exists(sidecar(clip.path)):
+            os.replace(sidecar(clip.path), sidecar(target))
     if os.path.exists(clip.meta_path):
         meta = _read_meta(clip.path)
         meta["name"] = new
@@ -298,9 +311,10 @@ def delete(name: str) -> Clip:
     if not _inside(clip.path, clip_dir()):
         raise InvalidArgumentError(f"{clip.path} is outside the library")
     os.unlink(clip.path)
+    from .markers import sidecar_path as markers_sidecar
     from .transcript import sidecar_path
 
-    for sidecar in (clip.meta_path, sidecar_path(clip.path)):
+    for sidecar in (clip.meta_path, sidecar_path(clip.path), markers_sidecar(clip.path)):
         try:
             os.unlink(sidecar)
         except FileNotFoundError:

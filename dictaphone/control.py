@@ -6,6 +6,7 @@ the user) as two files: ``<id>.json`` (pid, path, start time) and ``<id>.sock``,
 socket that answers one JSON request per connection:
 
     {"command": "stop" | "pause" | "resume" | "status"}  ->  {"ok": true, ...}
+    {"command": "mark", "label": str | null}  ->  {"ok": true, "marker": {...}, ...}
 
 Only the same user can reach it: the directory is 0700 and the server also checks the
 peer's uid (SO_PEERCRED) where the platform provides it. Entries whose process is gone
@@ -26,7 +27,7 @@ from typing import Callable
 
 from .errors import DictaphoneError, InvalidArgumentError, InvalidStateError
 
-COMMANDS = ("stop", "pause", "resume", "status")
+COMMANDS = ("stop", "pause", "resume", "status", "mark")
 REQUEST_LIMIT = 4096  # bytes; a request is one small JSON object
 
 
@@ -80,13 +81,14 @@ class Entry:
         self.socket_path = os.path.join(directory, f"{id}.sock")
         self.json_path = os.path.join(directory, f"{id}.json")
 
-    def request(self, command: str, timeout: float = 30.0) -> dict:
-        """Send a command; return the reply (ControlError when unreachable)."""
+    def request(self, command: str, timeout: float = 30.0, **params) -> dict:
+        """Send a command (with ``params``, e.g. a marker's label); return the reply
+        (ControlError when unreachable)."""
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(timeout)
         try:
             s.connect(self.socket_path)
-            s.sendall(json.dumps({"command": command}).encode() + b"\n")
+            s.sendall(json.dumps(dict(params, command=command)).encode() + b"\n")
             data = b""
             while not data.endswith(b"\n"):
                 chunk = s.recv(65536)
@@ -109,6 +111,8 @@ class Entry:
             error = reply.get("error", "refused")
             if reply.get("kind") == "InvalidStateError":
                 raise InvalidStateError(error)
+            if reply.get("kind") == "InvalidArgumentError":
+                raise InvalidArgumentError(error)
             raise ControlError(error)
         return reply
 
@@ -201,11 +205,12 @@ class AmbiguousError(InvalidArgumentError):
 class ControlServer:
     """Registers a recording and answers requests on its socket, from a daemon thread.
 
-    ``handler(command) -> dict`` runs on the server's thread; it may block (a stop waits
-    until the file is finalized before answering).
+    ``handler(command, params) -> dict`` runs on the server's thread (``params``: the
+    request's other fields); it may block (a stop waits until the file is finalized
+    before answering).
     """
 
-    def __init__(self, info: dict, handler: Callable[[str], dict]):
+    def __init__(self, info: dict, handler: Callable[[str, dict], dict]):
         self.handler = handler
         self.directory = registry_dir(create=True)
         running()  # clean stale entries first, so their ids can be reused
@@ -267,14 +272,15 @@ class ControlServer:
                         break
                     data += chunk
                 try:
-                    command = json.loads(data).get("command")
-                except (ValueError, AttributeError):
-                    command = None
+                    params = dict(json.loads(data))
+                    command = params.pop("command", None)
+                except (ValueError, AttributeError, TypeError):
+                    command, params = None, {}
                 if command not in COMMANDS:
                     reply = {"ok": False, "error": f"unknown command {command!r}"}
                 else:
                     try:
-                        reply = dict(self.handler(command), ok=True, id=self.id)
+                        reply = dict(self.handler(command, params), ok=True, id=self.id)
                     except DictaphoneError as e:
                         reply = {"ok": False, "error": str(e), "kind": type(e).__name__}
                 conn.settimeout(None)

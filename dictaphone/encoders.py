@@ -360,8 +360,9 @@ DS64_SIZE = 28
 
 
 def wav_header(samplerate: int, channels: int, subtype: str, data_bytes: int | None,
-               rf64: bool = False) -> bytes:
+               rf64: bool = False, trailer_bytes: int = 0) -> bytes:
     """A WAV header; ``data_bytes`` None writes the streaming sizes (0xFFFFFFFF).
+    ``trailer_bytes``: chunks after the data (markers), counted in the RIFF size.
 
     PCM is format tag 1 (44 bytes). Float is tag 3 with the ``fact`` chunk the spec asks
     for non-PCM data (58 bytes). ``rf64`` reserves room for RF64 (EBU Tech 3306), as
@@ -387,7 +388,7 @@ def wav_header(samplerate: int, channels: int, subtype: str, data_bytes: int | N
         riff_size = data_size = UNKNOWN_SIZE
     else:
         data_size = data_bytes
-        riff_size = 4 + reserve + len(chunks) + 8 + data_bytes + (data_bytes & 1)
+        riff_size = 4 + reserve + len(chunks) + 8 + data_bytes + (data_bytes & 1) + trailer_bytes
     if rf64 and data_bytes is not None and riff_size > UNKNOWN_SIZE:
         ds64 = b"ds64" + struct.pack("<IQQQI", DS64_SIZE, riff_size, data_size, frames, 0)
         return (b"RF64" + struct.pack("<I", UNKNOWN_SIZE) + b"WAVE" + ds64 + chunks
@@ -410,6 +411,8 @@ class Encoder:
         self.frames = 0
         self._cut_at = 0  # sink offset where the next blob starts
         self.closed = False
+        #: markers in this file: (frame offset, number, label), written when it is finished
+        self.markers: list[tuple[int, int, str]] = []
 
     @property
     def mime_type(self) -> str:
@@ -421,6 +424,11 @@ class Encoder:
 
     def write(self, frames: np.ndarray) -> None:
         raise NotImplementedError
+
+    def add_marker(self, offset: int, number: int, label: str) -> None:
+        """A marker ``offset`` frames into this file (stored in the container at close,
+        where the format has a place for it)."""
+        self.markers.append((offset, number, label))
 
     def sync(self, durable: bool = False) -> None:
         """Make what is written so far a valid, flushed file (when the sink can seek)."""
@@ -436,6 +444,30 @@ class Encoder:
         self._cut_at = end
         return blob
 
+    def _write_chapters(self) -> None:
+        """FLAC and Ogg: replace the reserved comment (see SndfileEncoder._reserve_comments)
+        with the markers as chapter comments, in place: the file's length and audio do not
+        change."""
+        from .markers import Marker, write_flac_chapters, write_ogg_chapters
+
+        markers = [Marker(number, offset / self.samplerate, label, frame=offset)
+                   for offset, number, label in sorted(self.markers)]
+        write = write_flac_chapters if self.format.name == "flac" else write_ogg_chapters
+        self.written_chapters = False  # if not, the sidecar and clip metadata keep them
+        if not os.path.isfile(self.sink.path):
+            return
+        try:
+            # (the sink's descriptor is write-only)
+            fd = os.open(self.sink.path, os.O_RDWR | getattr(os, "O_BINARY", 0))
+        except OSError:
+            return
+        try:
+            self.written_chapters = write(fd, markers)
+        except (OSError, ValueError, struct.error):
+            pass
+        finally:
+            os.close(fd)
+
     def close(self) -> Blob:
         """Finish the container; return the last blob. Idempotent (later calls: empty blob)."""
         raise NotImplementedError
@@ -450,6 +482,11 @@ class PcmEncoder(Encoder):
     """Headerless PCM (raw), and the base of WAV."""
 
     header_len = 0
+    trailer_len = 0  #: bytes of chunks after the data (WAV markers, at close)
+
+    def _trailer(self) -> bytes:
+        """Chunks to append after the data when the file is finished."""
+        return b""
 
     def _header(self, data_bytes: int | None) -> bytes:
         return b""
@@ -494,6 +531,14 @@ class PcmEncoder(Encoder):
                         self.sink.append(b"\0")  # RIFF chunks are padded to an even length
                     except WriteError:
                         pass  # a full disk: readers accept a missing pad byte
+                trailer = self._trailer()
+                if trailer and self.sink.error is None:
+                    end = self.sink.size
+                    try:
+                        self.sink.append(trailer)
+                        self.trailer_len = len(trailer)
+                    except WriteError:
+                        self.sink.truncate(end)  # a full disk: the sidecar keeps the markers
                 if self.header_len:
                     self.sink.patch(self._header(data), 0)  # (dropped if already cut)
                 self.sink.flush(durable=True)
@@ -517,7 +562,13 @@ class WavEncoder(PcmEncoder):
         self.header_len = len(self._header(0))
 
     def _header(self, data_bytes: int | None) -> bytes:
-        return wav_header(self.samplerate, self.channels, self.subtype, data_bytes, self.rf64)
+        return wav_header(self.samplerate, self.channels, self.subtype, data_bytes, self.rf64,
+                          self.trailer_len)
+
+    def _trailer(self) -> bytes:
+        from .markers import wav_marker_chunks
+
+        return wav_marker_chunks(sorted(self.markers))
 
 
 SFC_SET_OGG_PAGE_LATENCY = 0x1303  # sndfile.h (1.2): double, milliseconds, 50..1600
@@ -539,6 +590,7 @@ class SndfileEncoder(Encoder):
             raise NotSupportedError(
                 f"libsndfile cannot write {self.format.name} at {self.samplerate} Hz with "
                 f"{self.channels} channel(s): {e}") from None
+        self._reserve_comments()
         self._check()
         self._tune()
 
@@ -558,6 +610,24 @@ class SndfileEncoder(Encoder):
             # A stream (or memory cut into blobs) cannot be given its Info tag at the end:
             # constant bitrate lets every reader tell its length from its size.
             self._command(SFC_SET_BITRATE_MODE, "int", SF_BITRATE_MODE_CONSTANT)
+
+    #: formats whose markers are Vorbis comments (chapters), rewritten in place at close
+    CHAPTER_FORMATS = ("flac", "ogg", "opus")
+
+    def _reserve_comments(self) -> None:
+        """Room for chapter comments: libsndfile writes its comment block before the first
+        frames and never again, so a blank comment holds the place; close() rewrites it
+        (FLAC: the chapters and a PADDING block; Ogg: the chapters and zero padding).
+        Only for files: a stream cannot be rewritten."""
+        self._reserved = False
+        if self.format.name in self.CHAPTER_FORMATS and isinstance(self.sink, FileSink):
+            from .markers import COMMENT_RESERVE
+
+            try:
+                self._sf.comment = " " * COMMENT_RESERVE
+                self._reserved = True
+            except Exception:
+                pass  # this libsndfile takes no comments: markers stay in the sidecar
 
     def _check(self) -> None:
         if self.sink.error is not None:
@@ -597,13 +667,14 @@ class SndfileEncoder(Encoder):
             if (self.sink.error is not None and self.sink.path
                     and os.path.isfile(self.sink.path)):
                 self._after_failed_write(self.sink.path)
+            elif self._reserved and self.sink.error is None:
+                self._write_chapters()
             self.sink.flush(durable=True)
             blob = self.cut()
         finally:
             self.closed = True
             self.sink.close()
         return blob
-
 
     def _after_failed_write(self, path: str) -> None:
         """A write failed (a full disk): make what fit a valid file and count it. The
@@ -646,8 +717,15 @@ class VorbisEncoder(Encoder):
 
     def _header_comments(self) -> dict[str, str]:
         """The Vorbis comments of the header, written with the first audio (as libsndfile
-        does: comments may be set after the encoder is made)."""
-        return {"ENCODER": "dictaphone (libvorbis)"}
+        does: comments may be set after the encoder is made). A file gets a blank comment
+        that holds the place of the markers' chapters (rewritten at close)."""
+        comments = {"ENCODER": "dictaphone (libvorbis)"}
+        self._reserved = isinstance(self.sink, FileSink)
+        if self._reserved:
+            from .markers import COMMENT_RESERVE
+
+            comments["COMMENT"] = " " * COMMENT_RESERVE
+        return comments
 
     def _head(self) -> None:
         """The header packets go into the stream before any audio packet."""
@@ -689,6 +767,8 @@ class VorbisEncoder(Encoder):
             finally:
                 self.closed = True
                 self._vs.close()
+            if getattr(self, "_reserved", False) and self.sink.error is None:
+                self._write_chapters()
             self.sink.flush(durable=True)
             return self.cut()
         finally:

@@ -18,7 +18,7 @@ from typing import Any, Callable
 log = logging.getLogger("dictaphone")
 
 EVENT_TYPES = ("start", "dataavailable", "pause", "resume", "stop", "error", "transcript",
-               "devicelost", "devicerestored")
+               "devicelost", "devicerestored", "mark")
 
 
 class Blob:
@@ -97,6 +97,15 @@ class DeviceEvent(Event):
     gap: float | None = None
     #: devicelost: the most seconds the recorder waits for the device
     wait: float | None = None
+
+
+@dataclasses.dataclass
+class MarkEvent(Event):
+    """A ``mark`` event (MediaRecorder.mark): ``timecode`` is the marker's place in the
+    recording (seconds, paused time left out), ``number`` counts from 1."""
+
+    label: str = ""
+    number: int = 0
 
 
 @dataclasses.dataclass

@@ -40,6 +40,9 @@ def event_record(event, recorder, extra: dict | None = None) -> dict:
         rec["error"] = str(event.error)
     elif event.type in ("pause", "resume") and event.reason:
         rec["reason"] = event.reason
+    elif event.type == "mark":
+        # "duration", as on every line, is the recorded time: here the marker's place
+        rec.update(number=event.number, label=event.label)
     elif event.type in ("devicelost", "devicerestored"):
         rec.update(device=event.device, reason=event.reason)
         if event.type == "devicelost":
@@ -80,7 +83,7 @@ class EventLog:
 
     def attach(self) -> None:
         for t in ("start", "dataavailable", "pause", "resume", "stop", "error",
-                  "devicelost", "devicerestored", "transcript"):
+                  "devicelost", "devicerestored", "transcript", "mark"):
             self.recorder.add_event_listener(t, self)
 
 
@@ -102,6 +105,12 @@ def hook_environment(event, recorder, extra: dict | None = None) -> dict[str, st
         env["DICTAPHONE_OFFSET"] = str(blob.offset)
         if blob.path and blob.path in recorder.paths:
             env["DICTAPHONE_INDEX"] = str(recorder.paths.index(blob.path) + 1)
+    elif event.type == "mark":
+        # only in a mark hook's environment: the label is data, never command text
+        env["DICTAPHONE_MARK_TIME"] = f"{event.timecode:.6f}"
+        env["DICTAPHONE_MARK_LABEL"] = event.label
+        env["DICTAPHONE_MARK_NUMBER"] = str(event.number)
+        env["DICTAPHONE_FILE"] = recorder.path or ""
     elif event.type == "stop":
         env["DICTAPHONE_FILE"] = event.path or ""
         env["DICTAPHONE_FILES"] = "\n".join(event.paths)
@@ -128,13 +137,15 @@ class HookRunner:
 
     _DONE = object()
 
-    NAMES = {"dataavailable": "--on-data", "stop": "--on-stop", "transcript": "--on-text"}
+    NAMES = {"dataavailable": "--on-data", "stop": "--on-stop", "transcript": "--on-text",
+             "mark": "--on-mark"}
 
     def __init__(self, recorder, on_data: str | None, on_stop: str | None,
                  report: Callable[[str], None], extra: dict | None = None,
-                 on_text: str | None = None):
+                 on_text: str | None = None, on_mark: str | None = None):
         self.recorder = recorder
-        self.commands = {"dataavailable": on_data, "stop": on_stop, "transcript": on_text}
+        self.commands = {"dataavailable": on_data, "stop": on_stop, "transcript": on_text,
+                         "mark": on_mark}
         self.report = report
         self.extra = extra if extra is not None else {}
         self.failures = 0

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from .errors import DeviceError, SourceError
+from .errors import DeviceError, InvalidArgumentError, SourceError
 from .sfmessages import explain
 from .sources import find_device, import_sounddevice
 
@@ -28,7 +28,7 @@ class Player:
     BLOCK = 2048
     QUEUE_BLOCKS = 32
 
-    def __init__(self, path: str, device: int | str | None = None):
+    def __init__(self, path: str, device: int | str | None = None, start: float = 0.0):
         import soundfile as sf
 
         self.sd = import_sounddevice()
@@ -41,14 +41,30 @@ class Player:
         self.channels = self._file.channels
         frames = self._file.frames
         self.frames = frames if 0 <= frames < 2**62 else None
-        self.device = find_output_device(device)
         self.played = 0
+        if start:
+            self._seek(start)
+        self.device = find_output_device(device)
         self.error: BaseException | None = None
         self._queue: queue.Queue = queue.Queue(self.QUEUE_BLOCKS)
         self._pending = np.zeros((0, self.channels), dtype="float32")
         self._done = threading.Event()
         self._stopping = threading.Event()
         self._reader = threading.Thread(target=self._read, daemon=True, name="dictaphone-play-reader")
+
+    def _seek(self, seconds: float) -> None:
+        """Start ``seconds`` in (``position`` counts from the file's start)."""
+        frame = int(round(seconds * self.samplerate))
+        if seconds < 0 or (self.frames is not None and frame >= self.frames):
+            self._file.close()
+            end = f" ({self.frames / self.samplerate:.3f} s)" if self.frames is not None else ""
+            raise InvalidArgumentError(f"{self.path}: {seconds:.3f} s is past the end{end}")
+        try:
+            self._file.seek(frame)
+        except Exception as e:
+            self._file.close()
+            raise SourceError(f"{self.path}: cannot start at {seconds:.3f} s: {e}") from None
+        self.played = frame
 
     @property
     def duration(self) -> float | None:

@@ -17,6 +17,7 @@ raising InvalidStateError (Chromium does; the current W3C draft made it a no-op)
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
 import threading
@@ -29,9 +30,11 @@ from .encoders import Encoder, make_encoder
 from .errors import (DeviceError, DeviceLostError, DictaphoneError, InvalidArgumentError,
                      InvalidStateError, NotSupportedError, OutputError, WriteError)
 from .events import (Blob, BlobEvent, DeviceEvent, Dispatcher, ErrorEvent, Event, EventTarget,
+                     MarkEvent,
                      StopEvent)
 from .formats import SUBTYPE_DTYPES, Format, format_for_mime, is_type_supported
 from .levels import LevelMeter
+from .markers import Marker, clean_label
 from .ring import RingBuffer
 from .sources import Source
 
@@ -57,6 +60,10 @@ class _Capture:
         self.dropped = 0  # frames lost: ring full, or dropped by the audio system
         self.paused_frames = 0  # frames left out while paused
         self.received = 0  # frames delivered by the source
+        #: frames that went into the ring: the recorded position of the next frame to come
+        #: (what a marker made now points at, counting frames not yet written)
+        self.accepted = 0
+        self.accepted_time: float | None = None  # time.monotonic() when frames last went in
         self.first_frame_time: float | None = None  # time.monotonic() of the first frames
         self.last_frame_time: float | None = None
         self.ended = False
@@ -80,6 +87,8 @@ class _Capture:
             self.paused_frames += n
             return
         written = self.ring.write(frames)
+        self.accepted += written
+        self.accepted_time = now
         if written < n:
             self.dropped += n - written
         # Wake the writer when it has work rather than let it poll, and not for every
@@ -102,6 +111,9 @@ class _Capture:
             self.paused_frames += len(frames)
             return True
         ok = self.ring.write_all(frames)
+        if ok:
+            self.accepted += len(frames)
+            self.accepted_time = now
         self.wake.set()
         return ok
 
@@ -132,6 +144,8 @@ class MediaRecorder(EventTarget):
     wait for speech, stop after silence, or leave long silences out (marked by
     ``pause``/``resume`` events whose ``reason`` is ``"silence"``), and with
     ``split_on_silence`` put each utterance in its own file, named like split pieces.
+    ``mark()`` flags the current moment (see :mod:`dictaphone.markers` for where markers
+    are kept); with ``split_on_mark`` each marker also starts a new piece there.
 
     ``reconnect`` (seconds; None: the source's own ``reconnect``, 30 s for a
     :class:`Microphone`; 0: off) is how long a device that goes away is waited for: the
@@ -168,7 +182,8 @@ class MediaRecorder(EventTarget):
                  subtype: str | None = None, force: bool = False,
                  max_duration: float | None = None, split: float | None = None,
                  voice=None, stall_timeout: float | None = 5.0,
-                 start_timeout: float | None = 15.0, reconnect: float | None = None):
+                 start_timeout: float | None = 15.0, reconnect: float | None = None,
+                 split_on_mark: bool = False):
         super().__init__()
         if not isinstance(source, Source) and not all(
                 hasattr(source, a) for a in ("samplerate", "channels")):
@@ -196,6 +211,9 @@ class MediaRecorder(EventTarget):
         self.stall_timeout = args.seconds("stall_timeout", stall_timeout)
         self.start_timeout = args.seconds("start_timeout", start_timeout)
         check_not_the_input(source, output)
+        if split_on_mark and not isinstance(output, (str, os.PathLike)):
+            raise InvalidArgumentError("split on mark needs a file path as output")
+        self.split_on_mark = bool(split_on_mark)
         self.voice = voice
         if voice is not None and voice.split_on_silence and not isinstance(output, (str, os.PathLike)):
             raise InvalidArgumentError("split on silence needs a file path as output")
@@ -232,6 +250,16 @@ class MediaRecorder(EventTarget):
         self.error: BaseException | None = None
         self.frames = 0
         self.paths: list[str] = []
+        #: frames in each finished file of ``paths`` (filled as pieces are closed)
+        self.piece_frames: dict[str, int] = {}
+        #: every marker made, its ``time`` in seconds of the whole recording
+        self.markers: list[Marker] = []
+        #: per file: the markers it holds, their ``time`` in seconds of that file
+        self.file_markers: dict[str, list[Marker]] = {}
+        self._marks_lock = threading.Lock()
+        self._pending_marks: list[Marker] = []  # made, not yet in a file (.frame: recorded)
+        self._unmapped_marks: list[Marker] = []  # with a voice gate: .frame is a ring position
+        self._ring_read = 0  # frames read from the ring (a voice gate's input position)
         self._frames_listeners: list = []
 
     # ------------------------------------------------------------------ properties
@@ -304,7 +332,7 @@ class MediaRecorder(EventTarget):
         timeslice = args.seconds("timeslice", timeslice, minimum=MIN_TIMESLICE,
                                  unit_hint=" (seconds, unlike the browser's milliseconds)")
         args.frames_of("timeslice", timeslice, self.source.samplerate)
-        if timeslice is not None and self.split is not None:
+        if timeslice is not None and (self.split is not None or self.split_on_mark):
             # Each split piece is one blob; slicing the pieces too would make blobs that
             # no longer join into files.
             raise InvalidArgumentError("use either a timeslice or split, not both")
@@ -318,6 +346,10 @@ class MediaRecorder(EventTarget):
             self.frames = 0
             self.error = None
             self.paths = []
+            self.piece_frames = {}
+            self.markers = []
+            self.file_markers = {}
+            self._pending_marks, self._unmapped_marks, self._ring_read = [], [], 0
             self.gaps = []
             self._stop_requested = self._data_requested = self._voice_stopped = False
             self._wake.clear()
@@ -342,7 +374,7 @@ class MediaRecorder(EventTarget):
             self._split_frames = int(round(self.split * rate)) if self.split is not None else None
             self._dispatcher = Dispatcher(self)
             self._state = RECORDING
-            self._started_at = time.monotonic()
+            self._started_at = self._resumed_at = time.monotonic()
             self._post(Event("start"))
             self._writer = threading.Thread(target=self._run_writer, name="dictaphone-writer",
                                             daemon=True)
@@ -380,7 +412,62 @@ class MediaRecorder(EventTarget):
                 return
             self._state = RECORDING
             self._capture.paused = False
+            self._resumed_at = time.monotonic()
             self._post(Event("resume", timecode=self._timecode()))
+
+    def mark(self, label: str | None = None) -> Marker:
+        """Flag this moment: the frame the source delivers next, so audio captured but
+        not yet written counts, and paused time does not. Fires a ``mark`` event
+        (``timecode``, ``label``, ``number``) and returns the Marker (``time`` in seconds
+        of the recording). Markers are numbered from 1; one without a label is called
+        "Marker N". A label is one line (line breaks become spaces) of at most
+        markers.MAX_LABEL characters (longer: InvalidArgumentError)."""
+        with self._lock:
+            if self._state == INACTIVE:
+                raise InvalidStateError("mark() while inactive")
+            number = len(self.markers) + 1
+            label = clean_label(label, number)
+            rate = self.source.samplerate
+            capture = self._capture
+            if self.voice is None:
+                frame = self._now_frame()
+                marker = Marker(number, frame / rate, label, frame=frame)
+                queue = self._pending_marks
+            else:
+                # Where it lands in the file is known once the gate has decided about the
+                # audio before it (the writer maps it); until then, an estimate.
+                marker = Marker(number, (self.frames + len(capture.ring)) / rate, label,
+                                frame=capture.accepted)
+                queue = self._unmapped_marks
+            with self._marks_lock:
+                # (a device's position is an estimate: keep the queue in frame order)
+                bisect.insort(queue, marker, key=lambda m: m.frame)
+            self.markers.append(marker)
+            event = MarkEvent("mark", timecode=marker.time, label=label, number=number)
+            event.target = self  # not _post: a marker at 0.0 keeps its timecode
+            self._dispatcher.post(event)
+            return marker
+
+    #: the most a device's position is carried forward past its last delivery (seconds)
+    MAX_MARK_EXTRAPOLATION = 0.3
+
+    def _now_frame(self) -> int:
+        """The recorded position of this moment: the frames that went into the ring, plus,
+        for a device while recording, the frames it has captured since its last delivery
+        (a device hands over audio in blocks, up to a quarter second apart): without
+        them a marker would land up to a block early."""
+        capture = self._capture
+        frame = capture.accepted
+        since = capture.accepted_time
+        if self._state == RECORDING and since is not None and getattr(self.source, "live", False):
+            since = max(since, self._resumed_at)
+            ahead = min(max(0.0, time.monotonic() - since), self.MAX_MARK_EXTRAPOLATION)
+            frame += int(ahead * self.source.samplerate)
+        return frame
+
+    def markers_in(self, path: str) -> list[Marker]:
+        """The markers a file of this recording holds, in seconds of that file."""
+        return list(self.file_markers.get(os.fspath(path), []))
 
     def request_data(self) -> None:
         """Ask for a ``dataavailable`` with what was recorded since the last one."""
@@ -488,7 +575,7 @@ class MediaRecorder(EventTarget):
 
     def _open_output(self) -> Encoder:
         output = self.output
-        if self.split or (self.voice is not None and self.voice.split_on_silence):
+        if self.split or self.split_on_mark or (self.voice is not None and self.voice.split_on_silence):
             self._piece += 1
             output = split_path(os.fspath(output), self._piece)
             check_not_the_input(self.source, output)
@@ -497,6 +584,10 @@ class MediaRecorder(EventTarget):
         self._piece_start = self.frames
         if enc.sink.path:
             self.paths.append(enc.sink.path)
+            if self.force:
+                from .markers import remove_sidecar
+
+                remove_sidecar(enc.sink.path)  # an overwritten file's old markers are not ours
         return enc
 
     def _pump(self, buf: np.ndarray) -> int:
@@ -507,8 +598,78 @@ class MediaRecorder(EventTarget):
             if self.voice is None:
                 self._write(buf[:n])
             else:
-                self._apply(self.voice.process(buf[:n]))
+                self._gate(buf[:n])
         return n
+
+    def _gate(self, frames: np.ndarray) -> None:
+        """Frames through the voice gate; a marker made inside them is given the place
+        in the file where the audio after it goes (the gate may hold or drop audio, so
+        ring positions are not file positions)."""
+        start = self._ring_read
+        self._ring_read += len(frames)
+        i = 0
+        while True:
+            with self._marks_lock:
+                due = self._unmapped_marks[0] if self._unmapped_marks else None
+                if due is not None and due.frame < start + len(frames):
+                    self._unmapped_marks.pop(0)
+                else:
+                    due = None
+            if due is None:
+                break
+            j = max(i, due.frame - start)
+            if j > i:
+                self._apply(self.voice.process(frames[i:j]))
+            i = j
+            self._map_mark(due)
+        if i < len(frames):
+            self._apply(self.voice.process(frames[i:]))
+
+    def _map_mark(self, marker: Marker) -> None:
+        marker.frame = self.frames + self.voice.pending_frames
+        marker.time = self.frames / self.source.samplerate
+        with self._marks_lock:
+            self._pending_marks.append(marker)
+
+    def _marks_around(self, frame: int) -> tuple[bool, int | None]:
+        """(whether a pending marker is at or before ``frame``, the first one after it)."""
+        with self._marks_lock:
+            due = bool(self._pending_marks) and self._pending_marks[0].frame <= frame
+            later = next((m.frame for m in self._pending_marks if m.frame > frame), None)
+        return due, later
+
+    def _place_marks(self, before: int | None) -> None:
+        """Put the pending markers whose frame is below ``before`` (None: all that are
+        left, at the end) into the current file, at their offset in it."""
+        while True:
+            with self._marks_lock:
+                if not self._pending_marks or (before is not None and self._pending_marks[0].frame >= before):
+                    return
+                marker = self._pending_marks.pop(0)
+            self._place(marker, at_end=before is None)
+
+    def _place(self, marker: Marker, at_end: bool = False) -> None:
+        enc = self._encoder
+        rate = self.source.samplerate
+        if enc is not None:
+            offset = max(0, marker.frame - self._piece_start)
+            if at_end:  # made after the last frame that reached the file
+                offset = min(offset, enc.frames)
+            enc.add_marker(offset, marker.number, marker.label)
+            path = enc.sink.path
+        else:  # the recording ended on a piece boundary: the last piece, at its end
+            path = self.paths[-1] if self.paths else None
+            offset = self.piece_frames.get(path, 0) if path else 0
+        if not path:
+            return
+        held = self.file_markers.setdefault(path, [])
+        held.append(Marker(marker.number, offset / rate, marker.label, frame=offset))
+        try:
+            from .markers import save_sidecar
+
+            save_sidecar(path, held)
+        except OSError:
+            pass  # the file and its cue chunk still have it; a full disk says so elsewhere
 
     def _apply(self, actions: list) -> None:
         """Carry out the voice gate's decisions."""
@@ -533,9 +694,17 @@ class MediaRecorder(EventTarget):
             for period in (self._timeslice_frames, self._split_frames):
                 if period:
                     k = min(k, period - self.frames % period)
+            if self.split_on_mark:
+                due, later = self._marks_around(self.frames)
+                if due and self._encoder is not None and self.frames > self._piece_start:
+                    self._close_piece()  # the marker starts the next piece
+                    continue
+                if later is not None:
+                    k = min(k, later - self.frames)
             if self._encoder is None:  # the next split piece, opened when it has audio
                 self._encoder = self._open_output()
             enc = self._encoder
+            self._place_marks(self.frames + k)
             before = enc.frames
             try:
                 enc.write(frames[i:i + k])
@@ -556,8 +725,19 @@ class MediaRecorder(EventTarget):
         if enc is None:
             return
         blob = enc.close()
+        if enc.sink.path:
+            self.piece_frames[enc.sink.path] = enc.frames
         self._bytes_closed += enc.bytes_written
         self._post(BlobEvent("dataavailable", data=blob))
+
+    def _place_leftover_marks(self) -> None:
+        """Markers not yet in a file when the recording ends (made after its last
+        frame, beyond a frame limit, or held by a voice gate) go at the end."""
+        with self._marks_lock:
+            unmapped, self._unmapped_marks = self._unmapped_marks, []
+        for marker in unmapped:
+            self._map_mark(marker)
+        self._place_marks(None)
 
     def _limit_reached(self) -> bool:
         return self._limit is not None and self.frames >= self._limit
@@ -741,6 +921,7 @@ class MediaRecorder(EventTarget):
                 error = e
         if error is not None:
             self._post(ErrorEvent("error", error=error))
+        self._place_leftover_marks()
         enc = self._encoder
         try:
             last = enc.close() if enc else Blob(self.mime_type, b"")
@@ -752,6 +933,8 @@ class MediaRecorder(EventTarget):
         if enc is not None and isinstance(error, WriteError):
             # after a failed write, the file (repaired if need be) says what was kept
             self.frames = self._piece_start + enc.frames
+        if enc is not None and enc.sink.path:
+            self.piece_frames[enc.sink.path] = enc.frames
         self.error = error
         try:
             self.source.close()

@@ -4,7 +4,9 @@
   frames). This fixes a header that lags the data (a recorder killed between two
   header updates) and the 0xFFFFFFFF sizes of a WAV saved from a pipe. Past 4 GiB the
   file becomes RF64 when it has room for a ``ds64`` chunk (the ``JUNK`` chunk dictaphone
-  reserves), else its sizes are left at 0xFFFFFFFF (readers take it to its end).
+  reserves), else its sizes are left at 0xFFFFFFFF (readers take it to its end). Markers the recorder had put in its
+  ``<file>.markers.json`` sidecar (written as each marker reached the file) go back into
+  the file as cue points after the data, when it has none.
 - FLAC: a file whose STREAMINFO has no total length (killed before libFLAC rewrote it,
   or streamed) gets the total from its last frame header; a torn last frame is cut off.
 - MP3: cut after its last complete frame; the frame LAME reserves at the start is
@@ -43,6 +45,17 @@ class Repair:
 
 
 def recover(path: str, dry_run: bool = False) -> Repair:
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise SourceError(f"{path}: no such file") from None
+    except OSError as e:
+        raise SourceError(f"{path}: {e.strerror}") from None
+    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        # a FIFO would block the open, a device never end the read
+        raise SourceError(f"{path}: not a regular file (only a saved recording can be repaired)")
     try:
         with open(path, "rb") as f:
             magic = f.read(4)
@@ -133,6 +146,15 @@ def recover_wav(path: str, dry_run: bool = False) -> Repair:
         pad = data_bytes & 1
         riff = data_at - 8 + data_bytes + (pad if trailing == 0 else (said & 1)) + trailing
         notes: list[str] = []
+        # a killed recording's markers, from the recorder's sidecar, as cue points
+        markers = [] if trailing else _sidecar_markers(path, frames, rate)
+        cue_chunks = b""
+        if markers:
+            from .markers import wav_marker_chunks
+
+            cue_chunks = wav_marker_chunks([(m.frame, m.number, m.label) for m in markers])
+            riff += len(cue_chunks)
+            notes.append(f"{len(markers)} marker(s) restored from {os.path.basename(path)}.markers.json")
         patches: list[tuple[int, bytes]] = []
         kind = "wav"
         if riff > UNKNOWN and ds64_at is not None:
@@ -162,7 +184,12 @@ def recover_wav(path: str, dry_run: bool = False) -> Repair:
         for offset, value in patches:
             f.seek(offset)
             changed |= f.read(len(value)) != value
+        changed |= bool(cue_chunks)
         rep = Repair(path, kind, frames_before, frames, rate, changed, notes)
+        if cue_chunks and not dry_run:
+            f.truncate(data_at + data_bytes)  # (a torn last frame goes)
+            f.seek(data_at + data_bytes)
+            f.write(b"\0" * pad + cue_chunks)
         if changed and not dry_run:
             for offset, value in patches:
                 f.seek(offset)
@@ -170,6 +197,20 @@ def recover_wav(path: str, dry_run: bool = False) -> Repair:
             f.flush()
             os.fsync(f.fileno())
         return rep
+
+
+def _sidecar_markers(path: str, frames: int, rate: int) -> list:
+    """The markers of the recorder's sidecar that lie within the recovered audio, with
+    their frame offsets (times are kept to the microsecond: the frame is exact)."""
+    from .markers import _from_json_list, _read_json, sidecar_path
+
+    side = _read_json(sidecar_path(path))
+    found = _from_json_list(side.get("markers")) if isinstance(side, dict) else None
+    if not found:
+        return []
+    for m in found:
+        m.frame = int(round(m.time * rate))
+    return [m for m in found if m.frame <= frames]
 
 
 # ------------------------------------------------------------------------------ FLAC

@@ -183,6 +183,9 @@ class Source:
     channels: int
     #: a short description for metadata and messages
     name: str = "source"
+    #: frames are captured in real time and handed over in blocks (a device): the
+    #: recorder carries its position forward between deliveries (MediaRecorder.mark)
+    live: bool = False
 
     def open(self, capture: Capture, dtype: str) -> None:
         """Prepare to deliver frames of ``dtype`` to ``capture`` (validates; allocates)."""
@@ -231,6 +234,8 @@ class Microphone(Source):
     Either way the audio side only copies frames into the recorder's ring, counts what
     was dropped and updates the level.
     """
+
+    live = True
 
     #: seconds between two reads in paced mode (default), and the buffer PortAudio keeps
     #: (its ALSA period, what the server sends at once, is a quarter of it: 0.125 s)

@@ -104,6 +104,15 @@ class VoiceGate:
         self.stopped = False
 
     @property
+    def pending_frames(self) -> int:
+        """Frames taken in and not yet decided on, that will be written unless a silence
+        they are part of turns out to be left out (a marker's place counts them)."""
+        if self.state not in (SPEECH, SILENCE):
+            return 0
+        partial = len(self._partial) if self._partial is not None else 0
+        return self._held_frames + partial
+
+    @property
     def silent_seconds(self) -> float:
         return self.silent_frames / self.rate
 

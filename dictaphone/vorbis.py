@@ -144,14 +144,14 @@ class VorbisStream:
 
     def _drain(self) -> bytes:
         v, o = self._vorbis, self._ogg
-        out = []
-        while v.vorbis_analysis_blockout(self._dsp, self._block) == 1:
-            v.vorbis_analysis(self._block, None)
-            v.vorbis_bitrate_addblock(self._block)
-            while v.vorbis_bitrate_flushpacket(self._dsp, ctypes.byref(self._packet)) == 1:
-                o.ogg_stream_packetin(self._os, ctypes.byref(self._packet))
-                out.append(self._pages(o.ogg_stream_pageout))
-        return b"".join(out)
+        dsp, block, stream, packet = self._dsp, self._block, self._os, ctypes.byref(self._packet)
+        while v.vorbis_analysis_blockout(dsp, block) == 1:
+            v.vorbis_analysis(block, None)
+            v.vorbis_bitrate_addblock(block)
+            while v.vorbis_bitrate_flushpacket(dsp, packet) == 1:
+                o.ogg_stream_packetin(stream, packet)  # (libogg copies the packet)
+        # the pages libogg has completed, once for all the packets of this write
+        return self._pages(o.ogg_stream_pageout)
 
     def _pages(self, take) -> bytes:
         out = []

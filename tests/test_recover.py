@@ -350,3 +350,15 @@ def test_recover_turns_any_damage_into_a_repair_or_one_clear_error(tmp_path, dat
     assert rep.frames >= 0
     if how == "truncate":  # a clean cut of a real file: readable after
         assert len(sf.read(path)[0]) == rep.frames
+
+
+def test_recover_refuses_a_fifo_or_a_device_at_once_in_one_line(tmp_path):
+    """A FIFO would block the open and a device never end the read."""
+    import cliutil
+
+    fifo = tmp_path / "take.wav"
+    os.mkfifo(fifo)
+    for path in (fifo, "/dev/zero"):
+        r = cliutil.run("recover", path, timeout=30)
+        assert r.returncode == 2
+        assert cliutil.one_error_line(r.stderr).endswith("not a regular file (only a saved recording can be repaired)")

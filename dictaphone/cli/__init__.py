@@ -26,12 +26,19 @@ __all__ = ["cli", "main"]
 def main(argv=None) -> None:
     """Entry point: run the CLI, turning every error into one line and an exit status."""
     debug = os.environ.get("DICTAPHONE_TRACEBACK") == "1"
+    if argv is None:  # the program itself (python -m dictaphone catches them earlier still)
+        from ..stopsignals import catch_early
+
+        catch_early()
     try:
         cli.main(args=argv, prog_name="dictaphone", standalone_mode=False)
     except record_cmd.RecordingDone as done:
         if argv is None:  # the program itself, not a caller in the same process
-            sys.stdout.flush()
-            sys.stderr.flush()
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except (OSError, ValueError):
+                    pass  # a terminal that hung up, a closed pipe: nobody to tell
             os._exit(done.code)
         raise
     except click.exceptions.Abort:

@@ -78,7 +78,8 @@ class Decibels(click.ParamType):
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dictaphone")
-def cli():
+@click.pass_context
+def cli(ctx):
     """A dictaphone for the terminal: record real audio to a file or a pipe.
 
     \b
@@ -90,5 +91,11 @@ def cli():
       dictaphone transcribe "idea"      what was said (search WORDS finds it later)
       dictaphone doctor                 check the set-up
     """
+    if ctx.invoked_subcommand != "record":
+        # Only a recording keeps the stop signals caught at start-up (it finalizes its
+        # file on them); every other command gets Ctrl-C and SIGTERM back as usual.
+        from ..stopsignals import release
+
+        release()
 
 

@@ -29,7 +29,7 @@ def list_(as_json):
         click.echo(json.dumps([{k: c.to_json()[k] for k in
                                 ("name", "path", "duration", "created", "format", "size",
                                  "samplerate", "channels", "device", "dropped_frames", "transcript",
-                                 "gaps")}
+                                 "gaps", "markers")}
                                for c in found], indent=2))
         return
     if not found:
@@ -78,10 +78,47 @@ def delete(names, yes):
 
 @cli.command()
 @click.argument("clip", metavar="NAME|PATH")
+@click.option("--json", "as_json", is_flag=True, help="A JSON list: number, time (seconds), label.")
+@click.option("--audacity", is_flag=True, help="An Audacity label track (start, end, label; tab-separated).")
+def marks(clip, as_json, audacity):
+    """List a clip's (or an audio file's) markers: number, time, label.
+
+    They come from the clip's metadata or the file's NAME.markers.json, else from the
+    file itself (a WAV's cue points, FLAC/Ogg chapter comments). --audacity prints a
+    label track for Audacity's File > Import > Labels.
+    """
+    from ..clips import resolve
+    from ..markers import load, to_audacity
+
+    if as_json and audacity:
+        fail("give either --json or --audacity, not both", EXIT_USAGE)
+    path = resolve(clip)
+    found = load(path)
+    if as_json:
+        click.echo(json.dumps([m.to_json() for m in found], indent=2, ensure_ascii=False))
+    elif audacity:
+        click.echo(to_audacity(found), nl=False)
+    elif not found:
+        say(f"no markers in {path}")
+    else:
+        from ..markers import format_time
+
+        for m in found:
+            click.echo(f"{m.number:3}  {format_time(m.time)}  {m.label}")
+
+
+@cli.command()
+@click.argument("clip", metavar="NAME|PATH")
 @click.option("-D", "--device", help="Output device: an index or part of a name.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress line.")
-def play(clip, device, quiet):
-    """Play a clip (or any audio file). q, Esc or Ctrl-C stops."""
+@click.option("--at", "at", metavar="TIME|MARK",
+              help="Start here: a time (1:30, 90.5, 90s) or a marker (its number, e.g. 3, or its label).")
+def play(clip, device, quiet, at):
+    """Play a clip (or any audio file). q, Esc or Ctrl-C stops.
+
+    --at starts at a time or a marker ('dictaphone marks NAME' lists them); a plain
+    number is a marker's number, so write 90s or 1:30 for a time.
+    """
     import select
     import signal
     import threading
@@ -92,7 +129,12 @@ def play(clip, device, quiet):
     from .text import clock
 
     path = resolve(clip)
-    player = Player(path, device=device)
+    start = 0.0
+    if at is not None:
+        from ..markers import load, resolve_position
+
+        start = resolve_position(load(path), at, where=os.path.basename(path))
+    player = Player(path, device=device, start=start)
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
     show = not quiet and sys.stderr.isatty()
@@ -119,7 +161,8 @@ def play(clip, device, quiet):
     if player.error:
         fail(str(player.error), 1)
     if not quiet:
-        say(f"played {os.path.basename(path)}: {clock(player.position)}")
+        since = f"from {clock(start)} to " if start else ""
+        say(f"played {os.path.basename(path)}: {since}{clock(player.position)}")
 
 
 class _Null:
@@ -142,11 +185,13 @@ def show(clip, width, height, silence):
     from ..waveform import analyse
     from .ui import waveform_view
 
+    from .. import markers as markers_mod
+
     path = resolve(clip)
     console = _stdout_console()
     columns = width or max(10, console.width)
     wf = analyse(path, columns, silence_dbfs=silence)
-    console.print(waveform_view(wf, columns, height))
+    console.print(waveform_view(wf, columns, height, markers=markers_mod.load(path)))
     from ..transcript import load
 
     saved = load(path)

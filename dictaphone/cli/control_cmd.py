@@ -7,10 +7,10 @@ import click
 from .app import EXIT_ERROR, cli, say
 
 
-def _control(command: str, id: str | None, all_: bool) -> list[dict]:
+def _control(command: str, id: str | None, all_: bool, **params) -> list[dict]:
     from ..control import select
 
-    return [entry.request(command) for entry in select(id, all_)]
+    return [entry.request(command, **params) for entry in select(id, all_)]
 
 
 @cli.command()
@@ -48,6 +48,33 @@ def pause(id, all_):
 def resume(id, all_):
     """Resume a paused recording."""
     _state_change("resume", id, all_)
+
+
+@cli.command()
+@click.argument("label", required=False)
+@click.option("--id", "id_", metavar="ID", help="The recording (its id or pid), when several run.")
+@click.option("--all", "all_", is_flag=True, help="Mark every running recording.")
+@click.option("--json", "as_json", is_flag=True, help="Print the marker(s) as JSON on stdout.")
+def mark(label, id_, all_, as_json):
+    """Add a marker to a running recording, at this moment.
+
+    LABEL is one line of text (default "Marker N"). Like the m key in the recorder's
+    terminal; the marker goes into the file (WAV cue points, FLAC/Ogg chapters), the
+    clip's metadata or a NAME.markers.json sidecar, and the --events log.
+    """
+    import json
+
+    from ..markers import clean_label
+    from .text import clock
+
+    if label is not None:
+        clean_label(label, 1)  # refuse a label that is too long before reaching anyone
+    replies = _control("mark", id_, all_, label=label)
+    for reply in replies:
+        m = reply["marker"]
+        say(f"{reply['id']}: marker {m['number']} {m['label']!r} at {clock(m['time'])} ({reply['path']})")
+    if as_json:
+        click.echo(json.dumps([dict(r["marker"], id=r["id"], path=r["path"]) for r in replies], indent=2))
 
 
 @cli.command()

@@ -47,10 +47,12 @@ FORMAT_NAMES = list(FORMATS)
 @click.option("--model", metavar="NAME|PATH", help="Whisper model for --transcribe: a size (tiny.en, base.en, small, ...) or a CTranslate2 directory. Default: $DICTAPHONE_MODEL, else base.en.")
 @click.option("--language", metavar="CODE", help="Language for --transcribe (en, de, ...). Default: detect (English for .en models).")
 @click.option("--on-text", metavar="CMD", help="With --transcribe: run CMD (with sh) for each utterance; the text is in DICTAPHONE_TEXT, its times in DICTAPHONE_START and DICTAPHONE_END.")
+@click.option("--on-mark", metavar="CMD", help="Run CMD (with sh) at each marker; DICTAPHONE_MARK_TIME, _LABEL and _NUMBER say which.")
+@click.option("--split-on-mark", is_flag=True, help="Each marker (m key, 'dictaphone mark') also starts a new file: NAME-001.EXT, ...")
 def record(output, format_name, samplerate, channels, device, duration, input_path, realtime,
            subtype, force, quiet, timeslice, split, events, on_data, on_stop, name,
            wait_for_sound, stop_on_silence, skip_silence, split_on_silence, threshold,
-           reconnect, vad, transcribe, model, language, on_text):
+           reconnect, vad, transcribe, model, language, on_text, on_mark, split_on_mark):
     """Record from the microphone (or --input FILE) into OUTPUT.
 
     OUTPUT is a file, or - for stdout (audio only; messages go to stderr). Without OUTPUT
@@ -59,7 +61,8 @@ def record(output, format_name, samplerate, channels, device, duration, input_pa
 
     Stop with q, Enter, Esc or Ctrl-C, SIGTERM or SIGHUP, or let -d run out: the file is
     finished and playable either way, and the exit status is 0. Space or p pauses and
-    resumes; paused time is left out of the file.
+    resumes; paused time is left out of the file. m adds a marker (so does 'dictaphone
+    mark LABEL' from another shell).
 
     \b
     Examples:
@@ -89,7 +92,8 @@ def record(output, format_name, samplerate, channels, device, duration, input_pa
                          wait_for_sound=wait_for_sound, stop_on_silence=stop_on_silence,
                          skip_silence=skip_silence, split_on_silence=split_on_silence,
                          threshold=threshold, reconnect=reconnect, vad=vad, transcribe=transcribe,
-                         model=model, language=language, on_text=on_text)
+                         model=model, language=language, on_text=on_text,
+                         on_mark=on_mark, split_on_mark=split_on_mark)
     status = run_record(opts)
     # The recording is finished: from here on a stop signal has nothing to stop. Ignored
     # at the OS level (SIG_IGN survives interpreter shutdown, a Python handler does not),

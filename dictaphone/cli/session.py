@@ -53,6 +53,14 @@ class RecordOptions:
     model: str | None = None
     language: str | None = None
     on_text: str | None = None
+    on_mark: str | None = None
+    split_on_mark: bool = False
+
+    @property
+    def splits(self) -> bool:
+        """Whether the recording goes to numbered pieces (NAME-001.EXT, ...)."""
+        return (self.split is not None or self.split_on_silence is not None
+                or bool(self.split_on_mark))
 
     @property
     def uses_voice(self) -> bool:
@@ -62,7 +70,10 @@ class RecordOptions:
 
 
 def warn(message: str) -> None:
-    print(f"dictaphone: warning: {message}", file=sys.stderr, flush=True)
+    try:
+        print(f"dictaphone: warning: {message}", file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass  # stderr is gone (a terminal that hung up): the warning has no reader
 
 
 def resolve_output(opts: RecordOptions) -> tuple[Format, object, str]:
@@ -76,8 +87,7 @@ def resolve_output(opts: RecordOptions) -> tuple[Format, object, str]:
         from ..clips import named_clip_path, new_clip_path
 
         fmt = format_by_name(opts.format_name) if opts.format_name else _default_format()
-        split = opts.split is not None or opts.split_on_silence is not None
-        ext = ("-{n:03d}" if split else "") + fmt.extension
+        ext = ("-{n:03d}" if opts.splits else "") + fmt.extension
         path = named_clip_path(opts.name, ext) if opts.name is not None else new_clip_path(ext)
         return fmt, path, path
     path = opts.output
@@ -87,8 +97,7 @@ def resolve_output(opts: RecordOptions) -> tuple[Format, object, str]:
         warn(f"{path} will hold {fmt.name} data (-f {fmt.name}), not {by_ext.name}")
     from ..recorder import split_path
 
-    split = opts.split is not None or opts.split_on_silence is not None
-    first = split_path(path, 1) if split else path
+    first = split_path(path, 1) if opts.splits else path
     check_not_input(opts, first)
     check_output_path(first, opts.force)
     return fmt, path, path
@@ -158,6 +167,10 @@ def shows_meter(quiet: bool) -> bool:
     return not quiet and sys.stderr.isatty()
 
 
+class StoppedBeforeStart(Exception):
+    """A stop signal came before the device was opened: nothing was recorded."""
+
+
 class Session:
     """One recording in the terminal: signals, keys, meter, and the main loop."""
 
@@ -176,6 +189,9 @@ class Session:
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self._saved_handlers: dict[int, object] = {}
+        self._continued = False  # SIGCONT came: put the terminal back in key mode
+        #: the terminal hung up (closed window, dropped ssh): nothing can be shown any more
+        self.hung_up = False
 
     def wake(self, *_args) -> None:
         if self._wake_w < 0:
@@ -197,11 +213,13 @@ class Session:
         self.request_stop(signal.Signals(signum).name)
 
     def install_signals(self) -> None:
+        from ..stopsignals import original, take_over
+
         for name in STOP_SIGNALS:
             signum = getattr(signal, name, None)
             if signum is None:
                 continue
-            previous = signal.getsignal(signum)
+            previous = original(signum)  # as it was at exec, before the entry point held it
             # SIGINT and SIGTERM always stop the recording, even when the shell started us
             # with SIGINT ignored (a background job in a script: `kill -INT $pid` must
             # work). SIGHUP ignored on purpose (nohup) stays ignored.
@@ -216,16 +234,50 @@ class Session:
             signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
         except ValueError:
             pass  # not the main thread (an in-process caller): the 0.5 s select timeout
+        # A stop signal that came during start-up (held since the entry point's first line)
+        # counts as if it came now.
+        early = take_over()
+        if early is not None and early in self._saved_handlers:
+            self.request_stop(signal.Signals(early).name)
+
+    def install_job_control(self, keys) -> None:
+        """Ctrl-Z gives the shell back a normal terminal; `fg` (SIGCONT) brings the key
+        mode back, so keys work again at once instead of after an Enter."""
+        if keys is None or not hasattr(signal, "SIGTSTP"):
+            return
+        self._keys = keys
+
+        def on_tstp(signum, frame):
+            keys.suspend()  # the terminal as it was before the recording
+            signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTSTP)  # stop for real; SIGCONT resumes here
+
+        def on_cont(signum, frame):
+            signal.signal(signal.SIGTSTP, on_tstp)
+            self._continued = True
+            self.wake()
+
+        for signum, handler in ((signal.SIGTSTP, on_tstp), (signal.SIGCONT, on_cont)):
+            self._saved_handlers.setdefault(signum, signal.getsignal(signum))
+            signal.signal(signum, handler)
 
     def restore_signals(self) -> None:
         for signum, handler in self._saved_handlers.items():
             signal.signal(signum, handler)
         self._saved_handlers.clear()
 
-    def handle_control(self, command: str) -> dict:
-        """A request from `dictaphone stop|pause|resume|status` (on the control thread).
-        It does what the keys do in the recorder's own terminal."""
+    def handle_control(self, command: str, params: dict | None = None) -> dict:
+        """A request from `dictaphone stop|pause|resume|mark|status` (on the control
+        thread). It does what the keys do in the recorder's own terminal."""
         rec = self.rec
+        if command == "mark":
+            label = (params or {}).get("label")
+            if label is not None and not isinstance(label, str):
+                raise InvalidArgumentError("a marker label must be text")
+            self._started.wait(30)  # a mark that came while the device was opening
+            marker = rec.mark(label)
+            self.wake()
+            return dict(self.status(), marker=marker.to_json())
         if command == "stop":
             # Already stopping (a key, a signal, another `stop`)? Answer when it is done,
             # like the first caller.
@@ -253,12 +305,13 @@ class Session:
                 "peak_dbfs": round(rec.level.peak_dbfs, 1), "rms_dbfs": round(rec.level.rms_dbfs, 1),
                 "format": rec.mime_type, "samplerate": rec.samplerate, "channels": rec.channels,
                 "dropped_frames": rec.dropped_frames, "started": rec.started,
-                "device_lost": rec.device_lost, "gaps": list(rec.gaps)}
+                "device_lost": rec.device_lost, "gaps": list(rec.gaps),
+                "markers": len(rec.markers)}
 
     def run(self, timeslice: float | None = None) -> None:
         from contextlib import ExitStack
 
-        from .terminal import PAUSE, STOP, Keys
+        from .terminal import HANGUP, MARK, PAUSE, STOP, Keys
 
         rec = self.rec
         rec.add_event_listener("stop", self.wake)
@@ -274,12 +327,17 @@ class Session:
                     self.extra["id"] = self.control.id
                 except DictaphoneError as e:
                     warn(f"{e}; 'dictaphone stop' cannot reach this recording")
+            if self.stop_reason is not None:
+                # Stopped before the device was even opened: nothing was recorded, and
+                # nothing is created (no empty file, no clip).
+                raise StoppedBeforeStart(self.stop_reason)
             try:
                 rec.start(timeslice)
             finally:
                 self._started.set()
             with ExitStack() as stack:
                 keys = stack.enter_context(Keys()) if Keys.available() else None
+                self.install_job_control(keys)
                 if shows_meter(self.quiet):
                     from rich.console import Console
 
@@ -295,14 +353,31 @@ class Session:
                         continue
                     if self._wake_r in readable:
                         os.read(self._wake_r, 512)
-                    if keys in readable:
+                    if self._continued and keys is not None:
+                        self._continued = False
+                        # In the foreground again (fg): keys back on. In the background
+                        # (bg): leave the terminal alone, or reading it would stop us.
+                        watched = [self._wake_r] + ([keys] if keys.resume() else [])
+                    if keys is not None and keys in readable and keys in watched:
                         for action in keys.read():
                             if action == STOP:
                                 self.request_stop("key")
+                            elif action == HANGUP:
+                                # EOF or EIO: the terminal is gone. Stop as a SIGHUP does
+                                # (even if SIGHUP is ignored: no key can stop us now, and
+                                # a dead terminal must not be read in a loop).
+                                self.hung_up = True
+                                watched = [self._wake_r]
+                                self.request_stop("hangup")
                             elif action == PAUSE and rec.state == "recording":
                                 rec.pause()
                             elif action == PAUSE and rec.state == "paused":
                                 rec.resume()
+                            elif action == MARK and rec.state != "inactive":
+                                try:
+                                    rec.mark()
+                                except InvalidStateError:
+                                    pass  # it ended between the key and the mark
                 if rec.state != "inactive":
                     try:
                         rec.stop()
@@ -387,7 +462,8 @@ def _run_record(opts: RecordOptions) -> tuple[int, bool]:
     check_frames(opts, source.samplerate)
     rec = MediaRecorder(source, fmt.mime_type, output=output, subtype=opts.subtype,
                         force=opts.force, max_duration=opts.duration, split=opts.split,
-                        voice=make_voice_gate(opts, source.samplerate, silero))
+                        voice=make_voice_gate(opts, source.samplerate, silero),
+                        split_on_mark=opts.split_on_mark)
     extra: dict = {}
     session = Session(rec, label, opts.quiet, extra=extra)
     live = summary = None
@@ -396,6 +472,7 @@ def _run_record(opts: RecordOptions) -> tuple[int, bool]:
 
         live = session.live = LiveTranscriber(rec, transcriber)
     created = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    new_events_file = opts.events not in (None, "-") and not os.path.exists(opts.events)
     events_file = open_events(opts)
     hooks = None
     try:
@@ -403,13 +480,21 @@ def _run_record(opts: RecordOptions) -> tuple[int, bool]:
             from ..hooks import EventLog
 
             EventLog(events_file, rec, extra=extra, on_error=warn).attach()
-        if opts.on_data is not None or opts.on_stop is not None or opts.on_text is not None:
+        if (opts.on_data is not None or opts.on_stop is not None or opts.on_text is not None
+                or opts.on_mark is not None):
             from ..hooks import HookRunner
 
             hooks = HookRunner(rec, opts.on_data, opts.on_stop, report=warn, extra=extra,
-                               on_text=opts.on_text)
+                               on_text=opts.on_text, on_mark=opts.on_mark)
             hooks.attach()
-        session.run(opts.timeslice)
+        try:
+            session.run(opts.timeslice)
+        except StoppedBeforeStart as stopped:
+            if new_events_file and os.path.getsize(opts.events) == 0:
+                os.unlink(opts.events)  # nothing happened, so nothing to log
+            say_safely(f"dictaphone: stopped by {stopped} before the recording began; "
+                       f"nothing was recorded and no file was written")
+            return EXIT_STOPPED_BEFORE_START, False
         save_clip_metadata(rec, fmt, created)
         # The audio is complete and said so first; then the transcript's tail.
         status = report(rec, opts, fmt, label)
@@ -516,6 +601,20 @@ def save_transcript(transcript, rec) -> list[str]:
     return saved
 
 
+#: a stop before the device was open (the documented "interrupted before a recording
+#: began"): nothing was written, so a script's `record x.wav && use x.wav` does not go on
+EXIT_STOPPED_BEFORE_START = 130
+
+
+def say_safely(line: str) -> None:
+    """A line on stderr that may have nobody to read it (a terminal that hung up): a
+    failing write must not turn a finished recording into a traceback."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
 def report(rec, opts: RecordOptions, fmt: Format, label: str) -> int:
     """The summary line (or the error line) of a finished recording; the exit status."""
     from .text import channels_name, clock, human_size
@@ -537,16 +636,16 @@ def report(rec, opts: RecordOptions, fmt: Format, label: str) -> int:
             f"{rec.dropped_frames} dropped frames")
     if error is not None and not broken_pipe:
         if rec.frames:
-            print(f"dictaphone: error: {error}; kept {what} in {label}", file=sys.stderr)
+            say_safely(f"dictaphone: error: {error}; kept {what} in {label}")
         else:
-            print(f"dictaphone: error: {error}", file=sys.stderr)
+            say_safely(f"dictaphone: error: {error}")
         return 1
     if len(rec.paths) > 1:
         label = f"{rec.paths[0]} … {os.path.basename(rec.paths[-1])} ({len(rec.paths)} files)"
     if not opts.quiet:
         verb = "Streamed to" if to_stdout else "Saved"
         tail = " (the reader closed the pipe)" if broken_pipe else ""
-        print(f"{verb} {label}: {what}{tail}", file=sys.stderr)
+        say_safely(f"{verb} {label}: {what}{tail}")
     elif rec.dropped_frames:
         warn(f"{rec.dropped_frames} frames were dropped")
     return 0
@@ -579,7 +678,8 @@ def check_options(opts: RecordOptions) -> None:
 
     for flag, value in (("OUTPUT", opts.output), ("--input", opts.input_path),
                         ("--events", opts.events), ("-D/--device", opts.device),
-                        ("--on-data", opts.on_data), ("--on-stop", opts.on_stop)):
+                        ("--on-data", opts.on_data), ("--on-stop", opts.on_stop),
+                        ("--on-mark", opts.on_mark)):
         if value is not None and not value.strip():
             what = {"OUTPUT": "a file name or - for stdout", "--input": "a file name or - for stdin",
                     "--events": "a file name or - for stdout",
@@ -626,6 +726,10 @@ def check_scripting_options(opts: RecordOptions) -> None:
         raise InvalidArgumentError("--split writes files; it cannot go to stdout")
     if opts.split is not None and opts.timeslice is not None:
         raise InvalidArgumentError("use either --timeslice or --split, not both")
+    if opts.split_on_mark and opts.output == "-":
+        raise InvalidArgumentError("--split-on-mark writes files; it cannot go to stdout")
+    if opts.split_on_mark and opts.timeslice is not None:
+        raise InvalidArgumentError("use either --timeslice or --split-on-mark, not both")
     if opts.events == "-" and opts.output == "-":
         raise InvalidArgumentError("--events - needs stdout, which carries the audio; give the events a file")
     if not opts.transcribe:
@@ -666,8 +770,10 @@ def open_events(opts: RecordOptions):
 
 
 def save_clip_metadata(rec, fmt: Format, created: str) -> None:
-    """Write the sidecar of each file that went into the clip library."""
+    """Write the sidecar of each file that went into the clip library (its markers
+    included: they move from the recorder's markers sidecar into the clip's metadata)."""
     from ..clips import is_clip_path, write_metadata
+    from ..markers import remove_sidecar
 
     split = int(round(rec.split * rec.samplerate)) if rec.split else None
     for i, path in enumerate(rec.paths):
@@ -677,20 +783,24 @@ def save_clip_metadata(rec, fmt: Format, created: str) -> None:
         if len(rec.paths) == 1:
             frames = rec.frames
             gaps = list(rec.gaps)
-        elif split is not None:
+        elif split is not None and not rec.split_on_mark:
             frames = min(split, rec.frames - i * split)
             start, end = i * rec.split, (i + 1) * rec.split
             gaps = [dict(g, time=round(g["time"] - start, 6)) for g in rec.gaps
                     if start <= g["time"] < end]
-        else:  # pieces cut on silence: ask the file (where a gap fell is not known)
+        elif path in rec.piece_frames:  # pieces cut on silence or at markers
+            frames = rec.piece_frames[path]
+        else:  # (where a gap fell is not known)
             frames = _file_frames(path, rec.samplerate)
         try:
             write_metadata(path, created=created, duration=frames / rec.samplerate,
                            format=fmt.name, samplerate=rec.samplerate, channels=rec.channels,
                            device=rec.source.name, dropped_frames=rec.dropped_frames,
-                           gaps=gaps)
+                           gaps=gaps, markers=[m.to_json() for m in rec.markers_in(path)])
         except OSError as e:
             warn(f"cannot write the metadata of {path}: {e.strerror}")
+        else:
+            remove_sidecar(path)
 
 
 def _file_frames(path: str, samplerate: int) -> int:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import sys
 
-STOP, PAUSE = "stop", "pause"
+STOP, PAUSE, MARK = "stop", "pause", "mark"
+#: the terminal is gone (EOF or EIO on it: a closed window, a dropped ssh connection)
+HANGUP = "hangup"
 
 
 class Keys:
@@ -43,26 +45,60 @@ class Keys:
 
     def close(self) -> None:
         if self._saved is not None:
-            import termios
-
-            termios.tcsetattr(self.fd, termios.TCSADRAIN, self._saved)
+            self._restore()
             self._saved = None
+
+    def _restore(self) -> None:
+        import termios
+
+        try:
+            termios.tcsetattr(self.fd, termios.TCSADRAIN, self._saved)
+        except (termios.error, OSError):
+            pass  # the terminal hung up: there is nothing left to restore
+
+    def suspend(self) -> None:
+        """Before a stop (Ctrl-Z): the terminal as it was, for the shell."""
+        if self._saved is not None:
+            self._restore()
+
+    def resume(self) -> bool:
+        """After SIGCONT: key mode again if this process is in the foreground. Returns
+        whether keys can be read (False in the background, or when the terminal is gone)."""
+        if self._saved is None or not self.available(self.stream):
+            return False
+        import termios
+        import tty
+
+        try:
+            tty.setcbreak(self.fd)
+        except (termios.error, OSError):
+            return False
+        return True
 
     def fileno(self) -> int:
         return self.fd
 
     def read(self) -> list[str]:
-        """The actions of the keys waiting (call when select says readable)."""
+        """The actions of the keys waiting (call when select says readable). End of
+        file or an I/O error on the terminal is HANGUP: it will never give a key again."""
+        import errno
+
         try:
             data = os.read(self.fd, 64)
-        except OSError:
+        except BlockingIOError:
             return []
+        except OSError as e:
+            if e.errno in (errno.EINTR, errno.EAGAIN):
+                return []
+            return [HANGUP]
+        if not data:
+            return [HANGUP]
         return parse_keys(data)
 
 
 def parse_keys(data: bytes) -> list[str]:
-    """q, Enter or a lone Esc stop; Space or p pause/resume. Escape sequences (arrows,
-    function keys) are not a lone Esc and are ignored."""
+    """q, Enter or a lone Esc stop; Space or p pause/resume; m adds a marker. Escape
+    sequences (arrows, function keys) are not a lone Esc and are ignored."""
     actions = []
     i = 0
     while i < len(data):
@@ -78,5 +114,7 @@ def parse_keys(data: bytes) -> list[str]:
             actions.append(STOP)
         elif c in (b" ", b"p", b"P"):
             actions.append(PAUSE)
+        elif c in (b"m", b"M"):
+            actions.append(MARK)
         i += 1
     return actions

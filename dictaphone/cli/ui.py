@@ -42,7 +42,10 @@ class Meter:
         return self
 
     def __exit__(self, *exc):
-        self._live.stop()
+        try:
+            self._live.stop()
+        except (OSError, ValueError):
+            pass  # the terminal hung up: the meter has nowhere to be cleared from
 
     def render(self) -> Group:
         rec, now = self.rec, time.monotonic()
@@ -87,10 +90,15 @@ class Meter:
         if voice is not None and rec.started and state != "paused":
             info.append_text(self._voice_text(voice))
         info.append(f"{self.label}  {human_size(rec.bytes_written)}")
+        markers = getattr(rec, "markers", None)
+        if markers:
+            last = markers[-1]
+            info.append(f"  ⚑ {len(markers)} marker{'s' if len(markers) > 1 else ''}, last: "
+                        f"{_short(last.label)} at {clock(last.time)}", style="bold magenta")
         if rec.dropped_frames:
             info.append(f"  {rec.dropped_frames} dropped frames", style="bold red")
         if self.keys:
-            info.append("   q stop · space pause/resume")
+            info.append("   q stop · space pause/resume · m marker")
         if self.live is not None:
             return Group(line, info, self._text_line())
         return Group(line, info)
@@ -233,9 +241,10 @@ def _wave_row(peaks, rms, depth: float, partial) -> Text:
     return t
 
 
-def waveform_view(wf, width: int, height: int = 12) -> Group:
+def waveform_view(wf, width: int, height: int = 12, markers=()) -> Group:
     """The waveform (a dB scale from -60 dBFS to 0 at the edges), a silence row, a time
-    axis, and the levels and silent stretches in words."""
+    axis, a row of markers (their numbers under the moment they flag), and the levels,
+    silent stretches and markers in words."""
     half = max(1, height // 2)
     cols = len(wf.peaks)
     lines = []
@@ -267,10 +276,32 @@ def waveform_view(wf, width: int, height: int = 12) -> Group:
             if c + len(label) <= cols:
                 axis[c:c + len(label)] = list(label)
         lines.append(Text("".join(axis), style="dim"))
+        if markers:
+            lines.append(_marker_row(markers, cols, per_col))
     if wf.silences:
         spans = ", ".join(f"{clock(a)}–{clock(b)}" for a, b in wf.silences[:12])
         more = f" and {len(wf.silences) - 12} more" if len(wf.silences) > 12 else ""
         lines.append(Text(f"silent (─): {spans}{more}", style="dim"))
     else:
         lines.append(Text("no silent stretches", style="dim"))
+    if markers:
+        listed = ", ".join(f"{m.number} {clock(m.time)} {_short(m.label)}" for m in markers[:12])
+        more = f" and {len(markers) - 12} more" if len(markers) > 12 else ""
+        lines.append(Text(f"markers (▲): {listed}{more}", style="magenta"))
     return Group(*lines)
+
+
+def _short(label: str, n: int = 40) -> str:
+    return label if len(label) <= n else label[:n - 1] + "…"
+
+
+def _marker_row(markers, cols: int, per_col: float) -> Text:
+    """▲ under each marker's column, its number after it where there is room."""
+    row = [" "] * cols
+    for m in markers:
+        c = min(cols - 1, max(0, int(m.time / per_col)))
+        row[c] = "▲"
+        label = str(m.number)
+        if c + 1 + len(label) <= cols and all(x == " " for x in row[c + 1:c + 1 + len(label)]):
+            row[c + 1:c + 1 + len(label)] = list(label)
+    return Text("".join(row), style="bold magenta")
