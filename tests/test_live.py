@@ -452,3 +452,22 @@ def test_the_latest_text_shows_under_the_meter(pulse, terminal, script, whisper_
     after = t.capture(history=True)
     assert "Saved m.wav" in after and "Transcript:" in after
     assert after.index("Saved m.wav") < after.index("Transcript:")
+
+
+def test_ctrl_c_during_the_transcripts_tail_gives_it_up_and_keeps_the_recording(terminal, whisper_model,
+                                                                                tmp_path):
+    long = speech.make_script(tmp_path / "long.wav", speech.SENTENCES * 4, pause=1.0)
+    env = no_device_env(tmp_path)
+    env["DICTAPHONE_MODEL"] = whisper_model
+    env["PYTHONPATH"] = os.environ.get("PYTHONPATH", "")
+    # --input: the recording ends at once and the whole file is the tail
+    t = terminal([*cliutil.CLI, "record", "--input", str(long.path), "--transcribe", "o.wav"],
+                 env=env, cwd=tmp_path, width=110, height=12)
+    t.wait_for("transcribing the last", timeout=60)
+    t.send_keys("C-c")
+    assert t.wait_exit(60) == 0
+    screen = t.capture(history=True)
+    assert "Saved o.wav" in screen and "left out" in screen
+    assert screen.index("Saved o.wav") < screen.index("left out")
+    assert sf.info(str(tmp_path / "o.wav")).frames == sf.info(str(long.path)).frames
+    assert tmod.load(tmp_path / "o.wav") is None  # an incomplete transcript is not saved

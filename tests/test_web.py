@@ -584,6 +584,49 @@ def test_record_with_transcribe_from_the_page_gives_a_clip_with_its_transcript(
         server.stop()
 
 
+def test_markers_made_from_the_page_and_the_terminal_are_on_the_clip(audio_server, page_at, pulse, speech):
+    page = page_at(audio_server)
+    page.fill("#rec-name", "marked memo")
+    page.click("#record")
+    r = row(page, "marked memo")
+    r.wait_for()
+    page.wait_for_function("""() => { const t = document.querySelector('.recording-row .rtime');
+        return t && t.textContent !== '0:00.0' && t.textContent !== '–'; }""")
+    pulse.play_and_wait(speech)
+    before = cliutil.status_entries(audio_server.env)[0]["duration"]
+    r.locator(".mark").click()
+    page.locator("#toast", has_text="Marker 1").wait_for()
+    after = cliutil.status_entries(audio_server.env)[0]["duration"]
+    m = cliutil.run("mark", "from the terminal", env=audio_server.env)
+    assert m.returncode == 0, m.stderr
+    r.locator(".stop").click()
+    c = card(page, "marked memo")
+    c.locator("audio").wait_for()
+    chips = c.locator(".markers .marker:not(.gap)")
+    chips.nth(1).wait_for()
+    listed = json.loads(cliutil.run("marks", "marked memo", "--json", env=audio_server.env).stdout)
+    assert [(x["number"], x["label"]) for x in listed] == [(1, "Marker 1"), (2, "from the terminal")]
+    # status counts what was written (in 0.25 s writes), a marker what was captured (up to
+    # two 0.25 s paced reads further): the marker lies between the two looks, give or take that.
+    assert before - 0.1 <= listed[0]["time"] <= after + 0.75, (before, listed, after)
+    texts = chips.all_inner_texts()
+    assert "Marker 1" in texts[0] and "from the terminal" in texts[1]
+    # The waveform draws them: a line in the marker colour at each one's time.
+    for mk in listed:
+        rgb = page.evaluate("""([name, t]) => {
+            const card = document.querySelector(`li.clip[data-name="${name}"]`);
+            const c = card.querySelector('canvas');
+            const duration = card.querySelector('audio').duration;
+            const x = Math.round(t / duration * c.width);
+            const d = c.getContext('2d').getImageData(x, c.height - 1, 1, 1).data;
+            return [d[0], d[1], d[2]]; }""", ["marked memo", mk["time"]])
+        assert rgb == [0x1f, 0x6f, 0xd1], (mk, rgb)  # --marker in the light theme
+    # A marker plays from its time.
+    chips.nth(0).click()
+    at = playing_time(page, "marked memo")
+    assert listed[0]["time"] - 0.05 <= at <= listed[0]["time"] + 1.0
+
+
 def test_pause_and_resume_from_the_page_control_the_recording(audio_server, page_at):
     page = page_at(audio_server)
     page.fill("#rec-name", "paused memo")
