@@ -923,7 +923,7 @@ def test_a_waveform_as_json_has_the_peaks_where_the_sound_is(tmp_path):
     json.dumps(data, allow_nan=False)  # strict JSON: a browser parses it
     assert data["duration"] == 2.0 and data["frames"] == 2 * rate
     assert len(data["peaks"]) == 20
-    assert all(p == pytest.approx(0.5, abs=0.1) for p in data["peaks"][:10])
+    assert all(p == pytest.approx(0.5, abs=0.01) for p in data["peaks"][:10])
     assert all(p == 0 for p in data["peaks"][10:])
     assert data["peak_dbfs"] == pytest.approx(-6.0, abs=0.1)
     assert data["silences"] == [[1.0, 2.0]]
