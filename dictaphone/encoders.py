@@ -289,9 +289,12 @@ class MemorySink(_VirtualPosition):
         skip = min(len(data), max(0, self._base - offset))  # already handed out: dropped
         start = offset + skip - self._base
         end = start + len(data) - skip
-        if end > len(self._buf):
-            self._buf.extend(bytes(end - len(self._buf)))
-        self._buf[start:end] = data[skip:]
+        if start == len(self._buf):  # an append (nearly every write)
+            self._buf += data[skip:]
+        else:
+            if end > len(self._buf):
+                self._buf.extend(bytes(end - len(self._buf)))
+            self._buf[start:end] = data[skip:]
         self.size = max(self.size, self._base + len(self._buf))
 
     def read(self, n: int = -1) -> bytes:
@@ -683,11 +686,12 @@ class SndfileEncoder(Encoder):
 
         try:
             self.sink.flush()
-            if self.format.name in ("flac", "mp3", "opus"):
+            if self.format.name in ("flac", "mp3", "opus", "ogg"):
                 # a torn last frame (or page) and a header that says nothing of the length
                 from .recover import recover_flac, recover_mp3, recover_ogg
 
-                fix = {"flac": recover_flac, "mp3": recover_mp3, "opus": recover_ogg}
+                fix = {"flac": recover_flac, "mp3": recover_mp3, "opus": recover_ogg,
+                       "ogg": recover_ogg}
                 self.frames = fix[self.format.name](path).frames
             else:
                 frames = sf.info(path).frames

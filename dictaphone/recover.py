@@ -4,8 +4,8 @@
   frames). This fixes a header that lags the data (a recorder killed between two
   header updates) and the 0xFFFFFFFF sizes of a WAV saved from a pipe. Past 4 GiB the
   file becomes RF64 when it has room for a ``ds64`` chunk (the ``JUNK`` chunk dictaphone
-  reserves), else its sizes are left at 0xFFFFFFFF (readers take it to its end). Markers the recorder had put in its
-  ``<file>.markers.json`` sidecar (written as each marker reached the file) go back into
+  reserves), else its sizes are left at 0xFFFFFFFF (readers take it to its end). Markers
+  the recorder had put in its ``<file>.markers.json`` sidecar (written as each marker reached the file) go back into
   the file as cue points after the data, when it has none.
 - FLAC: a file whose STREAMINFO has no total length (killed before libFLAC rewrote it,
   or streamed) gets the total from its last frame header; a torn last frame is cut off.
@@ -13,6 +13,8 @@
   filled in as a Xing/LAME Info tag (frame count, encoder delay and padding).
 - Ogg Vorbis and Opus: cut after the last complete page (checked by its CRC), which is
   marked end-of-stream (its CRC recomputed), so every decoder plays it to its end.
+- FLAC and Ogg: the markers of the sidecar go into the comment the recorder reserved for
+  them, as chapters.
 """
 
 from __future__ import annotations
@@ -68,9 +70,9 @@ def recover(path: str, dry_run: bool = False) -> Repair:
     if magic in (b"RIFF", b"RF64"):
         return recover_wav(path, dry_run)
     if magic == b"fLaC":
-        return recover_flac(path, dry_run)
+        return _restore_chapters(recover_flac(path, dry_run), dry_run)
     if magic == b"OggS":
-        return recover_ogg(path, dry_run)
+        return _restore_chapters(recover_ogg(path, dry_run), dry_run)
     if magic[:3] == b"ID3" or _mp3_frame(magic, 0) is not None:
         return recover_mp3(path, dry_run)
     raise NotSupportedError(
@@ -131,6 +133,8 @@ def recover_wav(path: str, dry_run: bool = False) -> Repair:
             raise SourceError(f"{path}: invalid fmt chunk (block align 0)")
         data_at = pos + 8
         rf64 = head[:4] == b"RF64"
+        if rf64 and (ds64_at is None or ds64[1] is None):
+            raise SourceError(f"{path}: an RF64 file without its ds64 chunk")
         said = ds64[1] if rf64 and csize == UNKNOWN and ds64[1] is not None else csize
         known = said != UNKNOWN or rf64
         avail = size - data_at
@@ -197,6 +201,36 @@ def recover_wav(path: str, dry_run: bool = False) -> Repair:
             f.flush()
             os.fsync(f.fileno())
         return rep
+
+
+def _restore_chapters(rep: Repair, dry_run: bool) -> Repair:
+    """A killed FLAC or Ogg recording still has the blank comment reserved for its
+    chapters: the markers of its sidecar that lie within the recovered audio go there."""
+    from .markers import read_file_markers, write_flac_chapters, write_ogg_chapters
+
+    markers = _sidecar_markers(rep.path, rep.frames, rep.samplerate) if rep.samplerate else []
+    if not markers or read_file_markers(rep.path):
+        return rep
+    if dry_run:
+        rep.notes.append(f"{len(markers)} marker(s) would be restored from the sidecar")
+        return rep
+    write = write_flac_chapters if rep.kind == "flac" else write_ogg_chapters
+    try:
+        fd = os.open(rep.path, os.O_RDWR)
+    except OSError:
+        return rep
+    try:
+        done = write(fd, markers)
+        os.fsync(fd)
+    except (OSError, ValueError, struct.error):
+        done = False
+    finally:
+        os.close(fd)
+    if done:
+        rep.changed = True
+        rep.notes.append(f"{len(read_file_markers(rep.path))} marker(s) restored from "
+                         f"{os.path.basename(rep.path)}.markers.json as chapters")
+    return rep
 
 
 def _sidecar_markers(path: str, frames: int, rate: int) -> list:

@@ -280,7 +280,7 @@ def read_audio(path: str, samplerate: int | None = None, channels: int | None = 
     try:
         return decode_audio(path, sampling_rate=SAMPLE_RATE)
     except Exception as e:  # PyAV's errors: InvalidDataError, no audio stream, ...
-        reason = str(e).split(": '", 1)[0].strip() or type(e).__name__
+        reason = (getattr(e, "strerror", None) or str(e).split(": '", 1)[0]).strip() or type(e).__name__
         raise SourceError(f"{path} is not audio dictaphone can read ({reason})") from None
 
 

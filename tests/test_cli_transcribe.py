@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 
+import numpy as np
 import pytest
 
 import speech
@@ -301,14 +302,16 @@ def test_search_without_a_word_is_a_usage_error(env, words):
     assert r.returncode == 2 and "nothing to search for" in one_error_line(r.stderr)
 
 
-@pytest.mark.parametrize("case", ["empty", "text", "missing", "directory", "raw-without-rate",
-                                  "rate-for-a-wav"])
+@pytest.mark.parametrize("case", ["empty", "text", "noise-as-mp3", "missing", "directory",
+                                  "raw-without-rate", "rate-for-a-wav"])
 def test_bad_input_gets_one_line_and_no_output(env, tmp_path, plain, case):
-    path = tmp_path / {"empty": "e.wav", "text": "notes.wav", "missing": "gone.wav",
+    path = tmp_path / {"empty": "e.wav", "text": "notes.wav", "noise-as-mp3": "n.mp3", "missing": "gone.wav",
                        "directory": "dir", "raw-without-rate": "x.raw", "rate-for-a-wav": "talk.wav"}[case]
     extra = []
     if case == "empty":
         path.write_bytes(b"")
+    elif case == "noise-as-mp3":
+        path.write_bytes(np.random.default_rng(3).integers(0, 256, 3000, dtype=np.uint8).tobytes())
     elif case == "text":
         path.write_text("these are notes, not audio\n" * 40)
     elif case == "directory":
@@ -317,7 +320,7 @@ def test_bad_input_gets_one_line_and_no_output(env, tmp_path, plain, case):
         path.write_bytes(b"\0" * 9600)
     elif case == "rate-for-a-wav":
         extra = ["-r", "16000"]
-    expect = {"empty": "is empty", "text": "is not audio", "missing": "no clip or file named",
+    expect = {"empty": "is empty", "text": "is not audio", "noise-as-mp3": "is not audio", "missing": "no clip or file named",
               "directory": "is a directory", "raw-without-rate": "give its rate with -r",
               "rate-for-a-wav": "raw (headerless) files only"}[case]
     r = run("transcribe", path, *extra, env=env)
@@ -392,3 +395,31 @@ def test_a_terminal_shows_a_progress_bar_that_goes_away(env, tmp_path, terminal)
     assert t.wait_exit(timeout=120) == 0
     assert not re.search(r"\d+%", t.capture())  # transient: gone when done
     assert speech.wer(" ".join(speech.PARAGRAPH[:16]), out.read_text()) <= MAX_WER
+
+
+@pytest.fixture
+def hf_cache(tmp_path, whisper_model):
+    """A Hugging Face cache holding tiny.en as the hub would leave it (a snapshot of
+    Systran/faster-whisper-tiny.en, its files linked to the packaged model)."""
+    repo = tmp_path / "hf-cache" / "models--Systran--faster-whisper-tiny.en"
+    snapshot = repo / "snapshots" / "0123abcd"
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abcd")
+    for name in os.listdir(whisper_model):
+        os.symlink(os.path.join(whisper_model, name), snapshot / name)
+    return repo.parent
+
+
+def test_a_model_name_is_found_in_the_hugging_face_cache_and_doctor_lists_it(env, plain, hf_cache, script):
+    e = {k: v for k, v in env.items() if k != "DICTAPHONE_MODEL"}
+    e.update(HF_HUB_CACHE=str(hf_cache), DICTAPHONE_MODEL="tiny.en")
+    r = run("transcribe", plain, "-f", "json", env=e)  # HF_HUB_OFFLINE=1: the cache or nothing
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["model"] == "tiny.en" and speech.wer(script.text, data["text"]) <= MAX_WER
+    doctor = run("doctor", "--seconds", "0.1", env=e).stdout
+    assert "ok    model (DICTAPHONE_MODEL): tiny.en, in the cache" in doctor
+    assert re.search(r"cached model tiny\.en: \d+\.\d MB  .*0123abcd", doctor), doctor
+    r = run("transcribe", plain, "--redo", "--model", "base.en", env=e)
+    assert r.returncode == 1 and "base.en is not on this machine" in one_error_line(r.stderr)

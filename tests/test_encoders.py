@@ -864,3 +864,22 @@ def test_libsndfile_writes_vorbis_when_asked_to(tmp_path, monkeypatch):
     enc.write(signal_for("VORBIS", n=RATE, channels=1))
     enc.close()
     assert sf.info(tmp_path / "x.ogg").frames == RATE
+
+
+def test_memory_keeps_rewrites_of_what_is_not_cut_yet_and_drops_those_of_blobs_gone_out():
+    sink = MemorySink()
+    sink.append(b"header--")
+    sink.append(b"audio1")
+    sink.patch(b"HEAD", 0)  # not cut yet: a header fixed in place
+    first = sink.blob("x", 0, sink.size)
+    assert first.bytes() == b"HEADer--audio1"
+    sink.patch(b"EDIT", 2)  # inside the blob already handed out: dropped
+    sink.append(b"audio2")
+    sink.seek(12)  # spans the cut: only the part after it lands
+    sink.write(b"XXYY")
+    sink.seek(0, 2)
+    sink.write(b"!")
+    second = sink.blob("x", 14, sink.size)
+    assert first.bytes() == b"HEADer--audio1"
+    assert second.bytes() == b"YYdio2!"
+    assert sink.size == 21

@@ -117,7 +117,7 @@ def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, ch
       dictaphone transcribe talk.raw -r 16000 --model small --language de
     """
     from ..transcribe import audio_input, model_choice
-    from ..transcript import saved
+    from ..transcript import saved, sidecar_path
 
     asked_model = model_choice(model) if model is not None else None  # "" is refused, not "unset"
     if language is not None and not language.strip():
@@ -154,20 +154,25 @@ def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, ch
     results: dict[int, object] = {}
     if not redo:
         for n, item in enumerate(items):
-            t = saved(item.path, model=asked_model, language=lang, duration=item.duration())
-            if t is not None:
-                results[n] = t
+            # The header is read only when a transcript is saved (libsndfile's MP3 decoder
+            # prints notes on stderr about a damaged file; the engine's reader says it in one line).
+            if os.path.exists(sidecar_path(item.path)):
+                t = saved(item.path, model=asked_model, language=lang, duration=item.duration())
+                if t is not None:
+                    results[n] = t
     todo = [n for n in range(len(items)) if n not in results]
     if todo:
-        from ..transcribe import Transcriber
+        from ..transcribe import Transcriber, read_audio
 
         engine = Transcriber(model, language, download_progress=not quiet)
-        engine.load()  # before any output: a model that cannot load fails the whole command
+        # Each file is read before the model loads, so a file that is not audio says so
+        # (not that a model is missing); nothing is printed until every input is done.
         with _Progress(enabled=not quiet and sys.stderr.isatty()) as progress:
             for n in todo:
                 item = items[n]
-                t = engine.transcribe(item.path, item.samplerate, channels=item.channels,
-                                      subtype=item.subtype, progress=progress.task(item.name))
+                audio = read_audio(item.path, item.samplerate, item.channels, item.subtype)
+                engine.load()
+                t = engine.transcribe_16k(audio, progress=progress.task(item.name))
                 _save(item, t, quiet)
                 results[n] = t
     for n, item in enumerate(items):

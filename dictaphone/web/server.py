@@ -231,7 +231,8 @@ class Page:
     def index(self, request: Request):
         html = resources.files(__package__).joinpath("static/index.html").read_text("utf-8")
         html = html.replace("{{TOKEN}}", self.token).replace(
-            "{{TRANSCRIBE}}", "1" if self.transcribe else "0")
+            "{{TRANSCRIBE}}", "1" if self.transcribe else "0").replace(
+            "{{MARK}}", "1" if "mark" in control.COMMANDS else "0")
         return Response(html, media_type="text/html; charset=utf-8",
                         headers={"cache-control": "no-store"})
 
@@ -401,10 +402,16 @@ class Page:
         return JSONResponse(started)
 
     async def command(self, request: Request):
-        await _json_body(request)
+        data = await _json_body(request)
         rid, command = request.path_params["id"], request.path_params["command"]
-        if command not in ("pause", "resume", "stop"):
+        if command not in ("pause", "resume", "stop", "mark") or command not in control.COMMANDS:
             raise HTTPError(404, "not found")
+        params = {}
+        if command == "mark" and data.get("label") is not None:
+            label = data["label"]
+            if not isinstance(label, str) or not label.strip():
+                raise HTTPError(400, "a marker label must be text")
+            params["label"] = label.strip()
 
         def do():
             try:
@@ -414,10 +421,10 @@ class Page:
             for entry in entries:
                 if entry.id == rid:
                     try:
-                        reply = entry.request(command)
+                        reply = entry.request(command, **params)
                     except DictaphoneError as e:
                         raise HTTPError(409, str(e)) from None
-                    return {k: reply.get(k) for k in ("id", "state", "duration", "error")
+                    return {k: reply.get(k) for k in ("id", "state", "duration", "error", "marker")
                             if k in reply} | {"file": os.path.basename(reply.get("path") or "")}
             raise HTTPError(404, f"no recording with id {rid!r}")
 

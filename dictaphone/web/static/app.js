@@ -4,6 +4,7 @@
 
 const TOKEN = document.querySelector('meta[name="dictaphone-token"]').content;
 const CAN_TRANSCRIBE = document.querySelector('meta[name="dictaphone-transcribe"]').content === "1";
+const CAN_MARK = document.querySelector('meta[name="dictaphone-mark"]').content === "1";
 const $ = (sel, root = document) => root.querySelector(sel);
 
 // ---- helpers -------------------------------------------------------------------------------
@@ -556,11 +557,13 @@ function makeRow(id) {
       <div class="meter" role="meter" aria-label="Input level" aria-valuemin="-60" aria-valuemax="0">
         <div class="level"></div></div><span class="rdb"></span></div>
     <div class="rbuttons">
+      <button type="button" class="btn mark" title="Mark this moment (as the m key does)">Mark</button>
       <button type="button" class="btn pause">Pause</button>
       <button type="button" class="btn resume" hidden>Resume</button>
       <button type="button" class="btn stop">Stop</button>
     </div>`;
-  for (const command of ["pause", "resume", "stop"]) {
+  $(".mark", li).hidden = !CAN_MARK;
+  for (const command of ["mark", "pause", "resume", "stop"]) {
     const b = $(`.${command}`, li);
     b.addEventListener("click", async () => {
       b.disabled = true;
@@ -568,6 +571,7 @@ function makeRow(id) {
       try {
         const reply = await post(`/api/recordings/${encodeURIComponent(id)}/${command}`);
         if (command === "stop") toast(`Saved ${reply.file}`);
+        if (command === "mark" && reply.marker) toast(`${reply.marker.label} at ${clock(reply.marker.time, true)}`);
       } catch (e) {
         toast(e.message, "error");
       } finally {
