@@ -686,11 +686,12 @@ class SndfileEncoder(Encoder):
 
         try:
             self.sink.flush()
-            if self.format.name in ("flac", "mp3", "opus"):
+            if self.format.name in ("flac", "mp3", "opus", "ogg"):
                 # a torn last frame (or page) and a header that says nothing of the length
                 from .recover import recover_flac, recover_mp3, recover_ogg
 
-                fix = {"flac": recover_flac, "mp3": recover_mp3, "opus": recover_ogg}
+                fix = {"flac": recover_flac, "mp3": recover_mp3, "opus": recover_ogg,
+                       "ogg": recover_ogg}
                 self.frames = fix[self.format.name](path).frames
             else:
                 frames = sf.info(path).frames

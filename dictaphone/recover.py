@@ -4,8 +4,8 @@
   frames). This fixes a header that lags the data (a recorder killed between two
   header updates) and the 0xFFFFFFFF sizes of a WAV saved from a pipe. Past 4 GiB the
   file becomes RF64 when it has room for a ``ds64`` chunk (the ``JUNK`` chunk dictaphone
-  reserves), else its sizes are left at 0xFFFFFFFF (readers take it to its end). Markers the recorder had put in its
-  ``<file>.markers.json`` sidecar (written as each marker reached the file) go back into
+  reserves), else its sizes are left at 0xFFFFFFFF (readers take it to its end). Markers
+  the recorder had put in its ``<file>.markers.json`` sidecar (written as each marker reached the file) go back into
   the file as cue points after the data, when it has none.
 - FLAC: a file whose STREAMINFO has no total length (killed before libFLAC rewrote it,
   or streamed) gets the total from its last frame header; a torn last frame is cut off.
@@ -133,6 +133,8 @@ def recover_wav(path: str, dry_run: bool = False) -> Repair:
             raise SourceError(f"{path}: invalid fmt chunk (block align 0)")
         data_at = pos + 8
         rf64 = head[:4] == b"RF64"
+        if rf64 and (ds64_at is None or ds64[1] is None):
+            raise SourceError(f"{path}: an RF64 file without its ds64 chunk")
         said = ds64[1] if rf64 and csize == UNKNOWN and ds64[1] is not None else csize
         known = said != UNKNOWN or rf64
         avail = size - data_at
