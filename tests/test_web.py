@@ -21,7 +21,6 @@ import select
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import urllib.parse
 from pathlib import Path
