@@ -114,6 +114,10 @@ class FileSink(_VirtualPosition):
         except OSError:
             return b""
 
+    #: called with (bytes, offset) for what each append put in the file (an MP3's
+    #: frames are indexed so; see SndfileEncoder._tune). Must not raise.
+    tap = None
+
     def _append(self, data: memoryview) -> None:
         done = 0
         try:
@@ -122,6 +126,8 @@ class FileSink(_VirtualPosition):
         except OSError as e:
             raise _write_error(e, self.path) from None
         finally:
+            if self.tap is not None and done:
+                self.tap(data[:done], self.size)
             self.size += done
 
     def append(self, data) -> None:
@@ -613,6 +619,15 @@ class SndfileEncoder(Encoder):
             # A stream (or memory cut into blobs) cannot be given its Info tag at the end:
             # constant bitrate lets every reader tell its length from its size.
             self._command(SFC_SET_BITRATE_MODE, "int", SF_BITRATE_MODE_CONSTANT)
+        elif self.format.name == "mp3" and self.sink.size == 0:
+            # A file: its frames are indexed as they are written, so each sync can fill
+            # LAME's reserved first frame with an Info tag for what the file holds (a
+            # killed recorder then leaves an MP3 of the right length, as a WAV's header
+            # is kept right); libsndfile writes the final tag over it at close.
+            from .recover import Mp3Index
+
+            self._mp3 = Mp3Index()
+            self.sink.tap = self._mp3.feed
 
     #: formats whose markers are Vorbis comments (chapters), rewritten in place at close
     CHAPTER_FORMATS = ("flac", "ogg", "opus")
@@ -652,13 +667,20 @@ class SndfileEncoder(Encoder):
             self._sf.flush()
         self._check()
 
+    _mp3 = None
+
     def sync(self, durable: bool = False) -> None:
         self._flush_codec()
+        if self._mp3 is not None and not self.closed:
+            tag = self._mp3.info_frame()
+            if tag is not None:
+                self.sink.patch(tag[1], tag[0])
         self.sink.flush(durable)
 
     def close(self) -> Blob:
         if self.closed:
             return Blob(self.mime_type, b"")
+        self.sink.tap = self._mp3 = None
         try:
             try:
                 self._sf.close()

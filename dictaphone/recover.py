@@ -482,6 +482,64 @@ def lame_info_frame(first: bytes, offsets: list[int], total: int, music_crc: int
     return bytes(frame)
 
 
+def _is_reserved(first: bytes) -> bool:
+    """LAME's reserved first frame: a tag, or zeros (a killed recorder, a stream), with
+    room for the Xing fields and the LAME tag."""
+    side = _mp3_frame(first, 0)[3]
+    tag = first[4 + side:8 + side]
+    return ((tag in (b"Xing", b"Info") or not any(first[4 + side:]))
+            and len(first) >= 4 + side + 120 + 36)
+
+
+class Mp3Index:
+    """The frames of an MP3 as it is written, fed the bytes appended to the file: what
+    a provisional Info tag for LAME's reserved first frame needs. Never raises (it is
+    called from libsndfile's write callback); bytes that are not MPEG frames stop it."""
+
+    def __init__(self) -> None:
+        from array import array
+
+        self._pending = bytearray()
+        self._at = 0  # file offset of _pending[0]
+        self.first: bytes | None = None
+        self.first_at = 0
+        self.offsets = array("q")  # the audio frames (after the first)
+        self.broken = False
+
+    def feed(self, data, offset: int) -> None:
+        if self.broken:
+            return
+        try:
+            if offset != self._at + len(self._pending):
+                self.broken = True
+                return
+            self._pending += data
+            buf, pos = self._pending, 0
+            while True:
+                hdr = _mp3_frame(buf, pos)
+                if hdr is None:
+                    self.broken = len(buf) - pos >= 4  # (else: wait for a whole header)
+                    break
+                if pos + hdr[0] > len(buf):
+                    break
+                if self.first is None:
+                    self.first, self.first_at = bytes(buf[pos:pos + hdr[0]]), self._at + pos
+                else:
+                    self.offsets.append(self._at + pos)
+                pos += hdr[0]
+            del buf[:pos]
+            self._at += pos
+        except Exception:
+            self.broken = True
+
+    def info_frame(self) -> tuple[int, bytes] | None:
+        """(offset, bytes) of the reserved frame filled in for the frames so far (the
+        music CRC left 0: it is known only once all is written), or None."""
+        if self.broken or self.first is None or len(self.offsets) < 2 or not _is_reserved(self.first):
+            return None
+        return self.first_at, lame_info_frame(self.first, self.offsets, self._at, 0)
+
+
 def recover_mp3(path: str, dry_run: bool = False) -> Repair:
     """Cut an MP3 after its last complete frame and give it a length header: the frame
     libsndfile (LAME) reserves at the start for its Info tag is filled in, which is
@@ -511,10 +569,7 @@ def recover_mp3(path: str, dry_run: bool = False) -> Repair:
     first = data[offsets[0]:offsets[0] + _mp3_frame(data, offsets[0])[0]]
     side = _mp3_frame(first, 0)[3]
     tag = first[4 + side:8 + side]
-    # LAME's reserved frame: a tag, or zeros (a killed recorder, a stream), with room
-    # for the Xing fields and the LAME tag
-    reserved = ((tag in (b"Xing", b"Info") or not any(first[4 + side:]))
-                and len(first) >= 4 + side + 120 + 36)
+    reserved = _is_reserved(first)
     said = None
     if tag in (b"Xing", b"Info") and struct.unpack(">I", first[8 + side:12 + side])[0] & 1:
         n_said = struct.unpack(">I", first[12 + side:16 + side])[0]

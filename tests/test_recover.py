@@ -204,6 +204,10 @@ def test_recover_turns_a_killed_wav_past_4_gib_into_rf64(tmp_path):
 @needs_tools
 def test_a_killed_mp3_is_cut_after_its_last_frame_and_given_an_exact_length_header(tmp_path):
     path, written = killed_recording(tmp_path, "mp3", 3.0)
+    # before any repair: the Info tag of the last sync (once a second) says its length
+    before = sf.info(path).frames
+    assert written - 1.1 * RATE <= before <= written
+    assert ffmpeg_frames(path) >= before  # (ffmpeg decodes every frame it finds)
     rep = recover(str(path))
     assert rep.changed and rep.kind == "mp3"
     # the decoders agree with the header recover wrote, and almost nothing is lost
