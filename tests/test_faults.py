@@ -454,7 +454,7 @@ TEXT = st.one_of(st.text(max_size=12), st.sampled_from(
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(opts=st.lists(st.tuples(st.sampled_from(
     ["-r", "-c", "-f", "--subtype", "-d", "--timeslice", "--split", "--threshold",
-     "--skip-silence", "-D"]), TEXT), max_size=4))
+     "--skip-silence", "--reconnect", "-D"]), TEXT), max_size=4))
 def test_record_argument_parsing_never_shows_a_traceback(tmp_path, opts):
     src = tmp_path / "in.wav"
     if not src.exists():

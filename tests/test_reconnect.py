@@ -331,6 +331,7 @@ def test_the_meter_shows_the_lost_device_and_the_seconds_left(started):
     text = console.file.getvalue()
     assert "DEVICE LOST — waiting 30 s" in text or "DEVICE LOST — waiting 29 s" in text
     assert "the device was unplugged" in text and "take.wav" in text
+    assert "q stop" in text  # the keys still work while it waits
 
 
 def test_reconnect_is_refused_with_an_input_file_and_when_negative(tmp_path):
