@@ -21,7 +21,6 @@ import select
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import urllib.parse
 from pathlib import Path
@@ -796,7 +795,7 @@ def test_clip_names_that_leave_the_library_are_refused_when_reading(server, name
 
 
 @pytest.mark.parametrize("name", TRAVERSALS)
-@pytest.mark.parametrize("what", ["rename", "delete"])
+@pytest.mark.parametrize("what", ["rename", "delete", "transcribe"])
 def test_clip_names_that_leave_the_library_are_refused_when_changing(server, name, what, outside):
     status, _, body = server.post(f"/api/clips/{name}/{what}", {"name": "moved"})
     assert status in (400, 404), body
@@ -824,6 +823,23 @@ def test_recording_names_that_leave_the_library_are_refused(server, name):
 def test_recording_ids_that_are_not_running_are_refused(server, rid):
     status, _, body = server.post(f"/api/recordings/{rid}/stop")
     assert status in (400, 404), body
+
+
+@pytest.mark.parametrize("query", ["columns=../../etc", "columns=1e9", "columns=1000000000", "columns=-5", "columns=",
+                                   "download=../../etc/passwd"])
+def test_query_parameters_are_numbers_or_flags_and_nothing_else(server, query):
+    status, headers, body = server.request("GET", f"/api/clips/fox/waveform?{query}")
+    if query.startswith("columns=") and query not in ("columns=1000000000", "columns=-5"):
+        assert status == 400, body
+    else:  # a number out of range is clamped; an unknown parameter is ignored
+        assert status == 200 and 10 <= len(json.loads(body)["peaks"]) <= 2000
+    status, headers, body = server.request("GET", f"/api/clips/fox/audio?{query}")
+    assert status == 200 and body == clip_path(server.home, "fox").read_bytes()
+
+
+def test_a_search_longer_than_a_phrase_is_refused(server):
+    status, _, body = server.request("GET", "/api/search?q=" + "a%20" * 300)
+    assert status == 400, body
 
 
 def test_a_symlink_in_the_library_is_not_a_clip(server, outside):
