@@ -619,6 +619,14 @@ class SndfileEncoder(Encoder):
             # A stream (or memory cut into blobs) cannot be given its Info tag at the end:
             # constant bitrate lets every reader tell its length from its size.
             self._command(SFC_SET_BITRATE_MODE, "int", SF_BITRATE_MODE_CONSTANT)
+        elif self.format.name == "flac" and self.sink.live_header and self.sink.size == 0:
+            # The same for FLAC: STREAMINFO's total length set at each sync to the
+            # samples of the frames in the file (libFLAC writes the final one at close),
+            # so a killed recording needs no repair to be read by libsndfile.
+            from .recover import FlacIndex
+
+            self._index = FlacIndex()
+            self.sink.tap = self._index.feed
         elif self.format.name == "mp3" and self.sink.size == 0:
             # A file: its frames are indexed as they are written, so each sync can fill
             # LAME's reserved first frame with an Info tag for what the file holds (a
@@ -626,8 +634,8 @@ class SndfileEncoder(Encoder):
             # is kept right); libsndfile writes the final tag over it at close.
             from .recover import Mp3Index
 
-            self._mp3 = Mp3Index()
-            self.sink.tap = self._mp3.feed
+            self._index = Mp3Index()
+            self.sink.tap = self._index.feed
 
     #: formats whose markers are Vorbis comments (chapters), rewritten in place at close
     CHAPTER_FORMATS = ("flac", "ogg", "opus")
@@ -667,20 +675,21 @@ class SndfileEncoder(Encoder):
             self._sf.flush()
         self._check()
 
-    _mp3 = None
+    _index = None  #: FlacIndex or Mp3Index of a file being written (see _tune)
 
     def sync(self, durable: bool = False) -> None:
         self._flush_codec()
-        if self._mp3 is not None and not self.closed:
-            tag = self._mp3.info_frame()
-            if tag is not None:
-                self.sink.patch(tag[1], tag[0])
+        if self._index is not None and not self.closed:
+            patch = self._index.streaminfo_patch() if self.format.name == "flac" \
+                else self._index.info_frame()
+            if patch is not None:
+                self.sink.patch(patch[1], patch[0])
         self.sink.flush(durable)
 
     def close(self) -> Blob:
         if self.closed:
             return Blob(self.mime_type, b"")
-        self.sink.tap = self._mp3 = None
+        self.sink.tap = self._index = None
         try:
             try:
                 self._sf.close()

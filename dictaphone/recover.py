@@ -364,6 +364,51 @@ def _frames(data: bytes, start: int, min_block: int):
         pos = i + 1
 
 
+class FlacIndex:
+    """The samples in the whole frames of a FLAC as it is written, fed the bytes appended
+    to the file: libFLAC hands libsndfile one whole frame per write, so the header at the
+    start of each write says where the stream has got to. What a provisional total
+    length in STREAMINFO needs. Never raises (it runs in libsndfile's write callback)."""
+
+    def __init__(self) -> None:
+        self._head = bytearray()
+        self._at = 0
+        self.min_block: int | None = None
+        self.total = 0
+        self.broken = False
+
+    def feed(self, data, offset: int) -> None:
+        if self.broken:
+            return
+        try:
+            if offset != self._at:
+                self.broken = True
+                return
+            self._at = offset + len(data)
+            if self.min_block is None:
+                self._head += data
+                if len(self._head) >= 26:
+                    if self._head[:4] != b"fLaC" or self._head[4] & 0x7F != 0:
+                        self.broken = True
+                        return
+                    self.min_block = struct.unpack(">H", self._head[8:10])[0]
+                return
+            hdr = _parse_frame_header(bytes(data[:16]), 0, self.min_block)
+            if hdr is not None:  # (else metadata: a comment, padding)
+                self.total = hdr[0] + hdr[1]
+        except Exception:
+            self.broken = True
+
+    def streaminfo_patch(self) -> tuple[int, bytes] | None:
+        """(offset, bytes) that set STREAMINFO's total length to the samples of the
+        frames written so far (its MD5 stays zero: "not computed"), or None."""
+        if self.broken or self.min_block is None or not self.total:
+            return None
+        packed = int.from_bytes(self._head[18:26], "big")
+        packed = (packed & ~((1 << 36) - 1)) | self.total
+        return 18, packed.to_bytes(8, "big")
+
+
 def recover_flac(path: str, dry_run: bool = False) -> Repair:
     with open(path, "rb") as f:
         data = f.read()

@@ -883,3 +883,27 @@ def test_memory_keeps_rewrites_of_what_is_not_cut_yet_and_drops_those_of_blobs_g
     assert first.bytes() == b"HEADer--audio1"
     assert second.bytes() == b"YYdio2!"
     assert sink.size == 21
+
+
+@pytest.mark.parametrize("fmt_name, subtype", [("flac", "PCM_16"), ("mp3", "MPEG_LAYER_III")])
+def test_a_flac_or_mp3_file_says_its_length_at_each_sync_while_still_open(fmt_name, subtype, tmp_path):
+    """As a WAV's header: STREAMINFO's total (FLAC) or the Info tag (MP3) is set at each
+    sync to what the file holds, so a reader of the file as it stands (after a kill)
+    gets all of it but what the codec still buffers; close writes the final values."""
+    path = tmp_path / f"live{FORMATS[fmt_name].extension}"
+    data = signal_for(subtype, n=RATE * 3, channels=1)
+    enc = make_encoder(path, FORMATS[fmt_name], RATE, 1, subtype)
+    try:
+        for second in range(1, 4):
+            enc.write(data[(second - 1) * RATE:second * RATE])
+            enc.sync()
+            copy = tmp_path / f"copy{FORMATS[fmt_name].extension}"
+            copy.write_bytes(path.read_bytes())
+            n = sf.info(copy).frames
+            assert second * RATE - RATE // 4 <= n <= second * RATE
+            assert len(sf.read(copy)[0]) == n
+    finally:
+        enc.close()
+    assert sf.info(path).frames == 3 * RATE
+    if fmt_name == "flac":
+        np.testing.assert_array_equal(sf.read(path, dtype="int16", always_2d=True)[0], data)

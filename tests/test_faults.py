@@ -73,6 +73,8 @@ def test_sigkill_leaves_a_wav_that_standard_tools_read_up_to_about_the_last_seco
 def test_sigkill_leaves_a_flac_that_recover_makes_readable(pulse, speech, tmp_path, recorders):
     out = tmp_path / "killed.flac"
     reported = kill_after_speech(pulse, speech, recorders, tmp_path, out)
+    # before any repair, STREAMINFO has the total of the last sync (once a second)
+    assert (reported - 1.3) * RATE <= sf.info(out).frames < 2**40
     r = cliutil.run("recover", out)
     assert r.returncode == 0, r.stderr
     info = sf.info(out)
