@@ -224,7 +224,8 @@ def test_a_restarted_audio_server_is_reconnected_and_the_recording_goes_on_in_th
         time.sleep(0.5)
         status = rec.stop()
     assert status == 0, rec.stderr()
-    assert "Saved" in rec.stderr()
+    summary = rec.stderr().strip().splitlines()[-1]
+    assert summary.startswith(f"Saved {out}") and "0 dropped frames, 1 gap where the device was lost (" in summary
     log = cliutil.read_events(events)
     kinds = [e["type"] for e in log]
     assert kinds.count("devicelost") == 1 and kinds.count("devicerestored") == 1

@@ -634,6 +634,12 @@ def report(rec, opts: RecordOptions, fmt: Format, label: str) -> int:
     what = (f"{clock(rec.duration)} ({rec.frames} frames), {human_size(rec.bytes_written)}, "
             f"{fmt.name} {rec.samplerate} Hz {channels_name(rec.channels)}, "
             f"{rec.dropped_frames} dropped frames")
+    gaps = getattr(rec, "gaps", [])
+    missing = ""
+    if gaps:  # audio is missing where the device was lost: say so, as for dropped frames
+        missing = (f"{len(gaps)} gap{'s' if len(gaps) > 1 else ''} where the device was lost "
+                   f"({sum(g['duration'] for g in gaps):.1f} s of audio missing)")
+        what += f", {missing}"
     if error is not None and not broken_pipe:
         if rec.frames:
             say_safely(f"dictaphone: error: {error}; kept {what} in {label}")
@@ -648,6 +654,8 @@ def report(rec, opts: RecordOptions, fmt: Format, label: str) -> int:
         say_safely(f"{verb} {label}: {what}{tail}")
     elif rec.dropped_frames:
         warn(f"{rec.dropped_frames} frames were dropped")
+    if opts.quiet and missing:
+        warn(missing)
     return 0
 
 
