@@ -172,6 +172,9 @@ class LiveTranscriber:
             self._frames_cond.notify_all()
         with self._utt_cond:
             self._utterances.clear()
+            # The end marker may have been among them: put it back, so the recognition
+            # thread ends (a second one, from the detector's thread, does no harm).
+            self._utterances.append(None)
             self._backlog = 0.0
             self._utt_cond.notify_all()
 
