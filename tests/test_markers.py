@@ -821,3 +821,27 @@ def test_a_sigkilled_flac_or_ogg_recording_gets_its_chapters_back_from_recover(t
     chapters = ffprobe_chapters(tmp_path / f"k.{fmt}")
     assert chapters == [(pytest.approx(made["time"], abs=0.001), "kept")]
     assert sf.info(tmp_path / f"k.{fmt}").frames > made["time"] * RATE
+
+
+def test_play_at_a_marker_plays_from_that_moment_on(pulse, speech, tmp_path):
+    # The speech file with a marker half-way, played --at it into the virtual sink while
+    # its monitor is recorded: the second half is heard, the first half is not.
+    x, rate = audiolab.read_mono(speech)
+    half = len(x) // 2
+    take = tmp_path / "take.wav"
+    take.write_bytes(Path(speech).read_bytes())
+    markers_mod.save_sidecar(take, [markers_mod.Marker(1, half / rate, "half way")])
+    heard = tmp_path / "heard.wav"
+    env = pulse_env(pulse)
+    recorder_proc = pulse.start_recording(heard)
+    try:
+        r = cliutil.run("play", str(take), "--at", "half way", env=env, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        time.sleep(0.5)
+    finally:
+        audiolab.stop_process(recorder_proc)
+    got, _ = audiolab.read_mono(heard)
+    second, _ = audiolab.normalized_xcorr(x[half + rate // 10: half + rate], got)
+    first, _ = audiolab.normalized_xcorr(x[rate // 10: half - rate // 10], got)
+    assert second > 0.9, second
+    assert first < 0.5, first
