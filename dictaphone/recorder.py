@@ -232,6 +232,7 @@ class MediaRecorder(EventTarget):
         #: the device losses the recording survived: {"time": recorded seconds where the
         #: audio is missing, "duration": seconds missing, "reason": what happened}
         self.gaps: list[dict] = []
+        self._gap_places: list[tuple[int, float]] = []  # (piece number, seconds into it)
         self._lost: dict | None = None
         self._state = INACTIVE
         self._lock = threading.RLock()
@@ -354,6 +355,7 @@ class MediaRecorder(EventTarget):
             self.file_markers = {}
             self._pending_marks, self._unmapped_marks, self._ring_read = [], [], 0
             self.gaps = []
+            self._gap_places = []
             self._stop_requested = self._data_requested = self._voice_stopped = False
             self._wake.clear()
             # Open the source before creating the output: a bad device leaves no file.
@@ -487,6 +489,17 @@ class MediaRecorder(EventTarget):
         ahead = (now - origin) - capture.received / rate
         ahead = min(ahead, now - self._resumed_at, self.MAX_MARK_EXTRAPOLATION)
         return frame + int(max(0.0, ahead) * rate)
+
+    def gaps_in(self, path: str) -> list[dict]:
+        """The gaps a file of this recording holds, ``time`` in seconds of that file
+        (split pieces, pieces cut on silence or at markers alike)."""
+        path = os.fspath(path)
+        if path not in self.paths:
+            return []
+        # pieces are numbered from 1 as they are opened; a recording not cut in pieces is 0
+        number = self.paths.index(path) + 1 if self._piece else 0
+        return [dict(g, time=round(t, 6)) for g, (piece, t) in zip(self.gaps, self._gap_places)
+                if piece == number]
 
     def markers_in(self, path: str) -> list[Marker]:
         """The markers a file of this recording holds, in seconds of that file."""
@@ -898,6 +911,11 @@ class MediaRecorder(EventTarget):
                         gap = max(0.0, back - last_audio)
                         self.gaps.append({"time": round(timecode, 6), "duration": round(gap, 3),
                                           "reason": reason})
+                        if self._encoder is None:  # between split pieces: the next one's start
+                            self._gap_places.append((self._piece + 1, 0.0))
+                        else:
+                            self._gap_places.append(
+                                (self._piece, (self.frames - self._piece_start) / self.samplerate))
                         self._post(DeviceEvent("devicerestored", device=device, reason=reason,
                                                gap=gap))
                         return True
