@@ -4,7 +4,8 @@ Where the bytes go (a *sink*):
 - ``FileSink``: a file we created (exclusively). Seekable, so headers are made valid
   while recording (``sync``), and blobs are regions of the file.
 - ``StreamSink``: a binary stream such as stdout. Never seeks; blobs carry sizes only.
-- ``MemorySink``: bytes kept for the blobs (the browser's model), nothing else.
+- ``MemorySink``: bytes kept for the blobs (the browser's model). What is not cut yet can
+  still be rewritten, so a recording kept in one blob gets the header a file gets.
 
 What writes them (an *encoder*):
 - ``WavEncoder`` and ``RawEncoder`` write PCM themselves. libsndfile cannot write a WAV
@@ -12,9 +13,12 @@ What writes them (an *encoder*):
   ourselves lets a file's header be rewritten once a second, so a killed recorder leaves
   a valid file. A streamed WAV says 0xFFFFFFFF for its sizes, as arecord and ffmpeg do:
   sox and libsndfile then read it to the end.
-- ``SndfileEncoder`` uses libsndfile (FLAC, Ogg Vorbis, Ogg Opus, MP3) through a
-  virtual file, so stream sinks work: a seek back to rewrite a header is discarded
-  instead of corrupting the stream or flooding stderr with "Illegal seek".
+- ``SndfileEncoder`` uses libsndfile (FLAC, Ogg Opus, MP3) through a virtual file, so
+  stream sinks work: a seek back to rewrite a header is discarded instead of corrupting
+  the stream or flooding stderr with "Illegal seek". To a file, FLAC's total length and
+  MP3's Info tag are set at every sync from the frames written so far (as a WAV's sizes).
+- ``VorbisEncoder`` drives libvorbisenc and libogg (dictaphone/vorbis.py) so that a page
+  ends at every sync; libsndfile's Vorbis writer is the fallback.
 
 Every encoder takes frames of ``encoder.dtype`` (int16 for 16-bit PCM, int32 for 24/32
 bit, float32 otherwise), so lossless paths never round through float.
@@ -114,6 +118,10 @@ class FileSink(_VirtualPosition):
         except OSError:
             return b""
 
+    #: called with (bytes, offset) for what each append put in the file (an MP3's
+    #: frames are indexed so; see SndfileEncoder._tune). Must not raise.
+    tap = None
+
     def _append(self, data: memoryview) -> None:
         done = 0
         try:
@@ -122,6 +130,8 @@ class FileSink(_VirtualPosition):
         except OSError as e:
             raise _write_error(e, self.path) from None
         finally:
+            if self.tap is not None and done:
+                self.tap(data[:done], self.size)
             self.size += done
 
     def append(self, data) -> None:
@@ -613,6 +623,23 @@ class SndfileEncoder(Encoder):
             # A stream (or memory cut into blobs) cannot be given its Info tag at the end:
             # constant bitrate lets every reader tell its length from its size.
             self._command(SFC_SET_BITRATE_MODE, "int", SF_BITRATE_MODE_CONSTANT)
+        elif self.format.name == "flac" and self.sink.live_header and self.sink.size == 0:
+            # The same for FLAC: STREAMINFO's total length set at each sync to the
+            # samples of the frames in the file (libFLAC writes the final one at close),
+            # so a killed recording needs no repair to be read by libsndfile.
+            from .recover import FlacIndex
+
+            self._index = FlacIndex()
+            self.sink.tap = self._index.feed
+        elif self.format.name == "mp3" and self.sink.size == 0:
+            # A file: its frames are indexed as they are written, so each sync can fill
+            # LAME's reserved first frame with an Info tag for what the file holds (a
+            # killed recorder then leaves an MP3 of the right length, as a WAV's header
+            # is kept right); libsndfile writes the final tag over it at close.
+            from .recover import Mp3Index
+
+            self._index = Mp3Index()
+            self.sink.tap = self._index.feed
 
     #: formats whose markers are Vorbis comments (chapters), rewritten in place at close
     CHAPTER_FORMATS = ("flac", "ogg", "opus")
@@ -652,13 +679,21 @@ class SndfileEncoder(Encoder):
             self._sf.flush()
         self._check()
 
+    _index = None  #: FlacIndex or Mp3Index of a file being written (see _tune)
+
     def sync(self, durable: bool = False) -> None:
         self._flush_codec()
+        if self._index is not None and not self.closed:
+            patch = self._index.streaminfo_patch() if self.format.name == "flac" \
+                else self._index.info_frame()
+            if patch is not None:
+                self.sink.patch(patch[1], patch[0])
         self.sink.flush(durable)
 
     def close(self) -> Blob:
         if self.closed:
             return Blob(self.mime_type, b"")
+        self.sink.tap = self._index = None
         try:
             try:
                 self._sf.close()
@@ -686,11 +721,12 @@ class SndfileEncoder(Encoder):
 
         try:
             self.sink.flush()
-            if self.format.name in ("flac", "mp3", "opus"):
+            if self.format.name in ("flac", "mp3", "opus", "ogg"):
                 # a torn last frame (or page) and a header that says nothing of the length
                 from .recover import recover_flac, recover_mp3, recover_ogg
 
-                fix = {"flac": recover_flac, "mp3": recover_mp3, "opus": recover_ogg}
+                fix = {"flac": recover_flac, "mp3": recover_mp3, "opus": recover_ogg,
+                       "ogg": recover_ogg}
                 self.frames = fix[self.format.name](path).frames
             else:
                 frames = sf.info(path).frames

@@ -172,6 +172,9 @@ class LiveTranscriber:
             self._frames_cond.notify_all()
         with self._utt_cond:
             self._utterances.clear()
+            # The end marker may have been among them: put it back, so the recognition
+            # thread ends (a second one, from the detector's thread, does no harm).
+            self._utterances.append(None)
             self._backlog = 0.0
             self._utt_cond.notify_all()
 
@@ -215,8 +218,8 @@ class LiveTranscriber:
                 self._queue(seg.feed(block))
             if seg is not None and not self._abandon:
                 self._queue(seg.flush())
-        except Exception as e:  # a bug: the recording must not notice
-            log.exception("live transcription: the speech detector failed")
+        except Exception as e:  # a bug: the recording must not notice; the caller reports it
+            log.debug("live transcription: the speech detector failed", exc_info=True)
             self.error = self.error or e
         finally:
             with self._utt_cond:
@@ -255,7 +258,7 @@ class LiveTranscriber:
                 # The model failed (it could not load, or broke): the recording goes on,
                 # later utterances are skipped, and the caller reports self.error.
                 self.error = e
-                log.warning("live transcription failed: %s", e)
+                log.debug("live transcription failed", exc_info=True)
             finally:
                 with self._utt_cond:
                     self._working = None

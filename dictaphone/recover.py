@@ -4,8 +4,8 @@
   frames). This fixes a header that lags the data (a recorder killed between two
   header updates) and the 0xFFFFFFFF sizes of a WAV saved from a pipe. Past 4 GiB the
   file becomes RF64 when it has room for a ``ds64`` chunk (the ``JUNK`` chunk dictaphone
-  reserves), else its sizes are left at 0xFFFFFFFF (readers take it to its end). Markers the recorder had put in its
-  ``<file>.markers.json`` sidecar (written as each marker reached the file) go back into
+  reserves), else its sizes are left at 0xFFFFFFFF (readers take it to its end). Markers
+  the recorder had put in its ``<file>.markers.json`` sidecar (written as each marker reached the file) go back into
   the file as cue points after the data, when it has none.
 - FLAC: a file whose STREAMINFO has no total length (killed before libFLAC rewrote it,
   or streamed) gets the total from its last frame header; a torn last frame is cut off.
@@ -133,6 +133,8 @@ def recover_wav(path: str, dry_run: bool = False) -> Repair:
             raise SourceError(f"{path}: invalid fmt chunk (block align 0)")
         data_at = pos + 8
         rf64 = head[:4] == b"RF64"
+        if rf64 and (ds64_at is None or ds64[1] is None):
+            raise SourceError(f"{path}: an RF64 file without its ds64 chunk")
         said = ds64[1] if rf64 and csize == UNKNOWN and ds64[1] is not None else csize
         known = said != UNKNOWN or rf64
         avail = size - data_at
@@ -362,6 +364,51 @@ def _frames(data: bytes, start: int, min_block: int):
         pos = i + 1
 
 
+class FlacIndex:
+    """The samples in the whole frames of a FLAC as it is written, fed the bytes appended
+    to the file: libFLAC hands libsndfile one whole frame per write, so the header at the
+    start of each write says where the stream has got to. What a provisional total
+    length in STREAMINFO needs. Never raises (it runs in libsndfile's write callback)."""
+
+    def __init__(self) -> None:
+        self._head = bytearray()
+        self._at = 0
+        self.min_block: int | None = None
+        self.total = 0
+        self.broken = False
+
+    def feed(self, data, offset: int) -> None:
+        if self.broken:
+            return
+        try:
+            if offset != self._at:
+                self.broken = True
+                return
+            self._at = offset + len(data)
+            if self.min_block is None:
+                self._head += data
+                if len(self._head) >= 26:
+                    if self._head[:4] != b"fLaC" or self._head[4] & 0x7F != 0:
+                        self.broken = True
+                        return
+                    self.min_block = struct.unpack(">H", self._head[8:10])[0]
+                return
+            hdr = _parse_frame_header(bytes(data[:16]), 0, self.min_block)
+            if hdr is not None:  # (else metadata: a comment, padding)
+                self.total = hdr[0] + hdr[1]
+        except Exception:
+            self.broken = True
+
+    def streaminfo_patch(self) -> tuple[int, bytes] | None:
+        """(offset, bytes) that set STREAMINFO's total length to the samples of the
+        frames written so far (its MD5 stays zero: "not computed"), or None."""
+        if self.broken or self.min_block is None or not self.total:
+            return None
+        packed = int.from_bytes(self._head[18:26], "big")
+        packed = (packed & ~((1 << 36) - 1)) | self.total
+        return 18, packed.to_bytes(8, "big")
+
+
 def recover_flac(path: str, dry_run: bool = False) -> Repair:
     with open(path, "rb") as f:
         data = f.read()
@@ -480,6 +527,64 @@ def lame_info_frame(first: bytes, offsets: list[int], total: int, music_crc: int
     return bytes(frame)
 
 
+def _is_reserved(first: bytes) -> bool:
+    """LAME's reserved first frame: a tag, or zeros (a killed recorder, a stream), with
+    room for the Xing fields and the LAME tag."""
+    side = _mp3_frame(first, 0)[3]
+    tag = first[4 + side:8 + side]
+    return ((tag in (b"Xing", b"Info") or not any(first[4 + side:]))
+            and len(first) >= 4 + side + 120 + 36)
+
+
+class Mp3Index:
+    """The frames of an MP3 as it is written, fed the bytes appended to the file: what
+    a provisional Info tag for LAME's reserved first frame needs. Never raises (it is
+    called from libsndfile's write callback); bytes that are not MPEG frames stop it."""
+
+    def __init__(self) -> None:
+        from array import array
+
+        self._pending = bytearray()
+        self._at = 0  # file offset of _pending[0]
+        self.first: bytes | None = None
+        self.first_at = 0
+        self.offsets = array("q")  # the audio frames (after the first)
+        self.broken = False
+
+    def feed(self, data, offset: int) -> None:
+        if self.broken:
+            return
+        try:
+            if offset != self._at + len(self._pending):
+                self.broken = True
+                return
+            self._pending += data
+            buf, pos = self._pending, 0
+            while True:
+                hdr = _mp3_frame(buf, pos)
+                if hdr is None:
+                    self.broken = len(buf) - pos >= 4  # (else: wait for a whole header)
+                    break
+                if pos + hdr[0] > len(buf):
+                    break
+                if self.first is None:
+                    self.first, self.first_at = bytes(buf[pos:pos + hdr[0]]), self._at + pos
+                else:
+                    self.offsets.append(self._at + pos)
+                pos += hdr[0]
+            del buf[:pos]
+            self._at += pos
+        except Exception:
+            self.broken = True
+
+    def info_frame(self) -> tuple[int, bytes] | None:
+        """(offset, bytes) of the reserved frame filled in for the frames so far (the
+        music CRC left 0: it is known only once all is written), or None."""
+        if self.broken or self.first is None or len(self.offsets) < 2 or not _is_reserved(self.first):
+            return None
+        return self.first_at, lame_info_frame(self.first, self.offsets, self._at, 0)
+
+
 def recover_mp3(path: str, dry_run: bool = False) -> Repair:
     """Cut an MP3 after its last complete frame and give it a length header: the frame
     libsndfile (LAME) reserves at the start for its Info tag is filled in, which is
@@ -509,10 +614,7 @@ def recover_mp3(path: str, dry_run: bool = False) -> Repair:
     first = data[offsets[0]:offsets[0] + _mp3_frame(data, offsets[0])[0]]
     side = _mp3_frame(first, 0)[3]
     tag = first[4 + side:8 + side]
-    # LAME's reserved frame: a tag, or zeros (a killed recorder, a stream), with room
-    # for the Xing fields and the LAME tag
-    reserved = ((tag in (b"Xing", b"Info") or not any(first[4 + side:]))
-                and len(first) >= 4 + side + 120 + 36)
+    reserved = _is_reserved(first)
     said = None
     if tag in (b"Xing", b"Info") and struct.unpack(">I", first[8 + side:12 + side])[0] & 1:
         n_said = struct.unpack(">I", first[12 + side:16 + side])[0]

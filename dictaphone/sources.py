@@ -631,25 +631,30 @@ class Microphone(Source):
                 self._reinit_portaudio()
                 info = self._find_again()
                 stream = self._new_stream(info["index"], self._dtype)
-            with self._lock:
-                if self._closed:  # the recording ended meanwhile
-                    stream.close()
-                    return
-                self._stream, self.device = stream, info["index"]
-                self._capture = capture
-                self._stalled = False
-                self._last_adc = None
-                self._halt = threading.Lock()
-                self._halt.acquire()
+            # Started before it is published: a stream is never started after close()
+            # freed it. Callback mode delivers from the start (into the recorder's
+            # capture, which ignores frames once the recording ended).
+            self._stalled = False
+            self._last_adc = None
+            self._capture = capture
             try:
                 stream.start()
             except sd.PortAudioError:
-                with self._lock:
-                    if self._stream is stream:
-                        self._stream = None
                 stream.close()
                 return
-            self._start_reader()
+            with self._lock:
+                doomed = self._closed  # the recording ended meanwhile
+                if not doomed:
+                    self._stream, self.device = stream, info["index"]
+                    self._halt = threading.Lock()
+                    self._halt.acquire()
+                    self._start_reader()  # under the lock: a stop() halts it or waits
+            if doomed:
+                try:
+                    stream.abort()
+                    stream.close()
+                except sd.PortAudioError:
+                    pass
         except failures:
             pass  # not back yet: the recorder tries again
         finally:

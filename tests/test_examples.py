@@ -46,3 +46,22 @@ def test_pause_resume_leaves_the_pause_out_and_shows_the_invalid_state_error(tmp
     assert times["resume"] - times["pause"] < 0.15
     assert times["stop"] - times["resume"] > 1.5  # the 2 s after the resume are recorded
     assert abs(sf.info(tmp_path / "take.flac").duration - times["stop"]) < 0.01
+
+
+def test_live_captions_prints_each_sentence_while_a_file_plays_and_saves_the_transcript(
+        tmp_path, whisper_model):
+    import os
+
+    import speech
+    from dictaphone import transcript
+
+    script = speech.make_script(tmp_path / "talk.wav", speech.SENTENCES[:2], pause=1.5)
+    env = dict(os.environ, DICTAPHONE_MODEL=whisper_model)
+    r = run_example("live_captions.py", "--input", script.path, tmp_path / "copy.wav", env=env,
+                    cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("[00:0") and "milk" in lines[0].lower()
+    assert "dentist" in lines[1].lower()
+    saved = transcript.load(tmp_path / "copy.wav")
+    assert saved is not None and len(saved.segments) == 2

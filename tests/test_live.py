@@ -471,3 +471,18 @@ def test_ctrl_c_during_the_transcripts_tail_gives_it_up_and_keeps_the_recording(
     assert screen.index("Saved o.wav") < screen.index("left out")
     assert sf.info(str(tmp_path / "o.wav")).frames == sf.info(str(long.path)).frames
     assert tmod.load(tmp_path / "o.wav") is None  # an incomplete transcript is not saved
+
+
+def test_abandoning_after_everything_was_queued_still_ends_the_threads(script, tmp_path):
+    rec = MediaRecorder(FileSource(script.path), "audio/wav", output=tmp_path / "o.wav")
+    engine = SlowTranscriber()
+    live = LiveTranscriber(rec, engine)
+    rec.start()
+    assert rec.wait(JOIN)
+    live.finish()
+    deadline = time.monotonic() + JOIN
+    while live._threads[0].is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)  # the detector is done: the end marker is queued behind utterances
+    live.abandon()
+    engine.go.set()
+    assert live.wait(JOIN)

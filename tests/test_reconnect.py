@@ -331,6 +331,7 @@ def test_the_meter_shows_the_lost_device_and_the_seconds_left(started):
     text = console.file.getvalue()
     assert "DEVICE LOST — waiting 30 s" in text or "DEVICE LOST — waiting 29 s" in text
     assert "the device was unplugged" in text and "take.wav" in text
+    assert "q stop" in text  # the keys still work while it waits
 
 
 def test_reconnect_is_refused_with_an_input_file_and_when_negative(tmp_path):
@@ -455,3 +456,26 @@ def test_the_python_api_survives_an_audio_server_restart_in_either_capture_mode(
                                         audiolab.normalized_xcorr(noise, got))
     assert s_score > 0.9 and n_score > 0.9
     assert s_at < lost.timecode * 48000 <= n_at + 4800
+
+
+def test_a_gap_on_a_split_boundary_belongs_to_the_start_of_the_next_piece(tmp_path):
+    dev = LosableDevice()
+    rec = MediaRecorder(dev, "audio/wav", output=str(tmp_path / "take.wav"), split=0.5)
+    log = Log(rec)
+    rec.start()
+    dev.feed(4000)  # exactly one piece: it is closed, the next is opened with its first audio
+    deadline = time.monotonic() + JOIN
+    while len(log.of("dataavailable")) < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    dev.unplug()
+    log.wait_for("devicelost")
+    dev.plugged.set()
+    assert dev.reopened.wait(JOIN)
+    dev.feed(1000)
+    log.wait_for("devicerestored")
+    rec.stop()
+    assert len(rec.paths) == 2 and rec.gaps[0]["time"] == 0.5
+    assert rec.gaps_in(rec.paths[0]) == []
+    assert rec.gaps_in(rec.paths[1]) == [dict(rec.gaps[0], time=0.0)]
+    assert rec.gaps_in(tmp_path / "elsewhere.wav") == []

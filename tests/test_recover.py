@@ -204,6 +204,10 @@ def test_recover_turns_a_killed_wav_past_4_gib_into_rf64(tmp_path):
 @needs_tools
 def test_a_killed_mp3_is_cut_after_its_last_frame_and_given_an_exact_length_header(tmp_path):
     path, written = killed_recording(tmp_path, "mp3", 3.0)
+    # before any repair: the Info tag of the last sync (once a second) says its length
+    before = sf.info(path).frames
+    assert written - 1.1 * RATE <= before <= written
+    assert ffmpeg_frames(path) >= before  # (ffmpeg decodes every frame it finds)
     rep = recover(str(path))
     assert rep.changed and rep.kind == "mp3"
     # the decoders agree with the header recover wrote, and almost nothing is lost
@@ -312,6 +316,12 @@ def _seed(tmp_path, fmt: str) -> bytes:
     path = tmp_path / f"seed.{fmt}"
     if path.exists():
         return path.read_bytes()
+    if fmt == "rf64":  # a small RF64 file, as the header writer makes them past 4 GiB
+        frames = (tone(RATE // 4) * 32767).astype("<i2").tobytes()
+        h = bytearray(wav_header(RATE, 1, "PCM_16", 2 ** 33, rf64=True))
+        h[20:44] = struct.pack("<QQQ", len(h) - 8 + len(frames), len(frames), RATE // 4)
+        path.write_bytes(bytes(h) + frames)
+        return path.read_bytes()
     enc = make_encoder(path, FORMATS[fmt], 8000 if fmt == "mp3" else RATE, 1)
     enc.write(tone(RATE // 2))
     enc.close()
@@ -329,7 +339,7 @@ def test_recover_turns_any_damage_into_a_repair_or_one_clear_error(tmp_path, dat
     (and then soundfile opens it) or raises a DictaphoneError, never anything else."""
     from dictaphone.errors import DictaphoneError
 
-    fmt = data.draw(st.sampled_from(["wav", "ogg", "opus", "mp3"]))
+    fmt = data.draw(st.sampled_from(["wav", "rf64", "ogg", "opus", "mp3"]))
     seed = _seed(tmp_path, fmt)
     how = data.draw(st.sampled_from(["truncate", "flip", "random"]))
     if how == "truncate":
@@ -341,7 +351,7 @@ def test_recover_turns_any_damage_into_a_repair_or_one_clear_error(tmp_path, dat
         blob = bytes(blob)
     else:
         blob = seed[:4] + data.draw(st.binary(max_size=4096))
-    path = tmp_path / f"damaged.{fmt}"
+    path = tmp_path / f"damaged.{fmt.replace('rf64', 'wav')}"
     path.write_bytes(blob)
     try:
         rep = recover(str(path))
@@ -362,3 +372,12 @@ def test_recover_refuses_a_fifo_or_a_device_at_once_in_one_line(tmp_path):
         r = cliutil.run("recover", path, timeout=30)
         assert r.returncode == 2
         assert cliutil.one_error_line(r.stderr).endswith("not a regular file (only a saved recording can be repaired)")
+
+
+def test_an_rf64_file_without_its_ds64_chunk_is_one_clear_error(tmp_path):
+    from dictaphone.errors import SourceError
+
+    path = tmp_path / "bad.wav"
+    path.write_bytes(b"RF64" + wav_header(RATE, 1, "PCM_16", 100)[4:] + bytes(100))
+    with pytest.raises(SourceError, match="without its ds64 chunk"):
+        recover(str(path))

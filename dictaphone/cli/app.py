@@ -87,6 +87,7 @@ def cli(ctx):
       dictaphone record -n "idea"       record a named clip into the library
       dictaphone record - -f wav | ...  stream a WAV to another program
       dictaphone stop                   stop it from another shell
+      dictaphone mark "question 2"      flag this moment (or press m); marks NAME lists them
       dictaphone list / show / play     the clip library
       dictaphone transcribe "idea"      what was said (search WORDS finds it later)
       dictaphone doctor                 check the set-up

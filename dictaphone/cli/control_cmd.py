@@ -96,8 +96,9 @@ def status(as_json):
         for r in replies:
             lost = r.get("device_lost")
             lost = f"  DEVICE LOST ({lost['reason']}), waiting {lost['left']:.0f} s" if lost else ""
+            marks = f"  {r['markers']} marker{'s' if r['markers'] > 1 else ''}" if r.get("markers") else ""
             click.echo(f"{r['id']:>3}  pid {r['pid']:<7} {r['state']:9} {r['duration']:9.1f} s  "
-                       f"peak {r['peak_dbfs']:6.1f} dBFS  {r['path']}{lost}")
+                       f"peak {r['peak_dbfs']:6.1f} dBFS  {r['path']}{marks}{lost}")
         if not replies:
             say("nothing is recording")
     if not replies:

@@ -42,7 +42,7 @@ FORMAT_NAMES = list(FORMATS)
                    "to come back and go on in the same file (default 30; 0: end the recording).")
 @click.option("--threshold", type=Decibels(), metavar="DBFS", help="Speech level threshold in dBFS (default -40; a noise floor is tracked too).")
 @click.option("--vad", type=click.Choice(["silero", "level"], case_sensitive=False),
-              help="Speech detector of the four options above: level (default) or silero (neural; needs the transcribe extra).")
+              help="Speech detector of --wait-for-sound, --stop-on-silence, --skip-silence and --split-on-silence: level (default) or silero (neural; needs the transcribe extra).")
 @click.option("--transcribe", is_flag=True, help="Transcribe while recording (needs the transcribe extra); the text is saved with the recording.")
 @click.option("--model", metavar="NAME|PATH", help="Whisper model for --transcribe: a size (tiny.en, base.en, small, ...) or a CTranslate2 directory. Default: $DICTAPHONE_MODEL, else base.en.")
 @click.option("--language", metavar="CODE", help="Language for --transcribe (en, de, ...). Default: detect (English for .en models).")

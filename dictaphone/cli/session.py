@@ -634,6 +634,12 @@ def report(rec, opts: RecordOptions, fmt: Format, label: str) -> int:
     what = (f"{clock(rec.duration)} ({rec.frames} frames), {human_size(rec.bytes_written)}, "
             f"{fmt.name} {rec.samplerate} Hz {channels_name(rec.channels)}, "
             f"{rec.dropped_frames} dropped frames")
+    gaps = getattr(rec, "gaps", [])
+    missing = ""
+    if gaps:  # audio is missing where the device was lost: say so, as for dropped frames
+        missing = (f"{len(gaps)} gap{'s' if len(gaps) > 1 else ''} where the device was lost "
+                   f"({sum(g['duration'] for g in gaps):.1f} s of audio missing)")
+        what += f", {missing}"
     if error is not None and not broken_pipe:
         if rec.frames:
             say_safely(f"dictaphone: error: {error}; kept {what} in {label}")
@@ -648,6 +654,8 @@ def report(rec, opts: RecordOptions, fmt: Format, label: str) -> int:
         say_safely(f"{verb} {label}: {what}{tail}")
     elif rec.dropped_frames:
         warn(f"{rec.dropped_frames} frames were dropped")
+    if opts.quiet and missing:
+        warn(missing)
     return 0
 
 
@@ -779,24 +787,19 @@ def save_clip_metadata(rec, fmt: Format, created: str) -> None:
     for i, path in enumerate(rec.paths):
         if not is_clip_path(path) or not os.path.exists(path):
             continue
-        gaps = []
         if len(rec.paths) == 1:
             frames = rec.frames
-            gaps = list(rec.gaps)
         elif split is not None and not rec.split_on_mark:
             frames = min(split, rec.frames - i * split)
-            start, end = i * rec.split, (i + 1) * rec.split
-            gaps = [dict(g, time=round(g["time"] - start, 6)) for g in rec.gaps
-                    if start <= g["time"] < end]
         elif path in rec.piece_frames:  # pieces cut on silence or at markers
             frames = rec.piece_frames[path]
-        else:  # (where a gap fell is not known)
+        else:
             frames = _file_frames(path, rec.samplerate)
         try:
             write_metadata(path, created=created, duration=frames / rec.samplerate,
                            format=fmt.name, samplerate=rec.samplerate, channels=rec.channels,
                            device=rec.source.name, dropped_frames=rec.dropped_frames,
-                           gaps=gaps, markers=[m.to_json() for m in rec.markers_in(path)])
+                           gaps=rec.gaps_in(path), markers=[m.to_json() for m in rec.markers_in(path)])
         except OSError as e:
             warn(f"cannot write the metadata of {path}: {e.strerror}")
         else:

@@ -61,14 +61,6 @@ class Meter:
         state = rec.state
         voice = rec.voice
         line = Text()
-        lost = getattr(rec, "device_lost", None)
-        if lost is not None:  # the file stays open while the device is waited for
-            line.append(f"⚠ DEVICE LOST — waiting {math.ceil(lost['left']):d} s ", style="bold white on red")
-            line.append(clock(rec.duration), style="bold")
-            line.append(f"  {lost['reason']}", style="bold red")
-            return Group(line, Text(f"{self.label}  {human_size(rec.bytes_written)}  "
-                                    "the file stays open; recording goes on when it is back",
-                                    style="dim"))
         if state == "paused":
             line.append("❚❚ PAUSED ", style="bold yellow")
         elif not rec.started:
@@ -86,6 +78,13 @@ class Meter:
         line.append(f" peak {peak:6.1f}  rms {rms:6.1f} dBFS ")
         if now - clip_at < self.CLIP_SECONDS and clipped:
             line.append("CLIP", style="bold white on red")
+        lost = getattr(rec, "device_lost", None)
+        if lost is not None:  # no level to show: the file stays open while it is waited for
+            line = Text()
+            line.append(f"⚠ DEVICE LOST — waiting {math.ceil(lost['left']):d} s ", style="bold white on red")
+            line.append(clock(rec.duration), style="bold")
+            line.append(f"  {lost['reason']}; recording goes on in this file when it is back",
+                        style="bold red")
         info = Text(style="dim")
         if voice is not None and rec.started and state != "paused":
             info.append_text(self._voice_text(voice))

@@ -136,5 +136,6 @@ async def _refuse(send, status: int, text: str, headers: list | None = None) -> 
                             (b"content-length", str(len(body)).encode()),
                             (b"cache-control", b"no-store"),
                             (b"referrer-policy", b"no-referrer"),
+                            (b"x-content-type-options", b"nosniff"),
                             *(headers or [])]})
     await send({"type": "http.response.body", "body": body})

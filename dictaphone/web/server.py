@@ -26,7 +26,7 @@ from starlette.routing import Route
 from .. import clips as library
 from .. import control
 from ..errors import DictaphoneError, InvalidArgumentError
-from ..formats import FORMATS, format_for_path
+from ..formats import format_for_path
 from .recordings import Launcher, Notices, StartError, Transcriptions
 from .security import Guard, host_names
 
