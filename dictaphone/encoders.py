@@ -4,7 +4,8 @@ Where the bytes go (a *sink*):
 - ``FileSink``: a file we created (exclusively). Seekable, so headers are made valid
   while recording (``sync``), and blobs are regions of the file.
 - ``StreamSink``: a binary stream such as stdout. Never seeks; blobs carry sizes only.
-- ``MemorySink``: bytes kept for the blobs (the browser's model), nothing else.
+- ``MemorySink``: bytes kept for the blobs (the browser's model). What is not cut yet can
+  still be rewritten, so a recording kept in one blob gets the header a file gets.
 
 What writes them (an *encoder*):
 - ``WavEncoder`` and ``RawEncoder`` write PCM themselves. libsndfile cannot write a WAV
@@ -12,9 +13,12 @@ What writes them (an *encoder*):
   ourselves lets a file's header be rewritten once a second, so a killed recorder leaves
   a valid file. A streamed WAV says 0xFFFFFFFF for its sizes, as arecord and ffmpeg do:
   sox and libsndfile then read it to the end.
-- ``SndfileEncoder`` uses libsndfile (FLAC, Ogg Vorbis, Ogg Opus, MP3) through a
-  virtual file, so stream sinks work: a seek back to rewrite a header is discarded
-  instead of corrupting the stream or flooding stderr with "Illegal seek".
+- ``SndfileEncoder`` uses libsndfile (FLAC, Ogg Opus, MP3) through a virtual file, so
+  stream sinks work: a seek back to rewrite a header is discarded instead of corrupting
+  the stream or flooding stderr with "Illegal seek". To a file, FLAC's total length and
+  MP3's Info tag are set at every sync from the frames written so far (as a WAV's sizes).
+- ``VorbisEncoder`` drives libvorbisenc and libogg (dictaphone/vorbis.py) so that a page
+  ends at every sync; libsndfile's Vorbis writer is the fallback.
 
 Every encoder takes frames of ``encoder.dtype`` (int16 for 16-bit PCM, int32 for 24/32
 bit, float32 otherwise), so lossless paths never round through float.

@@ -8,7 +8,8 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-packages="libportaudio2"
+# libvorbisenc2: Ogg Vorbis written with a page at every sync (dictaphone/vorbis.py)
+packages="libportaudio2 libvorbisenc2"
 extras=""
 for arg in "$@"; do
     case "$arg" in

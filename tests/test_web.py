@@ -819,6 +819,14 @@ def test_recording_names_that_leave_the_library_are_refused(server, name):
     assert cliutil.run("status", env=server.env).returncode == 1
 
 
+@pytest.mark.parametrize("fmt", ["../wav", "raw", "wav; rm -rf /", "--force", 3])
+def test_recording_formats_outside_the_list_are_refused(server, fmt):
+    status, _, body = server.post("/api/record", {"name": "fine", "format": fmt})
+    assert status == 400, body
+    assert cliutil.run("status", env=server.env).returncode == 1
+    assert not (server.home / "fine.wav").exists()
+
+
 @pytest.mark.parametrize("rid", ["..%2F1", "1%2F..%2F..", "../1", "1;rm", "x"])
 def test_recording_ids_that_are_not_running_are_refused(server, rid):
     status, _, body = server.post(f"/api/recordings/{rid}/stop")

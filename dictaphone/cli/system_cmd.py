@@ -127,7 +127,7 @@ def doctor(seconds):
     try:
         import numpy as np
 
-        from ..encoders import make_encoder
+        from ..encoders import VorbisEncoder, make_encoder
 
         for fmt in FORMATS.values():
             rate = fmt.nearest_rate(48000)
@@ -135,7 +135,12 @@ def doctor(seconds):
                 enc = make_encoder(io.BytesIO(), fmt, rate, 1)
                 enc.write(np.zeros((rate // 10, 1), dtype=enc.dtype))
                 size = enc.close().size
-                report(size > 0, f"{fmt.name} ({fmt.mime_type}) encodes", FIXES["format"])
+                how = ""
+                if fmt.name == "ogg" and not isinstance(enc, VorbisEncoder):
+                    # works, but a killed recorder may lose more (docs/RELIABILITY.md)
+                    how = (" (through libsndfile: install libvorbisenc2 for a page every "
+                           "second, so a killed recorder loses at most a second)")
+                report(size > 0, f"{fmt.name} ({fmt.mime_type}) encodes{how}", FIXES["format"])
             except DictaphoneError as e:
                 report(False, f"{fmt.name} ({fmt.mime_type}): {e}", FIXES["format"])
     except (ImportError, OSError) as e:
