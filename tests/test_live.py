@@ -486,3 +486,20 @@ def test_abandoning_after_everything_was_queued_still_ends_the_threads(script, t
     live.abandon()
     engine.go.set()
     assert live.wait(JOIN)
+
+
+def test_one_file_per_utterance_each_with_its_own_words_in_its_own_time(script, env, tmp_path):
+    r = run("record", "--input", script.path, "--split-on-silence", "1", "--vad", "silero",
+            "--transcribe", "u.wav", env=env, cwd=tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr
+    pieces = sorted(tmp_path.glob("u-*.wav"))
+    assert len(pieces) == len(script.sentences)
+    for piece, sentence in zip(pieces, script.sentences):
+        t = tmod.load(piece)
+        assert t is not None and len(t.segments) == 1, (piece, t)
+        seg = t.segments[0]
+        duration = sf.info(str(piece)).duration
+        assert abs(t.duration - duration) < 0.01
+        assert 0 <= seg.start < seg.end <= duration + 1e-3
+        want = content_words(sentence.text)
+        assert len(want & content_words(seg.text)) >= len(want) / 2, (sentence.text, seg.text)

@@ -275,7 +275,10 @@ class Session:
             if label is not None and not isinstance(label, str):
                 raise InvalidArgumentError("a marker label must be text")
             self._started.wait(30)  # a mark that came while the device was opening
-            marker = rec.mark(label)
+            try:
+                marker = rec.mark(label)
+            except InvalidStateError:
+                raise InvalidStateError("the recording has ended; no marker was added") from None
             self.wake()
             return dict(self.status(), marker=marker.to_json())
         if command == "stop":
