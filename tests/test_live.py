@@ -528,3 +528,12 @@ def test_a_tail_that_outlasts_its_bound_is_given_up_and_no_transcript_is_saved(s
     assert "left out (still busy after 0.5 s)" in err and "was not saved" in err
     assert tmod.load(tmp_path / "o.wav") is None
     audiolab.assert_complete_wav(tmp_path / "o.wav")
+
+
+def test_a_model_that_is_not_here_and_cannot_be_fetched_is_one_line_before_recording(env, tmp_path):
+    env.update(HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(tmp_path / "empty-cache"))
+    r = run("record", "--transcribe", "--model", "base.en", "o.wav", env=env, cwd=tmp_path)
+    assert r.returncode == 1
+    line = one_error_line(r.stderr)
+    assert "base.en" in line and "not on this machine" in line
+    assert not (tmp_path / "o.wav").exists()
