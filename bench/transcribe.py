@@ -156,8 +156,9 @@ def markdown(R: dict) -> str:
             if who == "dictaphone":
                 ok_t = c["ratio"] <= 1.1
                 ok_w = x["wer"] <= c["direct"]["wer"] + 1e-9
-                target = (f"{c['ratio']:.3f} × direct ({'met' if ok_t else 'NOT met'}, ≤ 1.1); "
-                          f"WER {'no worse: met' if ok_w else 'worse: NOT met'}")
+                cpu_ratio = x["cpu"] / c["direct"]["cpu"]
+                target = (f"wall {c['ratio']:.3f} × direct ({'met' if ok_t else 'NOT met'}, ≤ 1.1; "
+                          f"CPU {cpu_ratio:.3f} ×); WER {'no worse: met' if ok_w else 'worse: NOT met'}")
             label = f"{a['seconds'] / 60:.1f} min" if key == "long" else f"{a['seconds']:.1f} s"
             lines.append(f"| {label} ({a['sentences']} sentences) | "
                          f"{'`dictaphone transcribe`' if who == 'dictaphone' else 'faster-whisper direct'} | "

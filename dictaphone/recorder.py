@@ -18,6 +18,7 @@ raising InvalidStateError (Chromium does; the current W3C draft made it a no-op)
 from __future__ import annotations
 
 import bisect
+import collections
 import logging
 import os
 import threading
@@ -63,7 +64,9 @@ class _Capture:
         #: frames that went into the ring: the recorded position of the next frame to come
         #: (what a marker made now points at, counting frames not yet written)
         self.accepted = 0
-        self.accepted_time: float | None = None  # time.monotonic() when frames last went in
+        #: (time.monotonic(), frames received by then) of recent deliveries: when a live
+        #: device captured what (see MediaRecorder._now_frame)
+        self.deliveries: collections.deque = collections.deque(maxlen=64)
         self.first_frame_time: float | None = None  # time.monotonic() of the first frames
         self.last_frame_time: float | None = None
         self.ended = False
@@ -80,6 +83,7 @@ class _Capture:
         self.last_frame_time = now
         n = len(frames)
         self.received += n
+        self.deliveries.append((now, self.received))
         self.level.update(frames, owned)
         if not self.accepting:
             return
@@ -88,7 +92,6 @@ class _Capture:
             return
         written = self.ring.write(frames)
         self.accepted += written
-        self.accepted_time = now
         if written < n:
             self.dropped += n - written
         # Wake the writer when it has work rather than let it poll, and not for every
@@ -104,6 +107,7 @@ class _Capture:
             self.first_frame_time = now
         self.last_frame_time = now
         self.received += len(frames)
+        self.deliveries.append((now, self.received))
         self.level.update(frames)
         if not self.accepting:
             return False
@@ -113,7 +117,6 @@ class _Capture:
         ok = self.ring.write_all(frames)
         if ok:
             self.accepted += len(frames)
-            self.accepted_time = now
         self.wake.set()
         return ok
 
@@ -453,19 +456,39 @@ class MediaRecorder(EventTarget):
     #: the most a device's position is carried forward past its last delivery (seconds)
     MAX_MARK_EXTRAPOLATION = 0.3
 
+    #: a device clock that jumps by more than this (seconds) lost audio: start afresh
+    CLOCK_JUMP = 0.5
+
     def _now_frame(self) -> int:
         """The recorded position of this moment: the frames that went into the ring, plus,
-        for a device while recording, the frames it has captured since its last delivery
-        (a device hands over audio in blocks, up to a quarter second apart): without
-        them a marker would land up to a block early."""
+        for a device while recording, the frames it has captured but not yet handed over
+        (a device delivers in blocks, up to a quarter second apart: without them a marker
+        would land up to a block early).
+
+        When a frame was captured is learnt from the deliveries: each one says that its
+        last frame existed by the time it arrived, so the delivery that came soonest
+        after its frames (the least ``arrival - frames / rate`` of the last few seconds)
+        gives the device's clock; "now" on that clock, less what was delivered, is what
+        is still on its way. A block that arrived late therefore does not move a marker
+        early, as counting from the last delivery would."""
         capture = self._capture
         frame = capture.accepted
-        since = capture.accepted_time
-        if self._state == RECORDING and since is not None and getattr(self.source, "live", False):
-            since = max(since, self._resumed_at)
-            ahead = min(max(0.0, time.monotonic() - since), self.MAX_MARK_EXTRAPOLATION)
-            frame += int(ahead * self.source.samplerate)
-        return frame
+        if self._state != RECORDING or not getattr(self.source, "live", False):
+            return frame
+        rate = self.source.samplerate
+        origin = None  # the monotonic time of the device's frame 0
+        for t, received in list(capture.deliveries):
+            lag = t - received / rate
+            if origin is None or lag > origin + self.CLOCK_JUMP:
+                origin = lag  # (the first, or frames were lost: the clock moved on)
+            else:
+                origin = min(origin, lag)
+        if origin is None:
+            return frame
+        now = time.monotonic()
+        ahead = (now - origin) - capture.received / rate
+        ahead = min(ahead, now - self._resumed_at, self.MAX_MARK_EXTRAPOLATION)
+        return frame + int(max(0.0, ahead) * rate)
 
     def gaps_in(self, path: str) -> list[dict]:
         """The gaps a file of this recording holds, ``time`` in seconds of that file

@@ -275,7 +275,10 @@ class Session:
             if label is not None and not isinstance(label, str):
                 raise InvalidArgumentError("a marker label must be text")
             self._started.wait(30)  # a mark that came while the device was opening
-            marker = rec.mark(label)
+            try:
+                marker = rec.mark(label)
+            except InvalidStateError:
+                raise InvalidStateError("the recording has ended; no marker was added") from None
             self.wake()
             return dict(self.status(), marker=marker.to_json())
         if command == "stop":
@@ -538,12 +541,11 @@ def finish_transcript(live, rec, opts: RecordOptions, session: Session) -> str |
     tty = not opts.quiet and sys.stderr.isatty()
     signals = session.signals
     deadline = time.monotonic() + TAIL_TIMEOUT
-    shown = False
+    shown = gave_up = False
     while not live.wait(0.1):
         if session.signals > signals or time.monotonic() > deadline:
             live.abandon()
-            warn("the transcript's last utterances were left out" +
-                 (" (time-out)" if session.signals == signals else ""))
+            gave_up = True
             break
         if tty:
             print(f"\r\033[Ktranscribing the last {live.pending_seconds:.1f} s of speech… "
@@ -551,13 +553,18 @@ def finish_transcript(live, rec, opts: RecordOptions, session: Session) -> str |
             shown = True
     if shown:
         print("\r\033[K", end="", file=sys.stderr, flush=True)
-    complete = live.wait(5.0) and not live.error and not live.missed_seconds and \
-        session.signals == signals
+    live.wait(5.0)  # the utterance being recognised when it was given up
+    complete = not gave_up and not live.error and not live.missed_seconds
     if live.error is not None:
-        warn(f"transcription failed: {live.error}; the recording is complete "
-             f"(run 'dictaphone transcribe' on it)")
+        warn(f"transcription failed: {live.error}; the recording is complete")
     elif live.missed_seconds:
         warn(f"{live.missed_seconds:.1f} s of audio could not be transcribed in time")
+    elif gave_up:
+        warn("the transcript's last utterances were left out" +
+             ("" if session.signals > signals else f" (still busy after {TAIL_TIMEOUT:g} s)"))
+    if not complete and rec.paths:
+        warn(f"the transcript is incomplete and was not saved; 'dictaphone transcribe "
+             f"{rec.paths[0]}' makes it from the recording")
     saved = save_transcript(live.transcript, rec) if complete else []
     if saved and not opts.quiet:
         t = live.transcript

@@ -6,11 +6,9 @@ recognised: printing a saved transcript and searching need no engine.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
-import tempfile
 
 import click
 
@@ -26,6 +24,8 @@ def _render(transcript, fmt: str) -> str:
 
 def _write_atomically(path: str, text: str, force: bool) -> None:
     """Write ``path`` whole or not at all; an existing file only with ``force``."""
+    import tempfile  # here, not at the top: `dictaphone --help` does not pay for it
+
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".dictaphone-", suffix=".tmp", dir=directory)
     try:
@@ -204,6 +204,8 @@ def _emit(pairs, fmt, output, out_dir, force) -> None:
             _write_atomically(_target(out_dir, item, fmt), _render(t, fmt), force)
         return
     if fmt == "json" and len(pairs) > 1:
+        import json
+
         text = json.dumps([dict(t.to_dict(), name=item.name, path=item.path) for item, t in pairs],
                           indent=2, ensure_ascii=False) + "\n"
     elif fmt == "txt" and len(pairs) > 1:
@@ -263,6 +265,8 @@ def search(words, as_json):
         fail("nothing to search for: give a word", EXIT_USAGE)
     hits = find(words)
     if as_json:
+        import json
+
         click.echo(json.dumps([h.to_json() for h in hits], indent=2, ensure_ascii=False))
     elif hits:
         from rich.console import Console
