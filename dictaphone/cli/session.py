@@ -435,8 +435,15 @@ def native_stderr_silenced():
 
 
 def run_record(opts: RecordOptions) -> int:
+    from ..stopsignals import StopRequested
+
     with native_stderr_silenced():
-        status, hung = _run_record(opts)
+        try:
+            status, hung = _run_record(opts)
+        except StopRequested as stopped:  # while waiting for an --input stream's first bytes
+            say_safely(f"dictaphone: stopped by {stopped} before the recording began; "
+                       f"nothing was recorded and no file was written")
+            return EXIT_STOPPED_BEFORE_START
     if hung:
         # The audio server froze and PortAudio's stream could not be stopped: the file is
         # finalized, but exiting normally would wait for PortAudio forever (its atexit
