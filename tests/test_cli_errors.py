@@ -343,3 +343,17 @@ def test_an_event_log_that_cannot_be_written_warns_at_once_and_fails_at_the_end(
     data, rate = sf.read(tmp_path / "take.wav", dtype="int16")
     assert rate == 48000 and len(data) > 0
     assert_complete_wav(tmp_path / "take.wav")
+
+
+def test_show_refuses_a_silence_threshold_that_is_not_a_level(tmp_path):
+    _wav_48k(tmp_path)
+    r = cliutil.run("show", "x.wav", "--silence", "nan", env=no_device_env(tmp_path), cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert "-100 and 0" in cliutil.one_error_line(r.stderr)
+
+
+def test_an_error_message_is_one_line_even_for_a_file_name_with_a_newline(tmp_path):
+    r = cliutil.run("record", "--input", "no\nsuch.wav", "out.wav", env=no_device_env(tmp_path),
+                    cwd=tmp_path)
+    line = assert_refused(r, "no such file")
+    assert "no\\nsuch.wav" in line

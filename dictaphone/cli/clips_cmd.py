@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from .app import EXIT_USAGE, cli, fail, say
+from .app import EXIT_USAGE, Decibels, cli, fail, say
 
 
 def _stdout_console():
@@ -177,7 +177,7 @@ class _Null:
 @click.argument("clip", metavar="NAME|PATH")
 @click.option("-w", "--width", type=click.IntRange(10, 1000), help="Columns (default: the terminal's width).")
 @click.option("-H", "--height", type=click.IntRange(2, 100), default=12, show_default=True, help="Rows of waveform.")
-@click.option("--silence", type=float, default=-50.0, show_default=True, help="Silence threshold, dBFS.")
+@click.option("--silence", type=Decibels(), default=-50.0, show_default=True, help="Silence threshold, dBFS.")
 def show(clip, width, height, silence):
     """Draw a clip's waveform, with its duration, levels and silent stretches, and its
     transcript (if one is saved: dictaphone transcribe) under it."""
