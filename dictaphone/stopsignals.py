@@ -22,6 +22,15 @@ import signal
 
 STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
 
+class StopRequested(Exception):
+    """A stop signal came while the program waited before recording (for a stream's
+    first bytes, say): there is nothing to finish, only to leave."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
 _original: dict[int, object] = {}  # signum -> disposition before catch_early()
 _pending: list[int] = []  # stop signals that arrived while caught early, in order
 

@@ -53,8 +53,10 @@ def _load():
         names = {}
         for name, soname in (("ogg", "libogg.so.0"), ("vorbis", "libvorbis.so.0"),
                              ("vorbisenc", "libvorbisenc.so.2")):
-            found = ctypes.util.find_library(name) or soname
-            names[name] = ctypes.CDLL(found)
+            try:  # the Linux soname first: find_library runs ldconfig, which takes time
+                names[name] = ctypes.CDLL(soname)
+            except OSError:
+                names[name] = ctypes.CDLL(ctypes.util.find_library(name) or soname)
         ogg, vorbis, enc = names["ogg"], names["vorbis"], names["vorbisenc"]
         p = ctypes.c_void_p
         vorbis.vorbis_analysis_buffer.restype = ctypes.POINTER(ctypes.POINTER(ctypes.c_float))

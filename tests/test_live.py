@@ -486,3 +486,54 @@ def test_abandoning_after_everything_was_queued_still_ends_the_threads(script, t
     live.abandon()
     engine.go.set()
     assert live.wait(JOIN)
+
+
+def test_one_file_per_utterance_each_with_its_own_words_in_its_own_time(script, env, tmp_path):
+    r = run("record", "--input", script.path, "--split-on-silence", "1", "--vad", "silero",
+            "--transcribe", "u.wav", env=env, cwd=tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr
+    pieces = sorted(tmp_path.glob("u-*.wav"))
+    assert len(pieces) == len(script.sentences)
+    for piece, sentence in zip(pieces, script.sentences):
+        t = tmod.load(piece)
+        assert t is not None and len(t.segments) == 1, (piece, t)
+        seg = t.segments[0]
+        duration = sf.info(str(piece)).duration
+        assert abs(t.duration - duration) < 0.01
+        assert 0 <= seg.start < seg.end <= duration + 1e-3
+        want = content_words(sentence.text)
+        assert len(want & content_words(seg.text)) >= len(want) / 2, (sentence.text, seg.text)
+
+
+def test_a_tail_that_outlasts_its_bound_is_given_up_and_no_transcript_is_saved(script, tmp_path,
+                                                                                monkeypatch, capsys):
+    from dictaphone.cli import session as session_mod
+
+    rec = MediaRecorder(FileSource(script.path), "audio/wav", output=tmp_path / "o.wav")
+    engine = SlowTranscriber()  # never answers within the bound
+    live = LiveTranscriber(rec, engine)
+    rec.start()
+    assert rec.wait(JOIN)
+    monkeypatch.setattr(session_mod, "TAIL_TIMEOUT", 0.5)
+
+    class Quiet:
+        signals = 0
+
+    opts = session_mod.RecordOptions(quiet=True)
+    try:
+        assert session_mod.finish_transcript(live, rec, opts, Quiet()) is None
+    finally:
+        engine.go.set()
+    err = capsys.readouterr().err
+    assert "left out (still busy after 0.5 s)" in err and "was not saved" in err
+    assert tmod.load(tmp_path / "o.wav") is None
+    audiolab.assert_complete_wav(tmp_path / "o.wav")
+
+
+def test_a_model_that_is_not_here_and_cannot_be_fetched_is_one_line_before_recording(env, tmp_path):
+    env.update(HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(tmp_path / "empty-cache"))
+    r = run("record", "--transcribe", "--model", "base.en", "o.wav", env=env, cwd=tmp_path)
+    assert r.returncode == 1
+    line = one_error_line(r.stderr)
+    assert "base.en" in line and "not on this machine" in line
+    assert not (tmp_path / "o.wav").exists()

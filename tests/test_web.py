@@ -171,8 +171,12 @@ def browser():
         if os.environ.get("CI") == "true":
             pytest.fail("playwright is not installed (pip install playwright)", pytrace=False)
         pytest.skip("playwright is not installed")
+    # The browser's sound must never reach the virtual microphone that other tests record:
+    # no PulseAudio server for it (it plays into a silent sink of its own; `ended` still comes).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSE_") and k != "XDG_RUNTIME_DIR"}
+    env["PULSE_SERVER"] = "unix:/nonexistent/dictaphone-tests-no-pulse"
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, env=env)
         try:
             yield b
         finally:

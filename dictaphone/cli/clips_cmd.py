@@ -29,7 +29,7 @@ def list_(as_json):
         click.echo(json.dumps([{k: c.to_json()[k] for k in
                                 ("name", "path", "duration", "created", "format", "size",
                                  "samplerate", "channels", "device", "dropped_frames", "transcript",
-                                 "gaps", "markers")}
+                                 "gaps", "markers", "missing")}
                                for c in found], indent=2))
         return
     if not found:

@@ -275,7 +275,10 @@ class Session:
             if label is not None and not isinstance(label, str):
                 raise InvalidArgumentError("a marker label must be text")
             self._started.wait(30)  # a mark that came while the device was opening
-            marker = rec.mark(label)
+            try:
+                marker = rec.mark(label)
+            except InvalidStateError:
+                raise InvalidStateError("the recording has ended; no marker was added") from None
             self.wake()
             return dict(self.status(), marker=marker.to_json())
         if command == "stop":
@@ -432,8 +435,15 @@ def native_stderr_silenced():
 
 
 def run_record(opts: RecordOptions) -> int:
+    from ..stopsignals import StopRequested
+
     with native_stderr_silenced():
-        status, hung = _run_record(opts)
+        try:
+            status, hung = _run_record(opts)
+        except StopRequested as stopped:  # while waiting for an --input stream's first bytes
+            say_safely(f"dictaphone: stopped by {stopped} before the recording began; "
+                       f"nothing was recorded and no file was written")
+            return EXIT_STOPPED_BEFORE_START
     if hung:
         # The audio server froze and PortAudio's stream could not be stopped: the file is
         # finalized, but exiting normally would wait for PortAudio forever (its atexit
@@ -474,12 +484,13 @@ def _run_record(opts: RecordOptions) -> tuple[int, bool]:
     created = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     new_events_file = opts.events not in (None, "-") and not os.path.exists(opts.events)
     events_file = open_events(opts)
-    hooks = None
+    hooks = event_log = None
     try:
         if events_file is not None:
             from ..hooks import EventLog
 
-            EventLog(events_file, rec, extra=extra, on_error=warn).attach()
+            event_log = EventLog(events_file, rec, extra=extra, on_error=warn)
+            event_log.attach()
         if (opts.on_data is not None or opts.on_stop is not None or opts.on_text is not None
                 or opts.on_mark is not None):
             from ..hooks import HookRunner
@@ -506,9 +517,20 @@ def _run_record(opts: RecordOptions) -> tuple[int, bool]:
         if hooks is not None:
             hooks.close()
         if events_file is not None and events_file is not sys.stdout:
-            events_file.close()
+            try:
+                events_file.close()
+            except OSError as e:  # its last buffered line could not be written
+                if event_log is not None and not event_log.failed:
+                    event_log.failed = True
+                    warn(f"cannot write the event log any more: {e}")
     if summary:  # last: after the hooks that the last utterances ran
         print(summary, file=sys.stderr)
+    if event_log is not None and event_log.failed and status == 0:
+        # The audio is kept (the summary said where); a script must still learn that its
+        # log of the recording is incomplete.
+        say_safely(f"dictaphone: error: the event log {opts.events} is incomplete (it could "
+                   f"not be written); the recording itself is complete")
+        status = 1
     return status, getattr(source, "hung", False)
 
 
@@ -538,12 +560,11 @@ def finish_transcript(live, rec, opts: RecordOptions, session: Session) -> str |
     tty = not opts.quiet and sys.stderr.isatty()
     signals = session.signals
     deadline = time.monotonic() + TAIL_TIMEOUT
-    shown = False
+    shown = gave_up = False
     while not live.wait(0.1):
         if session.signals > signals or time.monotonic() > deadline:
             live.abandon()
-            warn("the transcript's last utterances were left out" +
-                 (" (time-out)" if session.signals == signals else ""))
+            gave_up = True
             break
         if tty:
             print(f"\r\033[Ktranscribing the last {live.pending_seconds:.1f} s of speech… "
@@ -551,13 +572,18 @@ def finish_transcript(live, rec, opts: RecordOptions, session: Session) -> str |
             shown = True
     if shown:
         print("\r\033[K", end="", file=sys.stderr, flush=True)
-    complete = live.wait(5.0) and not live.error and not live.missed_seconds and \
-        session.signals == signals
+    live.wait(5.0)  # the utterance being recognised when it was given up
+    complete = not gave_up and not live.error and not live.missed_seconds
     if live.error is not None:
-        warn(f"transcription failed: {live.error}; the recording is complete "
-             f"(run 'dictaphone transcribe' on it)")
+        warn(f"transcription failed: {live.error}; the recording is complete")
     elif live.missed_seconds:
         warn(f"{live.missed_seconds:.1f} s of audio could not be transcribed in time")
+    elif gave_up:
+        warn("the transcript's last utterances were left out" +
+             ("" if session.signals > signals else f" (still busy after {TAIL_TIMEOUT:g} s)"))
+    if not complete and rec.paths:
+        warn(f"the transcript is incomplete and was not saved; 'dictaphone transcribe "
+             f"{rec.paths[0]}' makes it from the recording")
     saved = save_transcript(live.transcript, rec) if complete else []
     if saved and not opts.quiet:
         t = live.transcript

@@ -90,12 +90,13 @@ class Launcher:
         # stops it cleanly, instead of reaching both at once.
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=errors, start_new_session=True)
+        with self._lock:  # known at once, so a shutdown now still stops it
+            self._children[proc.pid] = proc
         deadline = time.monotonic() + START_TIMEOUT
         try:
             while True:
                 if proc.poll() is not None:
                     message = _last_line(errors) or f"the recorder exited with status {proc.returncode}"
-                    errors.close()
                     raise StartError(message, usage=proc.returncode == 2)
                 try:
                     entries = control.running(cleanup=False)
@@ -103,8 +104,6 @@ class Launcher:
                     raise StartError(str(e), usage=False) from None
                 for entry in entries:
                     if entry.pid == proc.pid:
-                        with self._lock:
-                            self._children[proc.pid] = proc
                         threading.Thread(target=self._reap, args=(proc, errors), daemon=True,
                                          name=f"dictaphone-web-reap-{proc.pid}").start()
                         return {"id": entry.id, "pid": proc.pid}
@@ -119,6 +118,9 @@ class Launcher:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+            with self._lock:
+                self._children.pop(proc.pid, None)
+            errors.close()
             raise
 
     def _reap(self, proc: subprocess.Popen, errors) -> None:

@@ -451,7 +451,9 @@ class Page:
                     next_library = now + LIBRARY_EVERY
                     # A file being recorded changes every moment: it is left out until it is done.
                     busy = self.recording_paths(statuses)
-                    fingerprint = await run_in_threadpool(library.fingerprint, busy)
+                    # As the recorder names them, and resolved (a symlinked clip directory).
+                    ignore = busy | {p for st in statuses for p in (st.get("paths") or [st.get("path")]) if p}
+                    fingerprint = await run_in_threadpool(library.fingerprint, ignore)
                     state = (fingerprint, busy, self.transcriptions.busy())
                     if state != last_library:
                         try:
