@@ -185,6 +185,12 @@ WITHOUT_DEVICE = [
      "at least 0.1 s"),
     ("split-under-one-frame", ["--input", "x.wav", "--split", "0.00001", "out.wav"], _wav_48k,
      "at least 0.1 s"),
+    ("absurdly-short-split-on-silence",
+     ["--input", "x.wav", "--split-on-silence", "0.001", "out.wav"],
+     _wav_48k, "at least 0.1 s"),
+    ("absurdly-short-stop-on-silence",
+     ["--input", "x.wav", "--stop-on-silence", "1e-9", "out.wav"],
+     _wav_48k, "at least 0.1 s"),
     ("absurdly-short-timeslice", ["--input", "x.wav", "--timeslice", "0.0001", "out.wav"],
      _wav_48k, "at least 0.01 s"),
     # subtypes: lossy codecs have none, and say so

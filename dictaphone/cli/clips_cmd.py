@@ -125,7 +125,7 @@ def play(clip, device, quiet, at):
 
     from ..clips import resolve
     from ..player import Player
-    from .terminal import STOP, Keys
+    from .terminal import HANGUP, STOP, Keys
     from .text import clock
 
     path = resolve(clip)
@@ -145,8 +145,8 @@ def play(clip, device, quiet, at):
             while not player.wait(0) and not stop.is_set():
                 if keys is not None:
                     readable, _, _ = select.select([keys], [], [], 0.1)
-                    if readable and STOP in keys.read():
-                        break
+                    if readable and {STOP, HANGUP} & set(keys.read()):
+                        break  # q, or the terminal is gone (never read it in a loop)
                 else:
                     player.wait(0.1)
                 if show:

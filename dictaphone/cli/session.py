@@ -627,6 +627,10 @@ def save_transcript(transcript, rec) -> list[str]:
     return saved
 
 
+#: the shortest silence that --stop-on-silence, --skip-silence and --split-on-silence
+#: take (seconds)
+MIN_SILENCE = 0.1
+
 #: a stop before the device was open (the documented "interrupted before a recording
 #: began"): nothing was written, so a script's `record x.wav && use x.wav` does not go on
 EXIT_STOPPED_BEFORE_START = 130
@@ -735,6 +739,12 @@ def check_options(opts: RecordOptions) -> None:
 
     args.seconds("--timeslice", opts.timeslice, minimum=MIN_TIMESLICE)
     args.seconds("--split", opts.split, minimum=MIN_SPLIT)
+    # A silence shorter than a few of the detector's 30 ms windows is a pause inside a
+    # word: as a file boundary it would cut speech into fragments.
+    for flag, value in (("--stop-on-silence", opts.stop_on_silence),
+                        ("--skip-silence", opts.skip_silence),
+                        ("--split-on-silence", opts.split_on_silence)):
+        args.seconds(flag, value, minimum=MIN_SILENCE)
     check_scripting_options(opts)
 
 
