@@ -179,7 +179,7 @@ def clip_table(clips, width: int | None = None):
             fmt += f" {c.samplerate // 1000 if c.samplerate % 1000 == 0 else c.samplerate / 1000:g} kHz"
         if c.channels:
             fmt += f" {channels_name(c.channels)}"
-        rows.append([c.name, date, dur, human_size(c.size), fmt])
+        rows.append([c.name, date, dur, "missing" if c.missing else human_size(c.size), fmt])
     used = sum(max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
                for i, h in enumerate(headers)) + 2 * len(headers)
     room = (width or 80) - used
