@@ -109,6 +109,9 @@ class Clip:
     #: where the device was lost and came back: [{"time": s, "duration": s, "reason": str}]
     gaps: list = dataclasses.field(default_factory=list)
     transcript: str | None = None  #: the first words of its saved transcript ("" if silent)
+    #: the audio file is gone (removed by hand): only its metadata is left, which
+    #: `delete` removes
+    missing: bool = False
 
     @property
     def meta_path(self) -> str:
@@ -156,13 +159,51 @@ def _read_meta(path: str) -> dict:
         return {}
 
 
+#: what each metadata field must be to be believed (a hand-edited or damaged sidecar must
+#: not break `list`)
+_META_TYPES = {"created": str, "duration": (int, float), "format": str, "samplerate": int,
+               "channels": int, "device": str, "dropped_frames": int, "markers": list,
+               "gaps": list, "transcript": str}
+
+
+def _apply_meta(clip: Clip, meta: dict) -> None:
+    for field in dataclasses.fields(Clip):
+        name = field.name
+        if name not in meta or name in ("path", "size", "name", "missing"):
+            continue
+        value, kind = meta[name], _META_TYPES.get(name)
+        if kind is not None and (isinstance(value, bool) or not isinstance(value, kind)):
+            continue
+        setattr(clip, name, value)
+
+
+def _orphan(path: str) -> Clip:
+    """A clip whose audio file was removed: what its metadata still says."""
+    clip = Clip(name=_name_of(os.path.basename(path)), path=path, missing=True)
+    _apply_meta(clip, _read_meta(path))
+    if clip.format is None:
+        fmt = format_for_path(path)
+        clip.format = fmt.name if fmt else None
+    return clip
+
+
+def _orphan_audio_path(directory: str, filename: str) -> str | None:
+    """For ``NAME.EXT.json`` whose ``NAME.EXT`` (an audio extension) does not exist: the
+    audio's path. Transcript and marker sidecars are not clips' metadata."""
+    if not filename.endswith(".json") or filename.endswith((".transcript.json", ".markers.json")):
+        return None
+    audio = filename[:-5]
+    if format_for_path(audio) is None or audio.startswith("."):
+        return None
+    path = os.path.join(directory, audio)
+    return None if os.path.lexists(path) else path
+
+
 def _from_file(path: str) -> Clip:
     meta = _read_meta(path)
     st = os.stat(path)
     clip = Clip(name=_name_of(os.path.basename(path)), path=path, size=st.st_size)
-    for field in dataclasses.fields(Clip):
-        if field.name in meta and field.name not in ("path", "size", "name"):
-            setattr(clip, field.name, meta[field.name])
+    _apply_meta(clip, meta)
     if "markers" not in meta:
         # killed while recording (the recorder's sidecar) or copied in with a cue chunk
         from .markers import load
@@ -203,6 +244,10 @@ def clips() -> list[Clip]:
     for entry in os.scandir(directory):
         if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
             continue
+        orphan = _orphan_audio_path(directory, entry.name)
+        if orphan is not None:
+            result.append(_orphan(orphan))
+            continue
         if format_for_path(entry.name) is None:
             continue
         result.append(_from_file(entry.path))
@@ -219,6 +264,12 @@ def find(name: str, missing_ok: bool = False) -> Clip | None:
             path = os.path.join(directory, name + ext)
             if os.path.isfile(path) and not os.path.islink(path) and _inside(path, directory):
                 return _from_file(path)
+        for ext in {e for f in FORMATS.values() for e in (f.extension, *f.extensions)}:
+            path = os.path.join(directory, name + ext)
+            meta = path + ".json"
+            if (not os.path.lexists(path) and os.path.isfile(meta) and not os.path.islink(meta)
+                    and _inside(meta, directory)):
+                return _orphan(path)
     if missing_ok:
         return None
     raise ClipNotFoundError(f"no clip named {name!r} ('dictaphone list' shows them)")
@@ -231,6 +282,7 @@ def resolve(name_or_path: str) -> str:
     except InvalidArgumentError:
         clip = None  # not a valid name: maybe a path
     if clip is not None:
+        check_present(clip)
         return clip.path
     if os.path.isfile(name_or_path):
         return name_or_path
@@ -263,8 +315,16 @@ def write_metadata(path: str, **meta) -> None:
     os.replace(tmp, path + ".json")
 
 
+def check_present(clip: Clip) -> None:
+    if clip.missing:
+        raise ClipNotFoundError(
+            f"the audio file of clip {clip.name!r} is missing ({clip.path}); only its metadata "
+            f"is left: 'dictaphone delete {clip.name}' removes it")
+
+
 def rename(old: str, new: str) -> Clip:
     clip = find(old)
+    check_present(clip)
     check_name(new)
     if new == clip.name:
         raise InvalidArgumentError(f"the clip is called {new!r} already; nothing to rename")
@@ -310,7 +370,10 @@ def delete(name: str) -> Clip:
     clip = find(name)
     if not _inside(clip.path, clip_dir()):
         raise InvalidArgumentError(f"{clip.path} is outside the library")
-    os.unlink(clip.path)
+    try:
+        os.unlink(clip.path)
+    except FileNotFoundError:
+        pass  # an orphan: its audio is gone already, what is left goes below
     from .markers import sidecar_path as markers_sidecar
     from .transcript import sidecar_path
 

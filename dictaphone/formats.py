@@ -49,13 +49,14 @@ class Format:
         wanted = _SUBTYPE_ALIASES.get(wanted, wanted)
         if wanted in self.subtypes:
             return wanted
+        shown = subtype if subtype.isprintable() else repr(subtype)
         if self.lossless:
             raise NotSupportedError(
-                f"{self.name} cannot store {subtype}; choose one of {', '.join(self.subtypes)}")
+                f"{self.name} cannot store {shown}; choose one of {', '.join(self.subtypes)}")
         codec = _CODEC_NAMES[self.default_subtype]
         raise NotSupportedError(
             f"{self.name} is always {codec}-coded and has no sample encodings to choose "
-            f"({subtype} is for wav, flac and raw); drop --subtype, or give {codec.lower()}")
+            f"({shown} is for wav, flac and raw); drop --subtype, or give {codec.lower()}")
 
     def check(self, samplerate: int, channels: int, subtype: str | None = None) -> str:
         """Validate a rate, a channel count and a subtype; return the subtype to use."""

@@ -45,6 +45,9 @@ class LevelDetector:
     def __init__(self, threshold_dbfs: float = DEFAULT_THRESHOLD_DBFS,
                  margin_db: float = DEFAULT_MARGIN_DB, history_seconds: float = 3.0,
                  window_seconds: float = WINDOW_SECONDS):
+        for name, value in (("threshold_dbfs", threshold_dbfs), ("margin_db", margin_db)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise InvalidArgumentError(f"{name} must be a finite number of dB, not {value!r}")
         self.threshold_dbfs = threshold_dbfs
         self.margin_db = margin_db
         self._levels: collections.deque = collections.deque(

@@ -114,3 +114,21 @@ def test_an_output_stream_that_is_the_input_file_is_refused(tone):
         with pytest.raises(OutputError, match="is the input file"):
             MediaRecorder(FileSource(tone), output=stream)
     assert tone.read_bytes() == before
+
+
+@pytest.mark.parametrize("kwargs", [{"threshold_dbfs": float("nan")}, {"threshold_dbfs": "-40"},
+                                    {"margin_db": float("inf")}])
+def test_a_level_detector_refuses_a_level_that_is_not_a_finite_number(kwargs):
+    from dictaphone.vad import LevelDetector
+
+    with pytest.raises(InvalidArgumentError, match="finite number of dB"):
+        LevelDetector(**kwargs)
+
+
+@pytest.mark.parametrize("device", ["", "   ", True, 2.5])
+def test_a_microphone_refuses_a_device_that_names_nothing(pulse, device):
+    # "" used to match every device ("matches several input devices").
+    from dictaphone.errors import DeviceNotFoundError
+
+    with pytest.raises(DeviceNotFoundError, match="a device must be an index or part of a name"):
+        Microphone(device=device)

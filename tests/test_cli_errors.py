@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import struct
 import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -183,6 +185,12 @@ WITHOUT_DEVICE = [
      "at least 0.1 s"),
     ("split-under-one-frame", ["--input", "x.wav", "--split", "0.00001", "out.wav"], _wav_48k,
      "at least 0.1 s"),
+    ("absurdly-short-split-on-silence",
+     ["--input", "x.wav", "--split-on-silence", "0.001", "out.wav"],
+     _wav_48k, "at least 0.1 s"),
+    ("absurdly-short-stop-on-silence",
+     ["--input", "x.wav", "--stop-on-silence", "1e-9", "out.wav"],
+     _wav_48k, "at least 0.1 s"),
     ("absurdly-short-timeslice", ["--input", "x.wav", "--timeslice", "0.0001", "out.wav"],
      _wav_48k, "at least 0.01 s"),
     # subtypes: lossy codecs have none, and say so
@@ -315,3 +323,43 @@ def test_play_and_show_say_in_words_what_is_wrong_with_a_file(tmp_path, command,
     line = cliutil.one_error_line(r.stderr)
     assert keyword in line, line
     assert not any(raw in line for raw in RAW_LIBRARY_TEXT), line
+
+
+def test_an_event_log_that_cannot_be_written_warns_at_once_and_fails_at_the_end(
+        tmp_path, recorders):
+    # `--events /dev/full` used to lose every event silently and exit 0.
+    env = no_device_env(tmp_path)
+    audiolab.make_tone(tmp_path / "long.wav", 30, 440.0)
+    rec = recorders("take.wav", "--input", "long.wav", "--realtime", "--events", "/dev/full",
+                    env=env, rate=None)
+    deadline = time.monotonic() + 20
+    while "event log" not in rec.stderr():  # a warning while it is still recording
+        rec.check_alive("it warned about the event log")
+        assert time.monotonic() < deadline, rec.stderr()
+        time.sleep(0.05)
+    time.sleep(0.5)
+    status = rec.stop(signal.SIGINT)
+    stderr = rec.stderr()
+    lines = stderr.strip().splitlines()
+    assert status == 1, stderr
+    assert "Traceback" not in stderr
+    assert lines[0].startswith("dictaphone: warning: cannot write the event log"), stderr
+    assert any(line.startswith("Saved take.wav") for line in lines), stderr
+    assert lines[-1].startswith("dictaphone: error: the event log /dev/full is incomplete"), stderr
+    data, rate = sf.read(tmp_path / "take.wav", dtype="int16")
+    assert rate == 48000 and len(data) > 0
+    assert_complete_wav(tmp_path / "take.wav")
+
+
+def test_show_refuses_a_silence_threshold_that_is_not_a_level(tmp_path):
+    _wav_48k(tmp_path)
+    r = cliutil.run("show", "x.wav", "--silence", "nan", env=no_device_env(tmp_path), cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert "-100 and 0" in cliutil.one_error_line(r.stderr)
+
+
+def test_an_error_message_is_one_line_even_for_a_file_name_with_a_newline(tmp_path):
+    r = cliutil.run("record", "--input", "no\nsuch.wav", "out.wav", env=no_device_env(tmp_path),
+                    cwd=tmp_path)
+    line = assert_refused(r, "no such file")
+    assert "no\\nsuch.wav" in line

@@ -246,3 +246,49 @@ def test_doctor_passes_on_a_working_setup_and_fails_with_a_fix_when_the_library_
     r = run("doctor", env=env)
     assert r.returncode == 1
     assert "FAIL" in r.stdout and "fix:" in r.stdout
+
+
+def test_a_clip_whose_audio_was_removed_is_listed_as_missing_and_delete_removes_the_rest(
+        library, tmp_path):
+    # Its metadata used to stay for ever: `delete` said there was no such clip.
+    path = add_clip(library, "gone")
+    clips.write_metadata(str(path), duration=1.0, format="wav", samplerate=48000, channels=1)
+    sidecars = [library / "gone.wav.json", library / "gone.wav.transcript.json",
+                library / "gone.wav.markers.json"]
+    sidecars[1].write_text('{"version": 1, "text": "hello", "segments": []}')
+    sidecars[2].write_text('{"markers": []}')
+    add_clip(library, "kept")
+    path.unlink()
+    env = dict(os.environ, DICTAPHONE_HOME=str(library))
+
+    r = run("list", "--json", env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    listed = {c["name"]: c for c in json.loads(r.stdout)}
+    assert listed["gone"]["missing"] is True and listed["gone"]["duration"] == 1.0
+    assert listed["kept"]["missing"] is False
+    r = run("list", env=dict(env, COLUMNS="120"), cwd=tmp_path)
+    assert r.returncode == 0 and "missing" in r.stdout.split("gone", 1)[1].splitlines()[0], r.stdout
+
+    r = run("play", "gone", env=env, cwd=tmp_path)
+    assert r.returncode == 2 and "is missing" in r.stderr and "dictaphone delete gone" in r.stderr
+    assert "Traceback" not in r.stderr
+
+    r = run("delete", "--yes", "gone", env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert not any(p.exists() for p in sidecars)
+    assert sorted(p.name for p in library.iterdir()) == ["kept.wav"]
+    assert [c.name for c in clips.clips()] == ["kept"]
+
+
+def test_metadata_of_the_wrong_types_does_not_break_the_listing(library, tmp_path):
+    path = add_clip(library, "odd")
+    (library / "odd.wav.json").write_text(json.dumps(
+        {"duration": "long", "samplerate": "fast", "channels": None, "markers": "x", "created": 5}))
+    (library / "other.wav.json").write_text("[1, 2, 3]")  # an orphan's garbage metadata
+    env = dict(os.environ, DICTAPHONE_HOME=str(library))
+    for args in (["list"], ["list", "--json"]):
+        r = run(*args, env=env, cwd=tmp_path)
+        assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    clip = clips.find("odd")
+    assert clip.duration == pytest.approx(1.0) and clip.samplerate == 48000
+    assert os.path.exists(path)

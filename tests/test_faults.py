@@ -449,30 +449,89 @@ def _main(argv, cwd):
 
 
 TEXT = st.one_of(st.text(max_size=12), st.sampled_from(
-    ["0", "-1", "48000", "1e9", "nan", "inf", "1:30", "5m", "PCM_24", "opus", "flac", ""]))
+    ["0", "-1", "48000", "1e9", "nan", "inf", "1:30", "5m", "PCM_24", "opus", "flac", "",
+     # the families of issue 12: zero and blank taken as "not given", absurd splits,
+     # clock typos, overflow, less than a frame, codecs named as subtypes
+     "   ", "0.0", "00", "1:99", "1:-5", "1e400", "0.00001", "0.0001", "1e-9", "vorbis", "mp3",
+     "-inf", "-0", "1::2", "٣", "１", "a\x1eb", "x\ny", "\x00"]))
+
+#: options that take a value, and flags
+VALUED = ["-r", "-c", "-f", "--subtype", "-d", "--timeslice", "--split", "--threshold",
+          "--skip-silence", "--stop-on-silence", "--reconnect", "-D", "--name", "--events",
+          "--on-data", "--on-stop", "--model", "--language", "--on-text", "--vad"]
+FLAGS = ["--realtime", "--force", "--wait-for-sound", "--split-on-mark"]
+#: OUTPUT: a new file, the input itself (by name and through a symlink), nothing, empty
+OUTPUTS = ["out.wav", "out.ogg", "in.wav", "link.wav", None, "", "out\nx.wav", "nodir/out.wav"]
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(opts=st.lists(st.tuples(st.sampled_from(
-    ["-r", "-c", "-f", "--subtype", "-d", "--timeslice", "--split", "--threshold",
-     "--skip-silence", "--reconnect", "-D"]), TEXT), max_size=4))
-def test_record_argument_parsing_never_shows_a_traceback(tmp_path, opts):
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(opts=st.lists(st.one_of(st.tuples(st.sampled_from(VALUED), TEXT),
+                               st.tuples(st.sampled_from(FLAGS))), max_size=4),
+       output=st.sampled_from(OUTPUTS))
+def test_record_argument_parsing_never_shows_a_traceback(tmp_path, opts, output):
     src = tmp_path / "in.wav"
     if not src.exists():
         audiolab.make_tone(src, 0.2, 440)
+        os.symlink("in.wav", tmp_path / "link.wav")
+    original = src.read_bytes()
     argv = ["record", "--input", str(src), "-q"]
-    for opt, value in opts:
+    for opt, *value in opts:
         if opt == "-D":
             continue  # a device would mean the microphone; --input is what is fuzzed here
-        argv += [opt, value]
-    out = tmp_path / "out"
+        if opt in ("--on-data", "--on-stop", "--on-text") and value[0].strip():
+            value = ["true"]  # a hook is run by sh: only ever a harmless one
+        argv += [opt, *value]
     for f in tmp_path.glob("out*"):
         f.unlink()
-    argv += [str(out) + ".wav"]
-    status, err = _main(argv, tmp_path)
+    clips = tmp_path / "clips"
+    if output is not None:
+        argv += [output]
+    env = {"DICTAPHONE_HOME": str(clips)}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        status, err = _main(argv, tmp_path)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     assert status in (0, 1, 2)
     assert "Traceback" not in err
+    # The input is never touched, whatever OUTPUT and --force say.
+    assert src.read_bytes() == original
     if status != 0:
         assert len([l for l in err.splitlines() if l.strip()]) == 1, err
         leftovers = list(tmp_path.glob("out*"))
         assert not leftovers or status == 1, f"a refused command left {leftovers}"
+    for f in tmp_path.glob("*.jsonl"):
+        f.unlink()
+    if clips.exists():
+        for f in clips.iterdir():
+            f.unlink()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(mime=st.one_of(st.none(), st.integers(), st.text(max_size=20),
+                      st.sampled_from(["audio/wav", "audio/flac", "audio/ogg; codecs=opus", ""])),
+       kwargs=st.dictionaries(
+           st.sampled_from(["max_duration", "split", "stall_timeout", "start_timeout", "subtype"]),
+           st.one_of(st.none(), st.booleans(), st.integers(-5, 10**30), st.text(max_size=5),
+                     st.floats(allow_nan=True, allow_infinity=True)), max_size=3),
+       timeslice=st.one_of(st.none(), st.booleans(), st.integers(-5, 10**30), st.text(max_size=5),
+                           st.floats(allow_nan=True, allow_infinity=True)))
+def test_the_python_api_answers_any_argument_with_its_own_errors(tmp_path, mime, kwargs, timeslice):
+    src = tmp_path / "in.wav"
+    if not src.exists():
+        audiolab.make_tone(src, 0.2, 440)
+    out = tmp_path / "o.wav"
+    if out.exists():
+        out.unlink()
+    assert MediaRecorder.is_type_supported(mime) in (True, False)
+    try:
+        rec = MediaRecorder(FileSource(src), mime, output=out, **kwargs)
+        rec.start(timeslice=timeslice)
+    except DictaphoneError:
+        return  # a clear, expected error
+    rec.wait(30)

@@ -358,6 +358,37 @@ def test_the_page_is_tidy_on_a_phone_sized_window(server, page_at, tmp_path):
     page.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
 
 
+def test_a_long_name_and_a_long_marker_label_do_not_widen_the_page(server, page_at, speech, tmp_path):
+    # The CLI takes a 190-character name and a 256-character label, spaces or not: the page
+    # made from them must still fit the window (it scrolled sideways on a laptop and a phone).
+    name, label = "W" * 190, "Label" * 51 + "X"
+    proc = subprocess.Popen([*cliutil.CLI, "record", "--input", speech, "--realtime", "--name", name, "-q"],
+                            env=server.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        cliutil.wait_for_status(server.env, lambda entries: any(e.get("started") for e in entries))
+        m = cliutil.run("mark", label, env=server.env)
+        assert m.returncode == 0, m.stderr
+        assert proc.wait(timeout=60) == 0, proc.stderr.read().decode()
+    finally:
+        stop_process(proc)
+        proc.stderr.close()
+    try:
+        for size, viewport in (("phone", PHONE), ("laptop", LAPTOP)):
+            page = page_at(server, viewport=viewport)
+            chip = card(page, name).locator(".markers .marker")
+            chip.wait_for()
+            page.screenshot(path=str(tmp_path / f"long-{size}.png"), full_page=True)
+            assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"], size
+            box, clip_box = chip.bounding_box(), card(page, name).bounding_box()
+            assert clip_box["x"] + clip_box["width"] <= viewport["width"], size
+            assert box["x"] + box["width"] <= clip_box["x"] + clip_box["width"], size
+            assert label in chip.get_attribute("title")  # the whole label, where it was cut
+    finally:
+        r = cliutil.run("delete", name, "--yes", env=server.env)
+        assert r.returncode == 0, r.stderr
+
+
 # ---------------------------------------------------------------------------------------------
 # Transcripts
 

@@ -18,7 +18,7 @@ import click
 
 from ..errors import DictaphoneError
 from . import clips_cmd, control_cmd, record_cmd, serve_cmd, system_cmd, transcribe_cmd  # noqa: F401  (register commands)
-from .app import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, cli, fail, say
+from .app import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, cli, fail, one_line, say
 
 __all__ = ["cli", "main"]
 
@@ -47,7 +47,7 @@ def main(argv=None) -> None:
     except click.ClickException as e:  # usage errors: one line, exit 2
         ctx = getattr(e, "ctx", None)
         where = f"dictaphone {ctx.info_name}" if ctx is not None and ctx.parent else "dictaphone"
-        say(f"{where}: error: {e.format_message()}")
+        say(f"{where}: error: {one_line(e.format_message())}")
         raise SystemExit(e.exit_code)
     except DictaphoneError as e:
         if debug:

@@ -15,8 +15,14 @@ def say(message: str) -> None:
     click.echo(message, err=True)
 
 
+def one_line(message: str) -> str:
+    """An error message as exactly one line: control characters that came from the user
+    (a file name with a newline, say) are shown escaped, as Python writes them."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+
+
 def fail(message: str, code: int) -> None:
-    say(f"dictaphone: error: {message}")
+    say(f"dictaphone: error: {one_line(message)}")
     raise SystemExit(code)
 
 

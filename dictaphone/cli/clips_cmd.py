@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from .app import EXIT_USAGE, cli, fail, say
+from .app import EXIT_USAGE, Decibels, cli, fail, say
 
 
 def _stdout_console():
@@ -29,7 +29,7 @@ def list_(as_json):
         click.echo(json.dumps([{k: c.to_json()[k] for k in
                                 ("name", "path", "duration", "created", "format", "size",
                                  "samplerate", "channels", "device", "dropped_frames", "transcript",
-                                 "gaps", "markers")}
+                                 "gaps", "markers", "missing")}
                                for c in found], indent=2))
         return
     if not found:
@@ -125,7 +125,7 @@ def play(clip, device, quiet, at):
 
     from ..clips import resolve
     from ..player import Player
-    from .terminal import STOP, Keys
+    from .terminal import HANGUP, STOP, Keys
     from .text import clock
 
     path = resolve(clip)
@@ -145,8 +145,8 @@ def play(clip, device, quiet, at):
             while not player.wait(0) and not stop.is_set():
                 if keys is not None:
                     readable, _, _ = select.select([keys], [], [], 0.1)
-                    if readable and STOP in keys.read():
-                        break
+                    if readable and {STOP, HANGUP} & set(keys.read()):
+                        break  # q, or the terminal is gone (never read it in a loop)
                 else:
                     player.wait(0.1)
                 if show:
@@ -177,7 +177,7 @@ class _Null:
 @click.argument("clip", metavar="NAME|PATH")
 @click.option("-w", "--width", type=click.IntRange(10, 1000), help="Columns (default: the terminal's width).")
 @click.option("-H", "--height", type=click.IntRange(2, 100), default=12, show_default=True, help="Rows of waveform.")
-@click.option("--silence", type=float, default=-50.0, show_default=True, help="Silence threshold, dBFS.")
+@click.option("--silence", type=Decibels(), default=-50.0, show_default=True, help="Silence threshold, dBFS.")
 def show(clip, width, height, silence):
     """Draw a clip's waveform, with its duration, levels and silent stretches, and its
     transcript (if one is saved: dictaphone transcribe) under it."""

@@ -516,12 +516,13 @@ def _run_record(opts: RecordOptions) -> tuple[int, bool]:
     created = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     new_events_file = opts.events not in (None, "-") and not os.path.exists(opts.events)
     events_file = open_events(opts)
-    hooks = None
+    hooks = event_log = None
     try:
         if events_file is not None:
             from ..hooks import EventLog
 
-            EventLog(events_file, rec, extra=extra, on_error=warn).attach()
+            event_log = EventLog(events_file, rec, extra=extra, on_error=warn)
+            event_log.attach()
         if (opts.on_data is not None or opts.on_stop is not None or opts.on_text is not None
                 or opts.on_mark is not None):
             from ..hooks import HookRunner
@@ -548,9 +549,20 @@ def _run_record(opts: RecordOptions) -> tuple[int, bool]:
         if hooks is not None:
             hooks.close()
         if events_file is not None and events_file is not sys.stdout:
-            events_file.close()
+            try:
+                events_file.close()
+            except OSError as e:  # its last buffered line could not be written
+                if event_log is not None and not event_log.failed:
+                    event_log.failed = True
+                    warn(f"cannot write the event log any more: {e}")
     if summary:  # last: after the hooks that the last utterances ran
         print(summary, file=sys.stderr)
+    if event_log is not None and event_log.failed and status == 0:
+        # The audio is kept (the summary said where); a script must still learn that its
+        # log of the recording is incomplete.
+        say_safely(f"dictaphone: error: the event log {opts.events} is incomplete (it could "
+                   f"not be written); the recording itself is complete")
+        status = 1
     return status, getattr(source, "hung", False)
 
 
@@ -646,6 +658,10 @@ def save_transcript(transcript, rec) -> list[str]:
             warn(f"cannot save the transcript of {path}: {e.strerror or e}")
     return saved
 
+
+#: the shortest silence that --stop-on-silence, --skip-silence and --split-on-silence
+#: take (seconds)
+MIN_SILENCE = 0.1
 
 #: a stop before the device was open (the documented "interrupted before a recording
 #: began"): nothing was written, so a script's `record x.wav && use x.wav` does not go on
@@ -755,6 +771,12 @@ def check_options(opts: RecordOptions) -> None:
 
     args.seconds("--timeslice", opts.timeslice, minimum=MIN_TIMESLICE)
     args.seconds("--split", opts.split, minimum=MIN_SPLIT)
+    # A silence shorter than a few of the detector's 30 ms windows is a pause inside a
+    # word: as a file boundary it would cut speech into fragments.
+    for flag, value in (("--stop-on-silence", opts.stop_on_silence),
+                        ("--skip-silence", opts.skip_silence),
+                        ("--split-on-silence", opts.split_on_silence)):
+        args.seconds(flag, value, minimum=MIN_SILENCE)
     check_scripting_options(opts)
 
 

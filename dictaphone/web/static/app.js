@@ -19,10 +19,11 @@ function clock(seconds, tenths = false) {
 
 function bytes(n) {
   if (n == null) return "–";
-  if (n < 1000) return `${n} B`;
-  if (n < 1e6) return `${(n / 1e3).toFixed(1)} kB`;
-  if (n < 1e9) return `${(n / 1e6).toFixed(1)} MB`;
-  return `${(n / 1e9).toFixed(2)} GB`;
+  // (a no-break space: a narrow window wraps the line between fields, never inside one)
+  if (n < 1000) return `${n}\u00a0B`;
+  if (n < 1e6) return `${(n / 1e3).toFixed(1)}\u00a0kB`;
+  if (n < 1e9) return `${(n / 1e6).toFixed(1)}\u00a0MB`;
+  return `${(n / 1e9).toFixed(2)}\u00a0GB`;
 }
 
 function when(iso) {
@@ -130,7 +131,7 @@ function updateCard(card, clip) {
   card.clip = clip;
   $(".name", el).textContent = clip.name;
   const parts = [when(clip.created), clock(clip.duration, true), clip.format || "?", bytes(clip.size)];
-  if (clip.samplerate) parts.push(`${(clip.samplerate / 1000).toFixed(clip.samplerate % 1000 ? 1 : 0)} kHz`);
+  if (clip.samplerate) parts.push(`${(clip.samplerate / 1000).toFixed(clip.samplerate % 1000 ? 1 : 0)}\u00a0kHz`);
   $(".meta", el).textContent = parts.join(" · ");
   const preview = $(".preview", el);
   preview.textContent = clip.transcript ? `“${clip.transcript}”` : "";
@@ -194,7 +195,7 @@ function renderMarkers(card) {
     b.className = "marker";
     b.dataset.time = m.time;
     b.textContent = `${m.number ?? ""} ${clock(m.time, true)} ${m.label || ""}`.trim();
-    b.title = "Play from this marker";
+    b.title = `Play from this marker: ${m.label || ""}`;
     b.addEventListener("click", () => playFrom(card, m.time));
     li.append(b);
     ul.append(li);
