@@ -225,7 +225,7 @@ def test_the_page_lists_the_clips_newest_first_with_their_details(server, page_a
     assert [n for n in shown if n in ("fox", "fox ogg", "raw fox")] == ["raw fox", "fox ogg", "fox"]
     assert [n for n in listed if n in shown] == shown  # the same order as `dictaphone list`
     meta = card(page, "fox").locator(".meta").inner_text()
-    assert "wav" in meta and "0:02.8" in meta, meta  # 2.8 s of speech
+    assert "wav" in meta and "0:02.7" in meta, meta  # 2.78 s of speech, cut to the tenth as `list` does
     assert "ogg" in card(page, "fox ogg").locator(".meta").inner_text()
     # The waveform is drawn: some pixels of the canvas are not blank.
     card(page, "fox").locator("canvas.wave").wait_for(state="visible")
@@ -345,6 +345,20 @@ def test_a_gap_where_the_device_was_lost_is_shown_and_plays_from_there(server, p
     assert "0:01.5" in chip.inner_text()
     assert "2.2 s missing" in chip.inner_text() or "2.3 s missing" in chip.inner_text()
     assert played_from(page, "gappy", chip.click) == pytest.approx(1.5, abs=0.1)
+
+
+def test_times_on_the_page_read_as_the_clis_do(server, page_at):
+    # A marker made at 4.75 s read 00:04.7 in the terminal and 0:04.8 on the page, and a
+    # clip of 59.96 s read "0:60.0": the page cuts to the tenth, as the CLI's clock does.
+    from dictaphone.cli.text import clock
+
+    page = page_at(server)
+    for seconds in (0.0, 0.05, 2.78, 4.75, 9.99, 59.96, 59.99, 61.05, 599.97, 3599.96, 3723.45):
+        cli = clock(seconds)  # 00:04.7, 1:02:03.4
+        shown = page.evaluate("s => clock(s, true)", seconds)
+        assert shown == (cli if seconds >= 3600 else cli.removeprefix("0")), (seconds, shown, cli)
+        whole = page.evaluate("s => clock(s)", seconds)  # a transcript line's time
+        assert whole == shown.rsplit(".", 1)[0], (seconds, whole)
 
 
 def test_the_page_is_tidy_on_a_phone_sized_window(server, page_at, tmp_path):

@@ -11,9 +11,11 @@ const $ = (sel, root = document) => root.querySelector(sel);
 
 function clock(seconds, tenths = false) {
   if (seconds == null || !isFinite(seconds)) return "–";
-  const s = Math.max(0, seconds);
-  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
-  const sec = tenths ? (s % 60).toFixed(1).padStart(4, "0") : String(Math.floor(s % 60)).padStart(2, "0");
+  // Cut to the tenth, as the CLI's clock and a stopwatch do: a marker reads the same in the
+  // terminal and here, and 59.96 s is 0:59.9 (rounding made it "0:60.0").
+  const t = Math.floor(Math.max(0, seconds) * 10);
+  const h = Math.floor(t / 36000), m = Math.floor((t % 36000) / 600), s = Math.floor((t % 600) / 10);
+  const sec = String(s).padStart(2, "0") + (tenths ? `.${t % 10}` : "");
   return (h ? `${h}:${String(m).padStart(2, "0")}` : `${m}`) + `:${sec}`;
 }
 
