@@ -145,6 +145,8 @@ def find_device(device: int | str | None, kind: str = "input") -> dict:
     ``kind`` is "input" or "output"; None means the default device of that kind."""
     sd = import_sounddevice()
     key = f"max_{kind}_channels"
+    if isinstance(device, bool):  # (True is an int, but no device's index)
+        raise DeviceNotFoundError(f"a device must be an index or part of a name, not {device!r}")
     try:
         if device is None:
             index = sd.default.device[0 if kind == "input" else 1]
@@ -163,6 +165,9 @@ def find_device(device: int | str | None, kind: str = "input") -> dict:
         devices = [d for d in sd.query_devices() if d[key] > 0]
     except sd.PortAudioError as e:
         raise DeviceError(f"the audio devices cannot be listed: {portaudio_words(e)}") from e
+    if not isinstance(device, str) or not device.strip():
+        raise DeviceNotFoundError(f"a device must be an index or part of a name, not {device!r} "
+                                  f"('dictaphone devices' lists them)")
     wanted = device.strip().lower()
     exact = [d for d in devices if d["name"].lower() == wanted]
     matches = exact or [d for d in devices if wanted in d["name"].lower()]

@@ -33,6 +33,8 @@ class StopRequested(Exception):
 
 _original: dict[int, object] = {}  # signum -> disposition before catch_early()
 _pending: list[int] = []  # stop signals that arrived while caught early, in order
+#: whether stdin was a terminal at catch_early() (None: it was not called)
+_stdin_terminal: bool | None = None
 
 
 def _held(signum, frame) -> None:
@@ -41,7 +43,11 @@ def _held(signum, frame) -> None:
 
 def catch_early() -> None:
     """Hold stop signals from now on (idempotent). SIGHUP ignored on purpose (nohup)
-    stays ignored."""
+    stays ignored. Also notes whether stdin is a terminal now: one that hangs up later
+    stops the recording as a SIGHUP would, even an ignored one (see stdin_was_terminal)."""
+    global _stdin_terminal
+    if _stdin_terminal is None:
+        _stdin_terminal = os.isatty(0)
     for name in STOP_SIGNALS:
         signum = getattr(signal, name, None)
         if signum is None or signum in _original:
@@ -54,6 +60,14 @@ def catch_early() -> None:
         except (ValueError, OSError):  # not the main thread: nothing to hold
             return
         _original[signum] = previous
+
+
+def stdin_was_terminal() -> bool | None:
+    """Whether stdin was a terminal at the program's first line (None: catch_early() was
+    not called, as for an in-process caller). A terminal that is dead by the time the
+    recording looks at it closed under the program if this is true; if false, the program
+    was started on a terminal that was already gone, and no one closed it on the recording."""
+    return _stdin_terminal
 
 
 def original(signum: int):

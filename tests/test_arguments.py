@@ -123,3 +123,12 @@ def test_a_level_detector_refuses_a_level_that_is_not_a_finite_number(kwargs):
 
     with pytest.raises(InvalidArgumentError, match="finite number of dB"):
         LevelDetector(**kwargs)
+
+
+@pytest.mark.parametrize("device", ["", "   ", True, 2.5])
+def test_a_microphone_refuses_a_device_that_names_nothing(pulse, device):
+    # "" used to match every device ("matches several input devices").
+    from dictaphone.errors import DeviceNotFoundError
+
+    with pytest.raises(DeviceNotFoundError, match="a device must be an index or part of a name"):
+        Microphone(device=device)

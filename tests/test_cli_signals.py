@@ -9,7 +9,6 @@ that a hang fails instead of blocking the suite.
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import signal
 import subprocess
@@ -50,14 +49,15 @@ def _heavy_libraries(pid: int) -> list[str]:
     return [lib for lib in ("_multiarray_umath", "libportaudio") if lib in maps]
 
 
-def wait_until_caught(proc: subprocess.Popen, signum: int, timeout: float = 20.0) -> None:
-    """Until ``proc`` catches ``signum``: the earliest moment any program can see a signal
-    that was ignored at exec (before it, the kernel drops it). Fails if numpy or PortAudio
-    were loaded before that: the stop handling must come before the heavy imports."""
+def wait_until_caught(proc: subprocess.Popen | int, signum: int, timeout: float = 20.0) -> None:
+    """Until ``proc`` (or that pid) catches ``signum``: the earliest moment any program can
+    see a signal that was ignored at exec (before it, the kernel drops it). Fails if numpy or
+    PortAudio were loaded before that: the stop handling must come before the heavy imports."""
+    pid = proc if isinstance(proc, int) else proc.pid
     deadline = time.monotonic() + timeout
     while True:
-        heavy = _heavy_libraries(proc.pid)
-        state = _caught(proc.pid, signum)
+        heavy = _heavy_libraries(pid)
+        state = _caught(pid, signum)
         if state or state is None:
             return
         assert not heavy, f"{heavy} loaded before the stop signals were caught"
@@ -215,6 +215,99 @@ def test_closing_the_terminal_keeps_the_clip_and_its_metadata(pulse, terminal, t
         stderr = (tmp_path / "err.txt").read_text(errors="replace")
         assert "Traceback" not in stderr and "termios" not in stderr, stderr
         assert stderr.strip().splitlines()[-1].startswith("Saved "), stderr
+
+
+def _hang_up_while_stopped(t, pid: int) -> None:
+    """Close the terminal while the recorder is stopped (SIGSTOP), then let it go on.
+
+    A hang-up makes the terminal give end of file and brings a SIGCONT (the kernel sends
+    SIGHUP and SIGCONT to the foreground group when the session's leader dies of its
+    SIGHUP). A recorder that runs sees one and then the other, in either order; one that
+    was stopped sees both at once: the order that once made it drop the dead terminal
+    from its watch and, with SIGHUP ignored, record for ever."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        t._run("kill-session", "-t", t.name)
+        deadline = time.monotonic() + EXIT_TIMEOUT
+        while _caught(t.pane_pid(), signal.SIGHUP) is not None:  # the pane's leader
+            assert time.monotonic() < deadline, "the pane's process outlived its terminal"
+            time.sleep(0.05)
+    finally:
+        os.kill(pid, signal.SIGCONT)  # (the kernel sent one already; a second is harmless)
+
+
+def test_a_hang_up_and_its_sigcont_together_still_stop_a_recorder_that_ignores_sighup(
+        pulse, terminal, tmp_path):
+    clips = tmp_path / "clips"
+    env = dict(pulse_env(pulse), DICTAPHONE_HOME=str(clips))
+    cmd = shlex.join([*CLI, "record", "-r", str(RATE), "--name", "X"])
+    t = terminal(f"trap '' HUP; exec {cmd} 2>err.txt", env=env, cwd=tmp_path)
+    pid = _recorder_pid(t)
+    _wait_started(pulse, pid, t)
+    time.sleep(1.0)
+    _hang_up_while_stopped(t, pid)
+    _wait_gone(pid)
+    frames = assert_complete_wav(clips / "X.wav")
+    assert frames >= RATE // 2, frames
+    assert json.loads((clips / "X.wav.json").read_text())["duration"] == pytest.approx(frames / RATE)
+    stderr = (tmp_path / "err.txt").read_text(errors="replace")
+    assert "Traceback" not in stderr, stderr
+    assert stderr.strip().splitlines()[-1].startswith("Saved "), stderr
+
+
+def test_a_terminal_closed_before_the_device_opens_ends_a_recorder_that_ignores_sighup(
+        pulse, terminal, tmp_path):
+    # The hang-up comes while the program is still starting: there is no terminal to read
+    # keys from by the time it would, and with SIGHUP ignored nothing else would stop it.
+    clips = tmp_path / "clips"
+    env = dict(pulse_env(pulse), DICTAPHONE_HOME=str(clips))
+    cmd = shlex.join([*CLI, "record", "-r", str(RATE), "--name", "X"])
+    t = terminal(f"trap '' HUP; exec {cmd} 2>err.txt", env=env, cwd=tmp_path)
+    pid = _recorder_pid(t)
+    wait_until_caught(pid, signal.SIGTERM)  # dictaphone's first line ran; nothing is open
+    _hang_up_while_stopped(t, pid)
+    _wait_gone(pid)
+    stderr = (tmp_path / "err.txt").read_text(errors="replace")
+    assert "Traceback" not in stderr, stderr
+    line = stderr.strip().splitlines()[-1]
+    assert "before the recording began" in line and "nothing was recorded" in line, stderr
+    assert not clips.exists() or list(clips.iterdir()) == []
+
+
+def test_a_terminal_that_was_already_gone_at_start_does_not_stop_the_recording(pulse, tmp_path):
+    # A script that outlived its terminal (SIGHUP ignored) starts a recording: its stdin is
+    # a terminal that hung up before dictaphone ran. No one closed a terminal on this
+    # recording, so it goes on like one with stdin from /dev/null, until it is stopped.
+    import pty
+
+    master, slave = pty.openpty()
+    os.close(master)  # the terminal hangs up: every use of the slave now fails with EIO
+    out = tmp_path / "take.wav"
+    try:
+        proc = subprocess.Popen(
+            [*CLI, "record", "-r", str(RATE), out.name], cwd=tmp_path, env=pulse_env(pulse),
+            stdin=slave, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    finally:
+        os.close(slave)
+    def check():
+        if proc.poll() is not None:
+            raise AssertionError(f"it ended before recording:\n{proc.communicate()[1]}")
+
+    try:
+        cliutil.wait_for_status(pulse_env(pulse),
+                                lambda es: any(e.get("pid") == proc.pid and e.get("started")
+                                               for e in es),
+                                timeout=START_TIMEOUT, check=check)
+        time.sleep(1.5)  # three turns of the recorder's loop, which looks at the terminal
+        assert proc.poll() is None, proc.communicate()[1]
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=EXIT_TIMEOUT)
+    finally:
+        audiolab.stop_process(proc)
+    assert proc.returncode == 0, stderr
+    assert stderr.strip().splitlines()[-1].startswith("Saved "), stderr
+    assert assert_complete_wav(out) >= RATE
 
 
 # ---------------------------------------------------------------------------------------------

@@ -857,3 +857,59 @@ def test_play_at_a_marker_plays_from_that_moment_on(pulse, speech, tmp_path):
     first, _ = audiolab.normalized_xcorr(x[rate // 10: half - rate // 10], got)
     assert second > 0.9, second
     assert first < 0.5, first
+
+
+# --------------------------------------------------------------------------- the meter's width
+
+
+def _meter_lines(width: int, label: str, **state) -> list[str]:
+    import io
+    import types
+
+    from rich.console import Console
+
+    from dictaphone.cli.ui import Meter
+
+    marks = [types.SimpleNamespace(number=i + 1, time=t, label=text)
+             for i, (text, t) in enumerate(state.pop("markers", []))]
+    rec = types.SimpleNamespace(level=types.SimpleNamespace(peak=0.1, rms=0.05, clipped=0),
+                                state="recording", voice=None, started=True, duration=65.3,
+                                device_lost=None, bytes_written=447_700, dropped_frames=0,
+                                markers=marks)
+    vars(rec).update(state)
+    console = Console(file=io.StringIO(), width=width, force_terminal=False)
+    console.print(Meter(rec, console, label, keys=True).render())
+    return console.file.getvalue().splitlines()
+
+
+LONG_CLIP = "/home/someone/.local/share/dictaphone/the weekly meeting with the design team.wav"
+
+
+@pytest.mark.parametrize("width", [60, 80, 100, 132, 200])
+@pytest.mark.parametrize("state", [
+    {},
+    {"markers": [("the decision about the budget for next year", 4.7)] * 3, "dropped_frames": 120},
+    {"device_lost": {"reason": "the audio server stopped", "left": 28.2, "lost": 12.0}},
+], ids=["plain", "markers and drops", "device lost"])
+def test_the_meter_keeps_to_two_lines_of_the_terminals_width(width, state):
+    # On an 80-column terminal the marker count, a lost device's countdown and the keys'
+    # hint made the meter wrap onto four lines; it must stay two, keeping what matters.
+    lines = _meter_lines(width, LONG_CLIP, **state)
+    assert len(lines) == 2, lines
+    assert all(len(line) <= width for line in lines), lines
+    info = lines[1]
+    if width >= 80:
+        assert "design team.wav" in info  # the path is cut from the left: the name stays
+    if state.get("markers") and width >= 80:
+        assert "120 dropped frames" in info and "⚑ 3 markers, last: the" in info
+    if state.get("device_lost"):
+        assert "DEVICE LOST — waiting 29 s" in lines[0]
+        assert "the audio server stopped" in lines[0] or width < 80
+    if width >= 200 or (width >= 100 and not state.get("markers")):
+        assert "q stop" in info, (width, info)  # the hint goes first, and only when short of room
+
+
+def test_the_meter_shows_a_short_path_and_the_keys_whole(tmp_path):
+    lines = _meter_lines(100, "memo.wav", markers=[("Marker 1", 1.0)])
+    assert lines[1].startswith("memo.wav  447.7 kB  ⚑ 1 marker, last: Marker 1 at 00:01.0")
+    assert lines[1].endswith("q stop · space pause/resume · m marker")

@@ -1044,10 +1044,14 @@ def test_stop_while_a_file_reader_waits_for_room_does_not_hang(tmp_path, recorde
     assert len(y) == rec.frames >= rec._capture.ring.capacity
 
 
-def test_stop_from_inside_a_dataavailable_listener_does_not_deadlock(tmp_path, recorders):
-    inp, data = make_input(tmp_path, seconds=5)
+def test_stop_from_inside_a_dataavailable_listener_does_not_deadlock(tmp_path, fake, recorders):
+    # A reader like a file's (it waits for room in the ring) with more to give than the
+    # ring holds, and no end of its own: the listener's stop() is what ends the recording.
+    # (A real 5 s file could be read to its end before the first slice's listener ran on a
+    # loaded machine; the stop then came after the end and tested nothing.)
+    src = fake(blocking=True, channels=2)
     out = tmp_path / "out.wav"
-    rec = recorder(recorders, FileSource(inp), output=out)
+    rec = recorder(recorders, src, output=out, subtype="PCM_32")
     log = EventLog(rec)
     returned = []
 
@@ -1058,12 +1062,13 @@ def test_stop_from_inside_a_dataavailable_listener_does_not_deadlock(tmp_path, r
 
     rec.ondataavailable = stop_on_first_slice
     rec.start(timeslice=0.25)
+    src.feed(int(RATE * (MediaRecorder.BUFFER_SECONDS + 2)), wait=False)
     assert rec.wait(JOIN), "stop() inside a listener deadlocked"
     assert returned == ["inactive"]
     assert log.types.count("stop") == 1 and log.types[-1] == "stop"
-    y = read_output(out)
+    y = read_output(out, "int32")
     assert len(y) == rec.frames >= 2000
-    np.testing.assert_array_equal(y, data[:len(y)])
+    np.testing.assert_array_equal(y, counter(0, len(y), channels=2))
 
 
 def test_stop_from_inside_a_stop_listener_raises_invalid_state_error_and_is_reported(fake, recorders, caplog):

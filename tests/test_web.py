@@ -225,7 +225,7 @@ def test_the_page_lists_the_clips_newest_first_with_their_details(server, page_a
     assert [n for n in shown if n in ("fox", "fox ogg", "raw fox")] == ["raw fox", "fox ogg", "fox"]
     assert [n for n in listed if n in shown] == shown  # the same order as `dictaphone list`
     meta = card(page, "fox").locator(".meta").inner_text()
-    assert "wav" in meta and "0:02.8" in meta, meta  # 2.8 s of speech
+    assert "wav" in meta and "0:02.7" in meta, meta  # 2.78 s of speech, cut to the tenth as `list` does
     assert "ogg" in card(page, "fox ogg").locator(".meta").inner_text()
     # The waveform is drawn: some pixels of the canvas are not blank.
     card(page, "fox").locator("canvas.wave").wait_for(state="visible")
@@ -347,6 +347,20 @@ def test_a_gap_where_the_device_was_lost_is_shown_and_plays_from_there(server, p
     assert played_from(page, "gappy", chip.click) == pytest.approx(1.5, abs=0.1)
 
 
+def test_times_on_the_page_read_as_the_clis_do(server, page_at):
+    # A marker made at 4.75 s read 00:04.7 in the terminal and 0:04.8 on the page, and a
+    # clip of 59.96 s read "0:60.0": the page cuts to the tenth, as the CLI's clock does.
+    from dictaphone.cli.text import clock
+
+    page = page_at(server)
+    for seconds in (0.0, 0.05, 2.78, 4.75, 9.99, 59.96, 59.99, 61.05, 599.97, 3599.96, 3723.45):
+        cli = clock(seconds)  # 00:04.7, 1:02:03.4
+        shown = page.evaluate("s => clock(s, true)", seconds)
+        assert shown == (cli if seconds >= 3600 else cli.removeprefix("0")), (seconds, shown, cli)
+        whole = page.evaluate("s => clock(s)", seconds)  # a transcript line's time
+        assert whole == shown.rsplit(".", 1)[0], (seconds, whole)
+
+
 def test_the_page_is_tidy_on_a_phone_sized_window(server, page_at, tmp_path):
     page = page_at(server, viewport=PHONE)
     card(page, "fox").locator("canvas.wave").wait_for(state="visible")
@@ -356,6 +370,37 @@ def test_the_page_is_tidy_on_a_phone_sized_window(server, page_at, tmp_path):
         box = page.locator(selector).bounding_box()
         assert box and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], selector
     page.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
+
+
+def test_a_long_name_and_a_long_marker_label_do_not_widen_the_page(server, page_at, speech, tmp_path):
+    # The CLI takes a 190-character name and a 256-character label, spaces or not: the page
+    # made from them must still fit the window (it scrolled sideways on a laptop and a phone).
+    name, label = "W" * 190, "Label" * 51 + "X"
+    proc = subprocess.Popen([*cliutil.CLI, "record", "--input", speech, "--realtime", "--name", name, "-q"],
+                            env=server.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        cliutil.wait_for_status(server.env, lambda entries: any(e.get("started") for e in entries))
+        m = cliutil.run("mark", label, env=server.env)
+        assert m.returncode == 0, m.stderr
+        assert proc.wait(timeout=60) == 0, proc.stderr.read().decode()
+    finally:
+        stop_process(proc)
+        proc.stderr.close()
+    try:
+        for size, viewport in (("phone", PHONE), ("laptop", LAPTOP)):
+            page = page_at(server, viewport=viewport)
+            chip = card(page, name).locator(".markers .marker")
+            chip.wait_for()
+            page.screenshot(path=str(tmp_path / f"long-{size}.png"), full_page=True)
+            assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"], size
+            box, clip_box = chip.bounding_box(), card(page, name).bounding_box()
+            assert clip_box["x"] + clip_box["width"] <= viewport["width"], size
+            assert box["x"] + box["width"] <= clip_box["x"] + clip_box["width"], size
+            assert label in chip.get_attribute("title")  # the whole label, where it was cut
+    finally:
+        r = cliutil.run("delete", name, "--yes", env=server.env)
+        assert r.returncode == 0, r.stderr
 
 
 # ---------------------------------------------------------------------------------------------

@@ -192,6 +192,12 @@ class Session:
         self._continued = False  # SIGCONT came: put the terminal back in key mode
         #: the terminal hung up (closed window, dropped ssh): nothing can be shown any more
         self.hung_up = False
+        from ..stopsignals import stdin_was_terminal
+
+        was = stdin_was_terminal()
+        #: stdin was a terminal when the program started (or, in-process, now): only then
+        #: is a dead stdin a terminal that closed under the recording
+        self.watch_terminal = was if was is not None else _stdin_is_terminal()
 
     def wake(self, *_args) -> None:
         if self._wake_w < 0:
@@ -205,6 +211,17 @@ class Session:
         if self.stop_reason is None:
             self.stop_reason = reason
         self.wake()
+
+    def terminal_gone(self) -> bool:
+        from .terminal import terminal_gone
+
+        return self.watch_terminal and terminal_gone()
+
+    def hang_up(self) -> None:
+        """The terminal is gone: stop as a SIGHUP does, even if SIGHUP is ignored (no key
+        can stop us now, and a dead terminal must not be read in a loop)."""
+        self.hung_up = True
+        self.request_stop("the terminal's hang-up")
 
     def _on_signal(self, signum, frame) -> None:
         # A second signal while finishing is ignored: the file is being finalized and a
@@ -330,6 +347,10 @@ class Session:
                     self.extra["id"] = self.control.id
                 except DictaphoneError as e:
                     warn(f"{e}; 'dictaphone stop' cannot reach this recording")
+            if self.terminal_gone():
+                # The terminal closed while the program was starting (with SIGHUP ignored,
+                # nothing else says so): a stop like any other before the device opens.
+                self.hang_up()
             if self.stop_reason is not None:
                 # Stopped before the device was even opened: nothing was recorded, and
                 # nothing is created (no empty file, no clip).
@@ -339,7 +360,12 @@ class Session:
             finally:
                 self._started.set()
             with ExitStack() as stack:
-                keys = stack.enter_context(Keys()) if Keys.available() else None
+                keys = None
+                if Keys.available():
+                    try:
+                        keys = stack.enter_context(Keys())
+                    except OSError:
+                        pass  # it hung up just now: self.terminal_gone() below says so
                 self.install_job_control(keys)
                 if shows_meter(self.quiet):
                     from rich.console import Console
@@ -350,6 +376,13 @@ class Session:
                                               live=self.live))
                 watched = [self._wake_r] + ([keys] if keys else [])
                 while rec.state != "inactive" and self.stop_reason is None:
+                    if (keys is None or keys not in watched) and self.terminal_gone():
+                        # No key is being read (stdin was never ours, we are in the
+                        # background, or a SIGCONT found the terminal gone: a hang-up
+                        # brings one, often together with the end of file), so no end
+                        # of file will tell: the terminal is gone, stop as at a hang-up.
+                        self.hang_up()
+                        break
                     try:
                         readable, _, _ = select.select(watched, [], [], 0.5)
                     except InterruptedError:
@@ -369,9 +402,8 @@ class Session:
                                 # EOF or EIO: the terminal is gone. Stop as a SIGHUP does
                                 # (even if SIGHUP is ignored: no key can stop us now, and
                                 # a dead terminal must not be read in a loop).
-                                self.hung_up = True
                                 watched = [self._wake_r]
-                                self.request_stop("hangup")
+                                self.hang_up()
                             elif action == PAUSE and rec.state == "recording":
                                 rec.pause()
                             elif action == PAUSE and rec.state == "paused":
@@ -851,6 +883,13 @@ def _file_frames(path: str, samplerate: int) -> int:
         return sf.info(path).frames
     except Exception:
         return 0
+
+
+def _stdin_is_terminal() -> bool:
+    try:
+        return os.isatty(sys.stdin.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _abs(path: str | None) -> str | None:

@@ -36,8 +36,12 @@ class Keys:
         import tty
 
         self.fd = self.stream.fileno()
-        self._saved = termios.tcgetattr(self.fd)
-        tty.setcbreak(self.fd)  # keys arrive one by one, no echo; Ctrl-C still signals
+        try:
+            self._saved = termios.tcgetattr(self.fd)
+            tty.setcbreak(self.fd)  # keys arrive one by one, no echo; Ctrl-C still signals
+        except termios.error as e:  # it hung up since available() said yes
+            self._saved = None
+            raise OSError(*e.args) from None
         return self
 
     def __exit__(self, *exc):
@@ -94,6 +98,29 @@ class Keys:
         if not data:
             return [HANGUP]
         return parse_keys(data)
+
+
+def terminal_gone(stream=None) -> bool:
+    """Whether ``stream`` (stdin) is a terminal that hung up (a closed window, a dropped
+    ssh connection). A hung-up terminal answers every ioctl with EIO, for good; a file, a
+    pipe or /dev/null answer ENOTTY, a live terminal answers (also to a background job:
+    reading its settings does not stop it). So it sees the hang-up also when no key is
+    being read: before the device opens, in the background, or after a SIGCONT found the
+    terminal gone."""
+    import errno
+
+    try:
+        import termios
+    except ImportError:  # not a POSIX system: no hang-up to see
+        return False
+    stream = stream or sys.stdin
+    try:
+        termios.tcgetattr(stream.fileno())
+    except termios.error as e:
+        return bool(e.args) and e.args[0] == errno.EIO
+    except (OSError, ValueError, AttributeError):
+        return False  # closed, or no descriptor at all (an in-process caller's stdin)
+    return False
 
 
 def parse_keys(data: bytes) -> list[str]:

@@ -78,29 +78,62 @@ class Meter:
         line.append(f" peak {peak:6.1f}  rms {rms:6.1f} dBFS ")
         if now - clip_at < self.CLIP_SECONDS and clipped:
             line.append("CLIP", style="bold white on red")
+        cols = self.console.width
         lost = getattr(rec, "device_lost", None)
         if lost is not None:  # no level to show: the file stays open while it is waited for
             line = Text()
             line.append(f"⚠ DEVICE LOST — waiting {math.ceil(lost['left']):d} s ", style="bold white on red")
             line.append(clock(rec.duration), style="bold")
-            line.append(f"  {lost['reason']}; recording goes on in this file when it is back",
-                        style="bold red")
+            tail = f"  {lost['reason']}; recording goes on in this file when it is back"
+            if line.cell_len + len(tail) > cols:
+                tail = f"  {lost['reason']}"  # (an 80-column terminal: the words that matter)
+            line.append(tail, style="bold red")
         info = Text(style="dim")
         if voice is not None and rec.started and state != "paused":
             info.append_text(self._voice_text(voice))
-        info.append(f"{self.label}  {human_size(rec.bytes_written)}")
-        markers = getattr(rec, "markers", None)
-        if markers:
-            last = markers[-1]
-            info.append(f"  ⚑ {len(markers)} marker{'s' if len(markers) > 1 else ''}, last: "
-                        f"{_short(last.label)} at {clock(last.time)}", style="bold magenta")
-        if rec.dropped_frames:
-            info.append(f"  {rec.dropped_frames} dropped frames", style="bold red")
-        if self.keys:
-            info.append("   q stop · space pause/resume · m marker")
+        info.append_text(self._info_line(cols - info.cell_len))
+        # Never wrapped: a meter that wraps takes twice the lines and hides what is under it.
+        for t in (line, info):
+            t.no_wrap, t.overflow = True, "ellipsis"
         if self.live is not None:
             return Group(line, info, self._text_line())
         return Group(line, info)
+
+    KEYS_HINT = "   q stop · space pause/resume · m marker"
+
+    def _info_line(self, cols: int) -> Text:
+        """The file, its size, dropped frames, the markers and the keys, in ``cols`` cells:
+        the file's path is cut from the left (its name stays), then the keys' hint goes,
+        then the last marker's label is shortened; what still does not fit is cut at the
+        end (the line never wraps)."""
+        rec = self.rec
+        markers = getattr(rec, "markers", None) or []
+        size = f"  {human_size(rec.bytes_written)}"
+        dropped = f"  {rec.dropped_frames} dropped frames" if rec.dropped_frames else ""
+
+        def marks(n: int) -> str:
+            if not markers:
+                return ""
+            last = markers[-1]
+            return (f"  ⚑ {len(markers)} marker{'s' if len(markers) > 1 else ''}, last: "
+                    f"{_short(last.label, n)} at {clock(last.time)}")
+
+        name = os.path.basename(self.label) or self.label
+        choices = [(marks(40), self.KEYS_HINT if self.keys else ""), (marks(40), ""), (marks(16), "")]
+        for marked, hint in choices:
+            room = cols - len(size) - len(dropped) - len(marked) - len(hint)
+            if room >= min(len(self.label), len(name) + 1):
+                break
+        room = max(room, min(len(name) + 1, 24))
+        label = self.label if len(self.label) <= room else "…" + self.label[-(room - 1):]
+        t = Text()
+        t.append(f"{label}{size}")
+        if dropped:
+            t.append(dropped, style="bold red")
+        if marked:
+            t.append(marked, style="bold magenta")
+        t.append(hint)
+        return t
 
     def _text_line(self) -> Text:
         """The latest utterance's text (its end, when it is longer than the line)."""

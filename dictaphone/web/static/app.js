@@ -11,18 +11,21 @@ const $ = (sel, root = document) => root.querySelector(sel);
 
 function clock(seconds, tenths = false) {
   if (seconds == null || !isFinite(seconds)) return "–";
-  const s = Math.max(0, seconds);
-  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
-  const sec = tenths ? (s % 60).toFixed(1).padStart(4, "0") : String(Math.floor(s % 60)).padStart(2, "0");
+  // Cut to the tenth, as the CLI's clock and a stopwatch do: a marker reads the same in the
+  // terminal and here, and 59.96 s is 0:59.9 (rounding made it "0:60.0").
+  const t = Math.floor(Math.max(0, seconds) * 10);
+  const h = Math.floor(t / 36000), m = Math.floor((t % 36000) / 600), s = Math.floor((t % 600) / 10);
+  const sec = String(s).padStart(2, "0") + (tenths ? `.${t % 10}` : "");
   return (h ? `${h}:${String(m).padStart(2, "0")}` : `${m}`) + `:${sec}`;
 }
 
 function bytes(n) {
   if (n == null) return "–";
-  if (n < 1000) return `${n} B`;
-  if (n < 1e6) return `${(n / 1e3).toFixed(1)} kB`;
-  if (n < 1e9) return `${(n / 1e6).toFixed(1)} MB`;
-  return `${(n / 1e9).toFixed(2)} GB`;
+  // (a no-break space: a narrow window wraps the line between fields, never inside one)
+  if (n < 1000) return `${n}\u00a0B`;
+  if (n < 1e6) return `${(n / 1e3).toFixed(1)}\u00a0kB`;
+  if (n < 1e9) return `${(n / 1e6).toFixed(1)}\u00a0MB`;
+  return `${(n / 1e9).toFixed(2)}\u00a0GB`;
 }
 
 function when(iso) {
@@ -130,7 +133,7 @@ function updateCard(card, clip) {
   card.clip = clip;
   $(".name", el).textContent = clip.name;
   const parts = [when(clip.created), clock(clip.duration, true), clip.format || "?", bytes(clip.size)];
-  if (clip.samplerate) parts.push(`${(clip.samplerate / 1000).toFixed(clip.samplerate % 1000 ? 1 : 0)} kHz`);
+  if (clip.samplerate) parts.push(`${(clip.samplerate / 1000).toFixed(clip.samplerate % 1000 ? 1 : 0)}\u00a0kHz`);
   $(".meta", el).textContent = parts.join(" · ");
   const preview = $(".preview", el);
   preview.textContent = clip.transcript ? `“${clip.transcript}”` : "";
@@ -194,7 +197,7 @@ function renderMarkers(card) {
     b.className = "marker";
     b.dataset.time = m.time;
     b.textContent = `${m.number ?? ""} ${clock(m.time, true)} ${m.label || ""}`.trim();
-    b.title = "Play from this marker";
+    b.title = `Play from this marker: ${m.label || ""}`;
     b.addEventListener("click", () => playFrom(card, m.time));
     li.append(b);
     ul.append(li);
