@@ -620,10 +620,17 @@ class MediaRecorder(EventTarget):
         self._piece_start = self.frames
         if enc.sink.path:
             self.paths.append(enc.sink.path)
-            if self.force:
-                from .markers import remove_sidecar
+            # A file made here is new audio: the markers and transcript left beside an
+            # overwritten file (or one deleted by hand) describe audio that is gone, and a
+            # transcript would otherwise be printed and searched as this recording's.
+            from .markers import remove_sidecar
+            from .transcript import remove as remove_transcript
 
-                remove_sidecar(enc.sink.path)  # an overwritten file's old markers are not ours
+            for remove in (remove_sidecar, remove_transcript):
+                try:
+                    remove(enc.sink.path)
+                except OSError:
+                    pass  # one that cannot be removed must not cost the recording
         return enc
 
     def _pump(self, buf: np.ndarray) -> int:

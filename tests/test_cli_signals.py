@@ -9,6 +9,7 @@ that a hang fails instead of blocking the suite.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import signal
 import subprocess

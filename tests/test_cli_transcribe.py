@@ -423,3 +423,90 @@ def test_a_model_name_is_found_in_the_hugging_face_cache_and_doctor_lists_it(env
     assert re.search(r"cached model tiny\.en: \d+\.\d MB  .*0123abcd", doctor), doctor
     r = run("transcribe", plain, "--redo", "--model", "base.en", env=e)
     assert r.returncode == 1 and "base.en is not on this machine" in one_error_line(r.stderr)
+
+
+# -- found by trying it as a new and a hostile user (qa-tr) ---------------------------------
+
+def test_two_inputs_of_one_name_into_one_directory_are_refused_before_anything_is_written(
+        env, script, tmp_path):
+    # a/talk.wav and b/talk.wav both make OUT/talk.wav.txt: the second used to overwrite the
+    # first with --force, and to fail half-way ("File exists", exit 1) without.
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    one = speech.make_script(tmp_path / "b" / "talk.wav", speech.SENTENCES[1:2], lead=0.3, tail=0.3)
+    shutil.copy(script.path, tmp_path / "a" / "talk.wav")
+    out = tmp_path / "out"
+    out.mkdir()
+    for force in ([], ["--force"]):
+        r = run("transcribe", tmp_path / "a" / "talk.wav", one.path, "-o", out, *force, env=env)
+        assert r.returncode == 2, r.stderr
+        assert "would both be written to" in one_error_line(r.stderr)
+        assert os.listdir(out) == []
+    # the same file named twice is one file, written once
+    r = run("transcribe", one.path, str(one.path).replace("/b/", "/b/./"), "-o", out, env=env)
+    assert r.returncode == 0, r.stderr
+    assert os.listdir(out) == ["talk.wav.txt"]
+    assert "dentist" in (out / "talk.wav.txt").read_text()
+
+
+def test_output_onto_the_saved_transcript_is_refused(env, plain):
+    assert run("transcribe", plain, env=env).returncode == 0
+    sidecar = plain.parent / (plain.name + ".transcript.json")
+    saved = sidecar.read_text()
+    r = run("transcribe", plain, "-o", sidecar, "--force", env=env)
+    assert r.returncode == 2 and "where the transcript is saved" in one_error_line(r.stderr)
+    assert sidecar.read_text() == saved
+
+
+def test_saved_transcripts_and_output_files_get_the_usual_permissions(env, plain, tmp_path):
+    # mkstemp's 0600 made a transcript unreadable to anyone its audio (0644) is readable by.
+    old = os.umask(0o022)
+    try:
+        r = run("transcribe", plain, "-o", tmp_path / "talk.srt", "-f", "srt", env=env)
+    finally:
+        os.umask(old)
+    assert r.returncode == 0, r.stderr
+    sidecar = plain.parent / (plain.name + ".transcript.json")
+    assert oct(os.stat(sidecar).st_mode & 0o777) == oct(0o644)
+    assert oct(os.stat(tmp_path / "talk.srt").st_mode & 0o777) == oct(0o644)
+
+
+def test_recording_over_a_file_drops_its_old_transcript(env, plain, script, tmp_path):
+    # The same sentences in the other order: the same duration, so only removing the old
+    # sidecar (not the staleness check) keeps the old words from being printed as the new.
+    assert run("transcribe", plain, env=env).returncode == 0
+    other = speech.make_script(tmp_path / "other.wav", speech.SENTENCES[::-1])
+    assert abs(other.duration - script.duration) < 0.01
+    r = run("record", "-q", "--force", "--input", other.path, plain, env=env)
+    assert r.returncode == 0, r.stderr
+    assert not os.path.exists(str(plain) + ".transcript.json")
+    r = run("transcribe", plain, env=env)
+    assert r.returncode == 0, r.stderr
+    assert speech.wer(other.text, r.stdout) <= MAX_WER, r.stdout  # word order counts
+    assert r.stdout.lower().startswith("send the report"), r.stdout
+
+
+@pytest.mark.parametrize("case", ["device", "fifo", "picture"])
+def test_what_is_not_an_audio_file_is_said_in_words(env, tmp_path, case):
+    if case == "device":
+        path = "/dev/zero"
+        expect = "/dev/zero is a device, not an audio file"
+    elif case == "fifo":
+        path = tmp_path / "pipe.wav"
+        os.mkfifo(path)
+        expect = "pipe.wav is a pipe, not an audio file"
+    else:
+        import av
+
+        path = tmp_path / "still.png"
+        with av.open(str(path), "w", format="image2") as out:
+            stream = out.add_stream("png", rate=1)
+            stream.width, stream.height, stream.pix_fmt = 8, 8, "rgb24"
+            frame = av.VideoFrame.from_ndarray(np.zeros((8, 8, 3), np.uint8), format="rgb24")
+            for packet in [*stream.encode(frame), *stream.encode()]:
+                out.mux(packet)
+        expect = "still.png has no audio in it (FFmpeg finds only video there)"
+    r = run("transcribe", path, env=env, timeout=30)  # a device or FIFO read would never end
+    assert r.returncode == 2 and r.stdout == ""
+    line = one_error_line(r.stderr)
+    assert expect in line and "tuple index" not in line and "(0 bytes)" not in line

@@ -24,10 +24,10 @@ def _render(transcript, fmt: str) -> str:
 
 def _write_atomically(path: str, text: str, force: bool) -> None:
     """Write ``path`` whole or not at all; an existing file only with ``force``."""
-    import tempfile  # here, not at the top: `dictaphone --help` does not pay for it
+    from ..transcript import mkstemp_as_open
 
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".dictaphone-", suffix=".tmp", dir=directory)
+    fd, tmp = mkstemp_as_open(directory, ".dictaphone-")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -141,12 +141,22 @@ def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, ch
             fail(f"{output} exists (use --force to overwrite it)", EXIT_USAGE)
         elif os.path.exists(output) and any(os.path.samefile(output, i.path) for i in items):
             fail(f"-o {output} is the recording itself: give another file", EXIT_USAGE)
+        elif any(os.path.realpath(output) == os.path.realpath(sidecar_path(i.path)) for i in items):
+            fail(f"-o {output} is where the transcript is saved with the recording: give another "
+                 "file", EXIT_USAGE)
     elif len(items) > 1 and fmt in ("srt", "vtt"):
         fail(f"several inputs do not make one {fmt.upper()} file: use -o DIRECTORY", EXIT_USAGE)
-    if out_dir is not None and not force:
+    if out_dir is not None:
+        # Two inputs of the same name (a/x.wav, b/x.wav) would write one file, the second
+        # over the first: refused before anything is recognised or written.
+        targets: dict[str, object] = {}
         for item in items:
             target = _target(out_dir, item, fmt)
-            if os.path.lexists(target):
+            other = targets.setdefault(target, item)
+            if other is not item and not _same_file(other.path, item.path):
+                fail(f"{other.name} and {item.name} would both be written to {target}: "
+                     "transcribe them one at a time, or rename one", EXIT_USAGE)
+            if not force and os.path.lexists(target):
                 fail(f"{target} exists (use --force to overwrite it)", EXIT_USAGE)
 
     # A saved transcript stands unless the user asks for another model or language.
@@ -181,6 +191,13 @@ def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, ch
     _emit([(items[n], results[n]) for n in range(len(items))], fmt, output, out_dir, force)
 
 
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def _target(out_dir: str, item, fmt: str) -> str:
     base = item.name if item.clip else os.path.basename(item.path)
     return os.path.join(out_dir, f"{base}.{fmt}")
@@ -200,8 +217,12 @@ def _save(item, transcript, quiet: bool) -> None:
 
 def _emit(pairs, fmt, output, out_dir, force) -> None:
     if out_dir is not None:
+        written = set()
         for item, t in pairs:
-            _write_atomically(_target(out_dir, item, fmt), _render(t, fmt), force)
+            target = _target(out_dir, item, fmt)
+            if target not in written:  # the same file given twice is written once
+                _write_atomically(target, _render(t, fmt), force)
+                written.add(target)
         return
     if fmt == "json" and len(pairs) > 1:
         import json
