@@ -145,10 +145,9 @@ def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, ch
             fail(f"{output} exists (use --force to overwrite it)", EXIT_USAGE)
         elif os.path.exists(output) and any(_same_file(output, i.path) for i in items):
             fail(f"-o {output} is the recording itself: give another file", EXIT_USAGE)
-        elif any(not i.stdin and os.path.realpath(output) == os.path.realpath(sidecar_path(i.path))
-                 for i in items):
-            fail(f"-o {output} is where the transcript is saved with the recording: give another "
-                 "file", EXIT_USAGE)
+        elif any(os.path.realpath(output) in _kept_beside(i) for i in items):
+            fail(f"-o {output} is one of the files kept with the recording (its transcript, "
+                 "markers or clip metadata): give another file", EXIT_USAGE)
     elif len(items) > 1 and fmt in ("srt", "vtt"):
         fail(f"several inputs do not make one {fmt.upper()} file: use -o DIRECTORY", EXIT_USAGE)
     if out_dir is not None:
@@ -196,6 +195,17 @@ def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, ch
         if results[n].empty and not quiet:
             say(f"dictaphone: no speech in {item.name}")
     _emit([(items[n], results[n]) for n in range(len(items))], fmt, output, out_dir, force)
+
+
+def _kept_beside(item) -> set[str]:
+    """The files dictaphone keeps beside a recording, which -o must not replace."""
+    if item.stdin:
+        return set()
+    from ..markers import sidecar_path as markers_path
+    from ..transcript import sidecar_path
+
+    return {os.path.realpath(p) for p in (sidecar_path(item.path), markers_path(item.path),
+                                          item.path + ".json")}
 
 
 def _same_file(a: str, b: str) -> bool:
