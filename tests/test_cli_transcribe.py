@@ -552,3 +552,16 @@ def test_stdin_that_is_the_terminal_is_refused_at_once(env, tmp_path, terminal):
                  width=200)
     assert t.wait_exit(timeout=30) == 2  # not waiting for keyboard input that is not audio
     assert "dictaphone: error: - reads audio from stdin, which is a terminal" in t.capture()
+
+
+def test_a_raw_files_saved_transcript_prints_without_its_rate(env, script, tmp_path):
+    # Its rate is needed to recognise it, not to print what was saved beside it.
+    r = run("record", "-q", "--transcribe", "--input", script.path, "talk.raw", env=env, cwd=tmp_path,
+            timeout=120)
+    assert r.returncode == 0, r.stderr
+    nowhere = {**env, "DICTAPHONE_MODEL": str(tmp_path / "no-such-model")}  # proves no model loads
+    r = run("transcribe", "talk.raw", env=nowhere, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert speech.wer(script.text, r.stdout) <= 0.3, r.stdout
+    r = run("transcribe", "talk.raw", "--redo", env=env, cwd=tmp_path)
+    assert r.returncode == 2 and "give its rate with -r" in one_error_line(r.stderr)

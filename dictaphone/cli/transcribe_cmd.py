@@ -129,10 +129,6 @@ def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, ch
     items = [audio_input(i, samplerate, channels, subtype.upper() if subtype else None) for i in inputs]
     if (samplerate or channels or subtype) and not any(i.raw for i in items):
         fail("-r, -c and --subtype are for raw (headerless) files only", EXIT_USAGE)
-    for item in items:
-        if item.raw and not item.samplerate:
-            fail(f"{item.path} is raw audio (no header): give its rate with -r "
-                 "(and -c and --subtype if it is not mono PCM_16)", EXIT_USAGE)
     out_dir = None
     if output is not None:
         if os.path.isdir(output):
@@ -175,6 +171,10 @@ def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, ch
                 if t is not None:
                     results[n] = t
     todo = [n for n in range(len(items)) if n not in results]
+    for n in todo:  # a raw file's saved transcript prints without its rate; recognising needs it
+        if items[n].raw and not items[n].samplerate:
+            fail(f"{items[n].path} is raw audio (no header): give its rate with -r "
+                 "(and -c and --subtype if it is not mono PCM_16)", EXIT_USAGE)
     if todo:
         from ..transcribe import Transcriber, read_audio, read_stdin
 
