@@ -323,6 +323,22 @@ def read_audio(path: str, samplerate: int | None = None, channels: int | None = 
     return _decode(path, path)
 
 
+def read_stdin():
+    """What comes through stdin (a WAV from ``dictaphone record -``, any file FFmpeg reads),
+    read to its end, as float32 mono 16 kHz."""
+    import io
+    import sys
+
+    stream = sys.stdin.buffer if sys.stdin is not None else None
+    if stream is None or stream.isatty():
+        raise SourceError("- reads audio from stdin, which is a terminal: pipe audio into it "
+                          "(dictaphone record - -f wav | dictaphone transcribe -) or give a file")
+    data = stream.read()
+    if not data:
+        raise SourceError("stdin is empty: nothing came through the pipe")
+    return _decode(io.BytesIO(data), "what came through stdin")
+
+
 def _check_readable_file(path: str) -> None:
     """SourceError, in words, unless ``path`` is a regular file with something in it.
 
@@ -342,7 +358,7 @@ def _check_readable_file(path: str) -> None:
         raise SourceError(f"{path} is a device, not an audio file")
     if stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode):
         raise SourceError(f"{path} is a pipe, not an audio file: save what comes through it to a "
-                          "file first (dictaphone record --input - FILE does)")
+                          "file first, or pipe it into stdin (-)")
     if st.st_size == 0:
         raise SourceError(f"{path} is empty (0 bytes)")
 
@@ -457,6 +473,10 @@ class AudioInput:
     def raw(self) -> bool:
         return self.path.lower().endswith((".raw", ".pcm"))
 
+    @property
+    def stdin(self) -> bool:
+        return self.path == "-"
+
     def duration(self) -> float | None:
         """Seconds of audio, from the header (or a raw file's size); None if unknown."""
         try:
@@ -487,6 +507,8 @@ def audio_input(name_or_path: str, samplerate: int | None = None, channels: int 
     """
     from . import clips
 
+    if name_or_path == "-":  # stdin: a stream, read once; nothing is saved beside it
+        return AudioInput(path="-", name="stdin")
     clip = None
     try:
         clip = clips.find(name_or_path, missing_ok=True)

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -510,3 +511,38 @@ def test_what_is_not_an_audio_file_is_said_in_words(env, tmp_path, case):
     assert r.returncode == 2 and r.stdout == ""
     line = one_error_line(r.stderr)
     assert expect in line and "tuple index" not in line and "(0 bytes)" not in line
+
+
+def test_audio_piped_in_is_transcribed_and_nothing_is_saved(env, script, tmp_path):
+    # The pipe partner of `record -`: a WAV stream whose sizes say "read to the end".
+    rec = run("record", "-q", "--input", script.path, "-", "-f", "wav", env=env, text=False)
+    assert rec.returncode == 0 and rec.stdout[:4] == b"RIFF"
+    stream = tmp_path / "stream.wav"
+    stream.write_bytes(rec.stdout)
+    before = sorted(os.listdir(tmp_path))
+    with open(stream, "rb") as f:
+        r = run("transcribe", "-", "-f", "srt", env=env, cwd=tmp_path, stdin=f)
+    assert r.returncode == 0, r.stderr
+    _check_cues(_cues(r.stdout, ","), script)
+    assert sorted(os.listdir(tmp_path)) == before  # no sidecar for a stream, none named "-"
+
+
+@pytest.mark.parametrize("stdin,args,expect", [
+    (b"", ["-"], "stdin is empty"),
+    (b"these are notes\n" * 30, ["-"], "what came through stdin is not audio"),
+    (b"", ["-", "-"], "can be given once"),
+])
+def test_bad_input_on_stdin_gets_one_line(env, tmp_path, stdin, args, expect):
+    src = tmp_path / "in.bin"
+    src.write_bytes(stdin)
+    with open(src, "rb") as f:
+        r = run("transcribe", *args, env=env, stdin=f)
+    assert r.returncode == 2 and r.stdout == ""
+    assert expect in one_error_line(r.stderr)
+
+
+def test_stdin_that_is_the_terminal_is_refused_at_once(env, tmp_path, terminal):
+    t = terminal([sys.executable, "-m", "dictaphone", "transcribe", "-"], env=env, cwd=tmp_path,
+                 width=200)
+    assert t.wait_exit(timeout=30) == 2  # not waiting for keyboard input that is not audio
+    assert "dictaphone: error: - reads audio from stdin, which is a terminal" in t.capture()

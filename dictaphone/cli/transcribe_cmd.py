@@ -104,7 +104,8 @@ class _Progress:
               help="Raw files: sample format (default PCM_16).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no notes on stderr.")
 def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, channels, subtype, quiet):
-    """Print what was said in recordings (clip names or files of any format dictaphone writes).
+    """Print what was said in recordings (clip names or files of any format dictaphone writes;
+    - reads one from stdin).
 
     The transcript is saved beside the audio (NAME.EXT.transcript.json) and printed at once
     the next time, without the model, unless --redo (or another --model or --language).
@@ -115,6 +116,7 @@ def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, ch
       dictaphone transcribe memo.ogg
       dictaphone transcribe "shopping list" -f srt -o list.srt
       dictaphone transcribe talk.raw -r 16000 --model small --language de
+      dictaphone record -d 30 - -f wav | dictaphone transcribe -
     """
     from ..transcribe import audio_input, model_choice
     from ..transcript import saved, sidecar_path
@@ -122,6 +124,8 @@ def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, ch
     asked_model = model_choice(model) if model is not None else None  # "" is refused, not "unset"
     if language is not None and not language.strip():
         fail("--language cannot be empty: give a code such as en, or leave it out to detect it", EXIT_USAGE)
+    if sum(i == "-" for i in inputs) > 1:
+        fail("- (stdin) can be given once", EXIT_USAGE)
     items = [audio_input(i, samplerate, channels, subtype.upper() if subtype else None) for i in inputs]
     if (samplerate or channels or subtype) and not any(i.raw for i in items):
         fail("-r, -c and --subtype are for raw (headerless) files only", EXIT_USAGE)
@@ -139,9 +143,10 @@ def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, ch
             fail(f"-o {output}: no such directory", EXIT_USAGE)
         elif os.path.lexists(output) and not force:
             fail(f"{output} exists (use --force to overwrite it)", EXIT_USAGE)
-        elif os.path.exists(output) and any(os.path.samefile(output, i.path) for i in items):
+        elif os.path.exists(output) and any(_same_file(output, i.path) for i in items):
             fail(f"-o {output} is the recording itself: give another file", EXIT_USAGE)
-        elif any(os.path.realpath(output) == os.path.realpath(sidecar_path(i.path)) for i in items):
+        elif any(not i.stdin and os.path.realpath(output) == os.path.realpath(sidecar_path(i.path))
+                 for i in items):
             fail(f"-o {output} is where the transcript is saved with the recording: give another "
                  "file", EXIT_USAGE)
     elif len(items) > 1 and fmt in ("srt", "vtt"):
@@ -166,13 +171,13 @@ def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, ch
         for n, item in enumerate(items):
             # The header is read only when a transcript is saved (libsndfile's MP3 decoder
             # prints notes on stderr about a damaged file; the engine's reader says it in one line).
-            if os.path.exists(sidecar_path(item.path)):
+            if not item.stdin and os.path.exists(sidecar_path(item.path)):
                 t = saved(item.path, model=asked_model, language=lang, duration=item.duration())
                 if t is not None:
                     results[n] = t
     todo = [n for n in range(len(items)) if n not in results]
     if todo:
-        from ..transcribe import Transcriber, read_audio
+        from ..transcribe import Transcriber, read_audio, read_stdin
 
         engine = Transcriber(model, language, download_progress=not quiet)
         # Each file is read before the model loads, so a file that is not audio says so
@@ -180,10 +185,12 @@ def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, ch
         with _Progress(enabled=not quiet and sys.stderr.isatty()) as progress:
             for n in todo:
                 item = items[n]
-                audio = read_audio(item.path, item.samplerate, item.channels, item.subtype)
+                audio = read_stdin() if item.stdin else read_audio(item.path, item.samplerate,
+                                                                    item.channels, item.subtype)
                 engine.load()
                 t = engine.transcribe_16k(audio, progress=progress.task(item.name))
-                _save(item, t, quiet)
+                if not item.stdin:  # a stream has no file to keep its transcript beside
+                    _save(item, t, quiet)
                 results[n] = t
     for n, item in enumerate(items):
         if results[n].empty and not quiet:
@@ -199,7 +206,7 @@ def _same_file(a: str, b: str) -> bool:
 
 
 def _target(out_dir: str, item, fmt: str) -> str:
-    base = item.name if item.clip else os.path.basename(item.path)
+    base = item.name if item.clip or item.stdin else os.path.basename(item.path)
     return os.path.join(out_dir, f"{base}.{fmt}")
 
 
