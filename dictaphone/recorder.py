@@ -57,6 +57,9 @@ class _Capture:
         self.level = level
         self.wake = wake
         self.paused = False
+        #: while paused, frames up to this recorded position are still taken: the device
+        #: captured them before the pause and delivers them after it (see pause())
+        self.keep_until = 0
         self.accepting = True
         self.dropped = 0  # frames lost: ring full, or dropped by the audio system
         self.paused_frames = 0  # frames left out while paused
@@ -88,8 +91,12 @@ class _Capture:
         if not self.accepting:
             return
         if self.paused:
-            self.paused_frames += n
-            return
+            keep = min(n, self.keep_until - self.accepted)
+            if keep <= 0:
+                self.paused_frames += n
+                return
+            self.paused_frames += n - keep  # the rest of the block came after the pause
+            frames, n = frames[:keep], keep
         written = self.ring.write(frames)
         self.accepted += written
         if written < n:
@@ -405,6 +412,11 @@ class MediaRecorder(EventTarget):
                 raise InvalidStateError("pause() while inactive")
             if self._state == PAUSED:
                 return
+            # The pause is where the device is now, as a marker made now would be: audio
+            # it captured before this moment but delivers later is kept. (Cut at what had
+            # been delivered, a marker made just before the pause pointed past the audio
+            # kept, into what came after resume, and before a marker made while paused.)
+            self._capture.keep_until = self._now_frame()
             self._state = PAUSED
             self._capture.paused = True
             self._post(Event("pause", timecode=self._timecode()))
@@ -473,6 +485,8 @@ class MediaRecorder(EventTarget):
         early, as counting from the last delivery would."""
         capture = self._capture
         frame = capture.accepted
+        if self._state == PAUSED:
+            return max(frame, capture.keep_until)  # where the pause cut, once it arrives
         if self._state != RECORDING or not getattr(self.source, "live", False):
             return frame
         rate = self.source.samplerate
