@@ -450,13 +450,19 @@ def test_two_inputs_of_one_name_into_one_directory_are_refused_before_anything_i
     assert "dentist" in (out / "talk.wav.txt").read_text()
 
 
-def test_output_onto_the_saved_transcript_is_refused(env, plain):
+def test_output_onto_the_saved_transcript_or_the_clip_metadata_is_refused(env, plain):
     assert run("transcribe", plain, env=env).returncode == 0
     sidecar = plain.parent / (plain.name + ".transcript.json")
     saved = sidecar.read_text()
     r = run("transcribe", plain, "-o", sidecar, "--force", env=env)
-    assert r.returncode == 2 and "where the transcript is saved" in one_error_line(r.stderr)
+    assert r.returncode == 2 and "kept with the recording" in one_error_line(r.stderr)
     assert sidecar.read_text() == saved
+    _clip(env, plain, "memo")
+    meta = os.path.join(env["DICTAPHONE_HOME"], "memo.wav.json")
+    before = open(meta).read()
+    r = run("transcribe", "memo", "-f", "json", "-o", meta, "--force", env=env)
+    assert r.returncode == 2 and "kept with the recording" in one_error_line(r.stderr)
+    assert open(meta).read() == before
 
 
 def test_saved_transcripts_and_output_files_get_the_usual_permissions(env, plain, tmp_path):
@@ -546,3 +552,16 @@ def test_stdin_that_is_the_terminal_is_refused_at_once(env, tmp_path, terminal):
                  width=200)
     assert t.wait_exit(timeout=30) == 2  # not waiting for keyboard input that is not audio
     assert "dictaphone: error: - reads audio from stdin, which is a terminal" in t.capture()
+
+
+def test_a_raw_files_saved_transcript_prints_without_its_rate(env, script, tmp_path):
+    # Its rate is needed to recognise it, not to print what was saved beside it.
+    r = run("record", "-q", "--transcribe", "--input", script.path, "talk.raw", env=env, cwd=tmp_path,
+            timeout=120)
+    assert r.returncode == 0, r.stderr
+    nowhere = {**env, "DICTAPHONE_MODEL": str(tmp_path / "no-such-model")}  # proves no model loads
+    r = run("transcribe", "talk.raw", env=nowhere, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert speech.wer(script.text, r.stdout) <= 0.3, r.stdout
+    r = run("transcribe", "talk.raw", "--redo", env=env, cwd=tmp_path)
+    assert r.returncode == 2 and "give its rate with -r" in one_error_line(r.stderr)

@@ -129,10 +129,6 @@ def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, ch
     items = [audio_input(i, samplerate, channels, subtype.upper() if subtype else None) for i in inputs]
     if (samplerate or channels or subtype) and not any(i.raw for i in items):
         fail("-r, -c and --subtype are for raw (headerless) files only", EXIT_USAGE)
-    for item in items:
-        if item.raw and not item.samplerate:
-            fail(f"{item.path} is raw audio (no header): give its rate with -r "
-                 "(and -c and --subtype if it is not mono PCM_16)", EXIT_USAGE)
     out_dir = None
     if output is not None:
         if os.path.isdir(output):
@@ -145,10 +141,9 @@ def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, ch
             fail(f"{output} exists (use --force to overwrite it)", EXIT_USAGE)
         elif os.path.exists(output) and any(_same_file(output, i.path) for i in items):
             fail(f"-o {output} is the recording itself: give another file", EXIT_USAGE)
-        elif any(not i.stdin and os.path.realpath(output) == os.path.realpath(sidecar_path(i.path))
-                 for i in items):
-            fail(f"-o {output} is where the transcript is saved with the recording: give another "
-                 "file", EXIT_USAGE)
+        elif any(os.path.realpath(output) in _kept_beside(i) for i in items):
+            fail(f"-o {output} is one of the files kept with the recording (its transcript, "
+                 "markers or clip metadata): give another file", EXIT_USAGE)
     elif len(items) > 1 and fmt in ("srt", "vtt"):
         fail(f"several inputs do not make one {fmt.upper()} file: use -o DIRECTORY", EXIT_USAGE)
     if out_dir is not None:
@@ -176,6 +171,10 @@ def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, ch
                 if t is not None:
                     results[n] = t
     todo = [n for n in range(len(items)) if n not in results]
+    for n in todo:  # a raw file's saved transcript prints without its rate; recognising needs it
+        if items[n].raw and not items[n].samplerate:
+            fail(f"{items[n].path} is raw audio (no header): give its rate with -r "
+                 "(and -c and --subtype if it is not mono PCM_16)", EXIT_USAGE)
     if todo:
         from ..transcribe import Transcriber, read_audio, read_stdin
 
@@ -196,6 +195,17 @@ def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, ch
         if results[n].empty and not quiet:
             say(f"dictaphone: no speech in {item.name}")
     _emit([(items[n], results[n]) for n in range(len(items))], fmt, output, out_dir, force)
+
+
+def _kept_beside(item) -> set[str]:
+    """The files dictaphone keeps beside a recording, which -o must not replace."""
+    if item.stdin:
+        return set()
+    from ..markers import sidecar_path as markers_path
+    from ..transcript import sidecar_path
+
+    return {os.path.realpath(p) for p in (sidecar_path(item.path), markers_path(item.path),
+                                          item.path + ".json")}
 
 
 def _same_file(a: str, b: str) -> bool:
