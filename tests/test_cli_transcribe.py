@@ -565,3 +565,28 @@ def test_a_raw_files_saved_transcript_prints_without_its_rate(env, script, tmp_p
     assert speech.wer(script.text, r.stdout) <= 0.3, r.stdout
     r = run("transcribe", "talk.raw", "--redo", env=env, cwd=tmp_path)
     assert r.returncode == 2 and "give its rate with -r" in one_error_line(r.stderr)
+
+
+def test_output_to_a_full_disk_is_one_line_naming_the_file_and_leaves_nothing(env, plain, tmp_path):
+    # It said only "No space left on device", not which file could not be written.
+    import subprocess
+
+    if os.geteuid() != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must run as root to mount a tmpfs")
+        pytest.skip("mounting a tmpfs needs root")
+    assert run("transcribe", plain, env=env).returncode == 0  # saved: no recognition below
+    disk = tmp_path / "full"
+    disk.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", str(disk)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, f"cannot mount a tmpfs: {r.stderr}"
+    try:
+        (disk / "filler").write_bytes(b"\0" * 8192)
+        r = run("transcribe", plain, "-f", "json", "-o", disk / "talk.json", env=env)
+        assert r.returncode == 1 and r.stdout == ""
+        line = one_error_line(r.stderr)
+        assert f"cannot write {disk / 'talk.json'}: no space left on device" in line
+        assert sorted(os.listdir(disk)) == ["filler"]
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)

@@ -23,7 +23,18 @@ def _render(transcript, fmt: str) -> str:
 
 
 def _write_atomically(path: str, text: str, force: bool) -> None:
-    """Write ``path`` whole or not at all; an existing file only with ``force``."""
+    """Write ``path`` whole or not at all; an existing file only with ``force``. A failure
+    (a full disk, a read-only directory) is one line naming ``path``, exit 1."""
+    try:
+        _write_whole(path, text, force)
+    except FileExistsError:
+        fail(f"{path} exists (use --force to overwrite it)", EXIT_USAGE)
+    except OSError as e:
+        fail(f"cannot write {path}: {(e.strerror or str(e)).lower()}; nothing was written",
+             EXIT_ERROR)
+
+
+def _write_whole(path: str, text: str, force: bool) -> None:
     from ..transcript import mkstemp_as_open
 
     directory = os.path.dirname(os.path.abspath(path))
