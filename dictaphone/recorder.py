@@ -489,6 +489,8 @@ class MediaRecorder(EventTarget):
             return max(frame, capture.keep_until)  # where the pause cut, once it arrives
         if self._state != RECORDING or not getattr(self.source, "live", False):
             return frame
+        if self._lost is not None:
+            return frame  # the device is gone: nothing is on its way; the audio resumes here
         rate = self.source.samplerate
         origin = None  # the monotonic time of the device's frame 0
         for t, received in list(capture.deliveries):
@@ -905,6 +907,13 @@ class MediaRecorder(EventTarget):
         deadline = lost_at + self.reconnect
         timecode = self._timecode()
         self._lost = {"reason": reason, "since": last_audio, "deadline": deadline}
+        with self._marks_lock:
+            # A marker counted audio still on its way from the device (up to a quarter
+            # second): it never came, so the marker is where the audio resumes, not as
+            # far into the audio after the gap.
+            for m in self._pending_marks:
+                m.frame = min(m.frame, capture.accepted)
+                m.time = m.frame / self.samplerate
         self._post(DeviceEvent("devicelost", device=device, reason=reason, wait=self.reconnect))
         if self._encoder is not None:  # what came before the loss is safe on disk meanwhile
             self._encoder.sync(durable=True)
