@@ -172,6 +172,9 @@ def _id_key(id: str):
 
 def select(id: str | None, all_: bool = False) -> list[Entry]:
     """The recordings a control command acts on: one by ID, all, or the only one."""
+    if id is not None and all_:
+        # (it acted on the ID alone: `stop 2 --all` left the others running)
+        raise InvalidArgumentError("give either an ID or --all, not both")
     entries = running()
     if id is not None:
         for e in entries:

@@ -57,6 +57,9 @@ class _Capture:
         self.level = level
         self.wake = wake
         self.paused = False
+        #: while paused, frames up to this recorded position are still taken: the device
+        #: captured them before the pause and delivers them after it (see pause())
+        self.keep_until = 0
         self.accepting = True
         self.dropped = 0  # frames lost: ring full, or dropped by the audio system
         self.paused_frames = 0  # frames left out while paused
@@ -88,8 +91,12 @@ class _Capture:
         if not self.accepting:
             return
         if self.paused:
-            self.paused_frames += n
-            return
+            keep = min(n, self.keep_until - self.accepted)
+            if keep <= 0:
+                self.paused_frames += n
+                return
+            self.paused_frames += n - keep  # the rest of the block came after the pause
+            frames, n = frames[:keep], keep
         written = self.ring.write(frames)
         self.accepted += written
         if written < n:
@@ -405,6 +412,11 @@ class MediaRecorder(EventTarget):
                 raise InvalidStateError("pause() while inactive")
             if self._state == PAUSED:
                 return
+            # The pause is where the device is now, as a marker made now would be: audio
+            # it captured before this moment but delivers later is kept. (Cut at what had
+            # been delivered, a marker made just before the pause pointed past the audio
+            # kept, into what came after resume, and before a marker made while paused.)
+            self._capture.keep_until = self._now_frame()
             self._state = PAUSED
             self._capture.paused = True
             self._post(Event("pause", timecode=self._timecode()))
@@ -473,8 +485,12 @@ class MediaRecorder(EventTarget):
         early, as counting from the last delivery would."""
         capture = self._capture
         frame = capture.accepted
+        if self._state == PAUSED:
+            return max(frame, capture.keep_until)  # where the pause cut, once it arrives
         if self._state != RECORDING or not getattr(self.source, "live", False):
             return frame
+        if self._lost is not None:
+            return frame  # the device is gone: nothing is on its way; the audio resumes here
         rate = self.source.samplerate
         origin = None  # the monotonic time of the device's frame 0
         for t, received in list(capture.deliveries):
@@ -620,10 +636,17 @@ class MediaRecorder(EventTarget):
         self._piece_start = self.frames
         if enc.sink.path:
             self.paths.append(enc.sink.path)
-            if self.force:
-                from .markers import remove_sidecar
+            # A file made here is new audio: the markers and transcript left beside an
+            # overwritten file (or one deleted by hand) describe audio that is gone, and a
+            # transcript would otherwise be printed and searched as this recording's.
+            from .markers import remove_sidecar
+            from .transcript import remove as remove_transcript
 
-                remove_sidecar(enc.sink.path)  # an overwritten file's old markers are not ours
+            for remove in (remove_sidecar, remove_transcript):
+                try:
+                    remove(enc.sink.path)
+                except OSError:
+                    pass  # one that cannot be removed must not cost the recording
         return enc
 
     def _pump(self, buf: np.ndarray) -> int:
@@ -884,6 +907,13 @@ class MediaRecorder(EventTarget):
         deadline = lost_at + self.reconnect
         timecode = self._timecode()
         self._lost = {"reason": reason, "since": last_audio, "deadline": deadline}
+        with self._marks_lock:
+            # A marker counted audio still on its way from the device (up to a quarter
+            # second): it never came, so the marker is where the audio resumes, not as
+            # far into the audio after the gap.
+            for m in self._pending_marks:
+                m.frame = min(m.frame, capture.accepted)
+                m.time = m.frame / self.samplerate
         self._post(DeviceEvent("devicelost", device=device, reason=reason, wait=self.reconnect))
         if self._encoder is not None:  # what came before the loss is safe on disk meanwhile
             self._encoder.sync(durable=True)

@@ -29,6 +29,9 @@ _KNOWN = (
      "its header is damaged (a chunk is malformed); " + RECOVER_HINT),
     ("unexpected end of file",
      "it ends in the middle of its header (cut short); " + RECOVER_HINT),
+    ("unimplemented format",  # a header cut off inside a chunk, or an encoding it lacks
+     "its header is cut short or names an encoding libsndfile cannot read; " + RECOVER_HINT
+     + ", else convert it with sox or ffmpeg"),
     ("system error",
      "it cannot be read as a file (libsndfile needs a regular file it can seek in)"),
     ("unsupported encoding",

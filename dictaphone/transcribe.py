@@ -171,8 +171,57 @@ def fetch_model(spec: str, progress: bool = False) -> str:
             raise ModelError(f"no model {spec!r} on Hugging Face ({repo}): give a Whisper size "
                              f"such as {DEFAULT_MODEL} or a model directory") from None
         raise ModelUnavailableError(f"model {spec} is not on this machine and could not be "
-                                    f"downloaded ({reason[:160]}): {how}") from None
+                                    f"downloaded ({_download_failure(e)}): {how}") from None
     return check_model_dir(path, f"the downloaded model {spec} ({path})")
+
+
+def _load_failure(directory: str, error: BaseException) -> str:
+    """What is wrong with a model directory CTranslate2 refused, in words."""
+    import json
+
+    for name in ("config.json", "preprocessor_config.json", "tokenizer.json"):
+        try:
+            with open(os.path.join(directory, name), encoding="utf-8") as f:
+                json.load(f)
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError):
+            return f"its {name} is damaged (not valid JSON)"
+    text = str(error).lower()
+    if isinstance(error, MemoryError) or "memory" in text:
+        return "there is not enough memory for it"
+    if "payload" in text or "model.bin" in text or "end of file" in text or "read" in text:
+        return "its model.bin is damaged or cut short"
+    return "its files are damaged, or it is not a CTranslate2 Whisper model"
+
+
+def _download_failure(error: BaseException) -> str:
+    """Why a download failed, in words (the HTTP stack's own text is no help to a user)."""
+    import errno
+    import socket
+
+    chain, seen = [], set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    names = " ".join(type(c).__name__ for c in chain)
+    text = " ".join(str(c) for c in chain).lower()
+    for c in chain:
+        if isinstance(c, socket.gaierror) or "name or service not known" in text or \
+                "name resolution" in text:
+            return "no network: huggingface.co cannot be found"
+        if isinstance(c, OSError) and c.errno == errno.ENOSPC:
+            return "the disk is full"
+        if isinstance(c, PermissionError):
+            return "the model cache cannot be written: permission denied"
+    if "Timeout" in names or "timed out" in text:
+        return "huggingface.co did not answer in time"
+    if "Connect" in names or "connection" in text:
+        return "huggingface.co cannot be reached"
+    if "401" in text or "403" in text or "Gated" in names:
+        return "huggingface.co refused access to it"
+    return "the download failed"
 
 
 def _silent_tqdm():
@@ -235,8 +284,10 @@ def to_mono_16k(frames, samplerate: int):
         x = x.mean(axis=1, dtype=np.float32) if x.shape[1] > 1 else x[:, 0]
     elif x.ndim != 1:
         raise InvalidArgumentError(f"frames must be (n,) or (n, channels), not {x.shape}")
-    if not samplerate or samplerate <= 0:
+    if samplerate is None:
         raise InvalidArgumentError("frames need their samplerate")
+    if not samplerate > 0 or samplerate == float("inf"):
+        raise InvalidArgumentError(f"samplerate must be more than 0 Hz, not {samplerate!r}")
     samplerate = int(samplerate)
     if samplerate == SAMPLE_RATE or x.size == 0:
         return np.ascontiguousarray(x)
@@ -255,12 +306,7 @@ def read_audio(path: str, samplerate: int | None = None, channels: int | None = 
     files need ``samplerate``; ``channels`` (default 1) and ``subtype`` (default PCM_16) too
     when they differ. Everything else is read by PyAV (FFmpeg)."""
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise SourceError(f"{path}: no such file")
-    if os.path.isdir(path):
-        raise SourceError(f"{path} is a directory, not an audio file")
-    if os.path.getsize(path) == 0:
-        raise SourceError(f"{path} is empty (0 bytes)")
+    _check_readable_file(path)
     if path.lower().endswith((".raw", ".pcm")):
         if samplerate is None:
             raise InvalidArgumentError(f"{path} is raw audio (no header): give its rate "
@@ -274,14 +320,179 @@ def read_audio(path: str, samplerate: int | None = None, channels: int | None = 
         except Exception as e:
             raise SourceError(f"cannot read {path} as raw audio: {e}") from None
         return to_mono_16k(data, int(samplerate))
+    return _decode(path, path)
+
+
+def read_stdin():
+    """What comes through stdin (a WAV from ``dictaphone record -``, any file FFmpeg reads),
+    read to its end, as float32 mono 16 kHz."""
+    import io
+    import sys
+
+    stream = sys.stdin.buffer if sys.stdin is not None else None
+    if stream is None or stream.isatty():
+        raise SourceError("- reads audio from stdin, which is a terminal: pipe audio into it "
+                          "(dictaphone record - -f wav | dictaphone transcribe -) or give a file")
+    data = stream.read()
+    if not data:
+        raise SourceError("stdin is empty: nothing came through the pipe")
+    return _decode(io.BytesIO(data), "what came through stdin")
+
+
+def _check_readable_file(path: str) -> None:
+    """SourceError, in words, unless ``path`` is a regular file with something in it.
+
+    FFmpeg would read a device such as /dev/zero for ever and block on a FIFO; a size of
+    0 says nothing about either, so the kind of file is looked at first."""
+    import stat
+
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise SourceError(f"{path}: no such file") from None
+    except OSError as e:
+        raise SourceError(f"{path} cannot be read: {(e.strerror or str(e)).lower()}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise SourceError(f"{path} is a directory, not an audio file")
+    if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+        raise SourceError(f"{path} is a device, not an audio file")
+    if stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode):
+        raise SourceError(f"{path} is a pipe, not an audio file: save what comes through it to a "
+                          "file first, or pipe it into stdin (-)")
+    if st.st_size == 0:
+        raise SourceError(f"{path} is empty (0 bytes)")
+
+
+def _decode(source, name: str):
+    """Decode ``source`` (a path or a binary file object) to float32 mono 16 kHz with the
+    engine's reader (PyAV, FFmpeg); its failures said in words, never FFmpeg's own."""
     check_engine()
     from faster_whisper import decode_audio
 
     try:
-        return decode_audio(path, sampling_rate=SAMPLE_RATE)
-    except Exception as e:  # PyAV's errors: InvalidDataError, no audio stream, ...
-        reason = (getattr(e, "strerror", None) or str(e).split(": '", 1)[0]).strip() or type(e).__name__
-        raise SourceError(f"{path} is not audio dictaphone can read ({reason})") from None
+        return decode_audio(source, sampling_rate=SAMPLE_RATE)
+    except Exception as e:  # PyAV's InvalidDataError, IndexError for no audio stream, ...
+        reason = _why_not_audio(source, e)
+        raise SourceError(f"{name}{reason}" if reason.startswith(":") else f"{name} {reason}") from None
+
+
+def _magic(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(4)
+    except OSError:
+        return b""
+
+
+def _why_not_audio(source, error: BaseException) -> str:
+    """Why FFmpeg could not decode ``source``: what is wrong and what to do, in words."""
+    if isinstance(error, PermissionError):
+        return "cannot be read: permission denied"
+    if isinstance(error, MemoryError):
+        return "is too long to be read into memory at once: cut it into pieces (sox, ffmpeg)"
+    import av
+
+    try:
+        if hasattr(source, "seek"):
+            source.seek(0)
+        with av.open(source, mode="r", metadata_errors="ignore") as container:
+            kinds = sorted({s.type for s in container.streams})
+            if not container.streams.audio:
+                found = f"only {' and '.join(kinds)}" if kinds else "nothing"
+                return f"has no audio in it (FFmpeg finds {found} there)"
+    except Exception:
+        pass
+    if isinstance(source, str) and _magic(source) in (b"RIFF", b"RF64", b"FORM"):
+        # libsndfile says better what is wrong with a WAV or AIFF header (a rate of 0 Hz, a
+        # cut-off chunk); it is not asked about other files: its MP3 decoder prints notes
+        # on stderr while it looks.
+        from . import sfmessages
+
+        try:
+            import soundfile as sf
+
+            sf.info(source)
+        except Exception as sf_error:
+            reason = sfmessages.explain(sf_error, source)
+            if not reason.startswith(("not a readable audio file", "cannot be read as audio")):
+                return ": " + reason
+    what = ("is not audio FFmpeg can decode: its contents are in no audio format it knows, or "
+            "damaged")
+    if not isinstance(source, str):
+        return what
+    return f"{what}; check the file (if a recorder was killed while writing it, 'dictaphone recover FILE' may repair it)"
+
+
+_FRAME = 320  # 20 ms at 16 kHz: the grain of fit_to_voice
+_VOICE_PAD = 0.1  # s kept around the voiced part of a word
+
+
+def fit_to_voice(segments: list[Segment], audio) -> None:
+    """Pull word (and so segment) times in to where the voice is.
+
+    Whisper stretches a sentence's last word into the pause after it (by up to a second
+    here, and its first word's start runs early by as much): a subtitle then stays up
+    after the speaker has stopped, and a search hit starts in silence. A word's time is cut
+    to its frames that are voiced (within 35 dB of its loudest frame and 6 dB over the
+    file's noise floor), with 0.1 s around them; a word with no voiced frame is left as it
+    is, and times are only ever moved inwards, so their order is kept.
+    """
+    import numpy as np
+
+    n = len(audio) // _FRAME
+    if n == 0 or not segments:
+        return
+    x = np.asarray(audio[:n * _FRAME], dtype=np.float32).reshape(n, _FRAME)
+    db = 10 * np.log10(np.einsum("ij,ij->i", x, x) / _FRAME + 1e-12)
+    floor = float(np.percentile(db, 10))
+    step = _FRAME / SAMPLE_RATE
+    for seg in segments:
+        for w in seg.words:
+            a, b = int(w.start / step), min(n, int(np.ceil(w.end / step)))
+            if b <= a:
+                continue
+            part = db[a:b]
+            voiced = np.flatnonzero(part >= max(part.max() - 35.0, floor + 6.0))
+            if voiced.size == 0 or part.max() < floor + 6.0:
+                continue
+            start = max(w.start, (a + voiced[0]) * step - _VOICE_PAD)
+            end = min(w.end, (a + voiced[-1] + 1) * step + _VOICE_PAD)
+            if start < end:
+                w.start, w.end = round(start, 3), round(end, 3)
+        if seg.words:
+            seg.start, seg.end = seg.words[0].start, seg.words[-1].end
+
+
+def _audio_of(what, samplerate=None, channels=None, subtype=None):
+    """float32 mono 16 kHz from a path, an encoded recording in memory or frames."""
+    import io
+
+    if isinstance(what, (str, os.PathLike)):
+        return read_audio(os.fspath(what), samplerate, channels, subtype)
+    if callable(getattr(what, "bytes", None)) and isinstance(getattr(what, "type", None), str):
+        if what.type.startswith("audio/x-raw"):  # a Blob of raw PCM has no header to decode
+            raise InvalidArgumentError("a raw blob (audio/x-raw) has no header: give its samples "
+                                       "as numpy frames with their samplerate")
+        what = what.bytes()  # a Blob: its bytes are a whole file (or the blobs joined are)
+    if isinstance(what, (bytes, bytearray, memoryview)):
+        if len(what) == 0:
+            raise SourceError("the recording is empty (0 bytes)")
+        return _decode(io.BytesIO(bytes(what)), "the recording in memory")
+    if callable(getattr(what, "read", None)):
+        return _decode(what, getattr(what, "name", None) or "the recording in memory")
+    import numpy as np
+
+    try:
+        frames = np.asarray(what)
+    except Exception:
+        frames = None
+    if frames is None or frames.dtype.kind not in "iuf":
+        raise InvalidArgumentError(f"cannot transcribe a {type(what).__name__}: give a file path, "
+                                   "an encoded recording (a Blob, bytes, a binary file) or numpy frames")
+    if samplerate is not None and (isinstance(samplerate, bool) or
+                                   not isinstance(samplerate, (int, float, np.integer, np.floating))):
+        raise InvalidArgumentError(f"samplerate must be a number of Hz, not {samplerate!r}")
+    return to_mono_16k(frames, samplerate)
 
 
 _WIDTHS = {"PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "PCM_U8": 1, "PCM_S8": 1, "DOUBLE": 8}
@@ -301,6 +512,10 @@ class AudioInput:
     @property
     def raw(self) -> bool:
         return self.path.lower().endswith((".raw", ".pcm"))
+
+    @property
+    def stdin(self) -> bool:
+        return self.path == "-"
 
     def duration(self) -> float | None:
         """Seconds of audio, from the header (or a raw file's size); None if unknown."""
@@ -332,6 +547,8 @@ def audio_input(name_or_path: str, samplerate: int | None = None, channels: int 
     """
     from . import clips
 
+    if name_or_path == "-":  # stdin: a stream, read once; nothing is saved beside it
+        return AudioInput(path="-", name="stdin")
     clip = None
     try:
         clip = clips.find(name_or_path, missing_ok=True)
@@ -405,9 +622,9 @@ class Transcriber:
                 model = WhisperModel(path, device="cpu", compute_type=self.compute_type,
                                      cpu_threads=self.cpu_threads)
             except Exception as e:  # CTranslate2 says RuntimeError for a damaged model.bin
-                reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-                raise ModelError(f"cannot load model {self.model_name} from {path}: {reason} "
-                                 f"(fetch it again, or point --model at another model)") from None
+                raise ModelError(f"cannot load model {self.model_name} from {path}: "
+                                 f"{_load_failure(path, e)} (fetch it again, or point --model at "
+                                 f"another model)") from None
             if self.language not in (None, "en") and not model.model.is_multilingual:
                 raise InvalidArgumentError(f"model {self.model_name} is English only: use a "
                                            f"multilingual model for {self.language!r}")
@@ -418,17 +635,16 @@ class Transcriber:
     def transcribe(self, path_or_frames, samplerate: int | None = None, *,
                    channels: int | None = None, subtype: str | None = None,
                    progress: Callable[[float, float], None] | None = None) -> Transcript:
-        """The transcript of a file (any format dictaphone writes) or of numpy frames.
+        """The transcript of a file (any format dictaphone writes), of an encoded recording
+        in memory (a ``Blob``, bytes or a binary file object, as an in-memory ``MediaRecorder``
+        makes) or of numpy frames.
 
         Frames: float32 (or integer) ``(n,)`` or ``(n, channels)`` at ``samplerate``. A raw
         file needs ``samplerate`` (and ``channels``/``subtype`` when not mono PCM_16).
         ``progress(done_seconds, total_seconds)`` is called as segments are recognised.
         Times in the transcript are seconds of the given audio.
         """
-        if isinstance(path_or_frames, (str, os.PathLike)):
-            audio = read_audio(os.fspath(path_or_frames), samplerate, channels, subtype)
-        else:
-            audio = to_mono_16k(path_or_frames, samplerate)
+        audio = _audio_of(path_or_frames, samplerate, channels, subtype)
         return self.transcribe_16k(audio, progress=progress)
 
     def transcribe_16k(self, audio, progress: Callable[[float, float], None] | None = None) -> Transcript:
@@ -451,6 +667,7 @@ class Transcriber:
                     result.segments.append(Segment(float(seg.start), float(seg.end), text, words))
                 if progress is not None:
                     progress(min(float(seg.end), duration), duration)
+        fit_to_voice(result.segments, audio)
         if progress is not None:
             progress(duration, duration)
         return result

@@ -123,6 +123,14 @@ def _malformed_fmt_wav(tmp_path):
     _wav_with_header(tmp_path, "malformed.wav", lambda d: struct.pack_into("<I", d, 16, 2))
 
 
+def _cut_in_its_header_wav(tmp_path):
+    # WAVE_FORMAT_EXTENSIBLE (sox's choice for many files) has a 40-byte 'fmt ' chunk: a copy
+    # cut at 36 bytes ends inside it, which libsndfile calls "an unimplemented format".
+    data = (b"RIFF" + struct.pack("<I", 60) + b"WAVE" + b"fmt " + struct.pack("<I", 40)
+            + struct.pack("<HHIIHH", 0xFFFE, 1, 48000, 96000, 2, 16))
+    (tmp_path / "cut.wav").write_bytes(data)
+
+
 def _text_wav(tmp_path):
     (tmp_path / "text.wav").write_text("This is a text file with a .wav name.\n" * 5)
 
@@ -205,13 +213,16 @@ WITHOUT_DEVICE = [
      "no usable sample rate"),
     ("input-with-a-malformed-fmt-chunk", ["--input", "malformed.wav", "out.wav"],
      _malformed_fmt_wav, "header is damaged"),
+    ("input-cut-inside-its-header", ["--input", "cut.wav", "out.wav"], _cut_in_its_header_wav,
+     "header is cut short"),
     ("input-that-is-text", ["--input", "text.wav", "out.wav"], _text_wav,
      "not a readable audio file"),
     ("input-that-is-a-device", ["--input", "/dev/zero", "out.wav"], None, "device"),
 ]
 
 #: libsndfile's messages, which mean nothing to a user (see dictaphone/sfmessages.py)
-RAW_LIBRARY_TEXT = ("SF_INFO", "Malformed", "Format not recognised", "System error", "PaErrorCode")
+RAW_LIBRARY_TEXT = ("SF_INFO", "Malformed", "Format not recognised", "System error", "PaErrorCode",
+                    "unimplemented format")
 
 WITH_DEVICE = [
     ("rate-too-low", ["out.wav", "-r", "5", "-d", "1"], None, "rate"),

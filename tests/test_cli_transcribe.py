@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -423,3 +424,180 @@ def test_a_model_name_is_found_in_the_hugging_face_cache_and_doctor_lists_it(env
     assert re.search(r"cached model tiny\.en: \d+\.\d MB  .*0123abcd", doctor), doctor
     r = run("transcribe", plain, "--redo", "--model", "base.en", env=e)
     assert r.returncode == 1 and "base.en is not on this machine" in one_error_line(r.stderr)
+
+
+# -- found by trying it as a new and a hostile user (qa-tr) ---------------------------------
+
+def test_two_inputs_of_one_name_into_one_directory_are_refused_before_anything_is_written(
+        env, script, tmp_path):
+    # a/talk.wav and b/talk.wav both make OUT/talk.wav.txt: the second used to overwrite the
+    # first with --force, and to fail half-way ("File exists", exit 1) without.
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    one = speech.make_script(tmp_path / "b" / "talk.wav", speech.SENTENCES[1:2], lead=0.3, tail=0.3)
+    shutil.copy(script.path, tmp_path / "a" / "talk.wav")
+    out = tmp_path / "out"
+    out.mkdir()
+    for force in ([], ["--force"]):
+        r = run("transcribe", tmp_path / "a" / "talk.wav", one.path, "-o", out, *force, env=env)
+        assert r.returncode == 2, r.stderr
+        assert "would both be written to" in one_error_line(r.stderr)
+        assert os.listdir(out) == []
+    # the same file named twice is one file, written once
+    r = run("transcribe", one.path, str(one.path).replace("/b/", "/b/./"), "-o", out, env=env)
+    assert r.returncode == 0, r.stderr
+    assert os.listdir(out) == ["talk.wav.txt"]
+    assert "dentist" in (out / "talk.wav.txt").read_text()
+
+
+def test_output_onto_the_saved_transcript_or_the_clip_metadata_is_refused(env, plain):
+    assert run("transcribe", plain, env=env).returncode == 0
+    sidecar = plain.parent / (plain.name + ".transcript.json")
+    saved = sidecar.read_text()
+    r = run("transcribe", plain, "-o", sidecar, "--force", env=env)
+    assert r.returncode == 2 and "kept with the recording" in one_error_line(r.stderr)
+    assert sidecar.read_text() == saved
+    _clip(env, plain, "memo")
+    meta = os.path.join(env["DICTAPHONE_HOME"], "memo.wav.json")
+    before = open(meta).read()
+    r = run("transcribe", "memo", "-f", "json", "-o", meta, "--force", env=env)
+    assert r.returncode == 2 and "kept with the recording" in one_error_line(r.stderr)
+    assert open(meta).read() == before
+
+
+def test_saved_transcripts_and_output_files_get_the_usual_permissions(env, plain, tmp_path):
+    # mkstemp's 0600 made a transcript unreadable to anyone its audio (0644) is readable by.
+    old = os.umask(0o022)
+    try:
+        r = run("transcribe", plain, "-o", tmp_path / "talk.srt", "-f", "srt", env=env)
+    finally:
+        os.umask(old)
+    assert r.returncode == 0, r.stderr
+    sidecar = plain.parent / (plain.name + ".transcript.json")
+    assert oct(os.stat(sidecar).st_mode & 0o777) == oct(0o644)
+    assert oct(os.stat(tmp_path / "talk.srt").st_mode & 0o777) == oct(0o644)
+
+
+def test_recording_over_a_file_drops_its_old_transcript(env, plain, script, tmp_path):
+    # The same sentences in the other order: the same duration, so only removing the old
+    # sidecar (not the staleness check) keeps the old words from being printed as the new.
+    assert run("transcribe", plain, env=env).returncode == 0
+    other = speech.make_script(tmp_path / "other.wav", speech.SENTENCES[::-1])
+    assert abs(other.duration - script.duration) < 0.01
+    r = run("record", "-q", "--force", "--input", other.path, plain, env=env)
+    assert r.returncode == 0, r.stderr
+    assert not os.path.exists(str(plain) + ".transcript.json")
+    r = run("transcribe", plain, env=env)
+    assert r.returncode == 0, r.stderr
+    assert speech.wer(other.text, r.stdout) <= MAX_WER, r.stdout  # word order counts
+    assert r.stdout.lower().startswith("send the report"), r.stdout
+
+
+@pytest.mark.parametrize("case", ["device", "fifo", "picture"])
+def test_what_is_not_an_audio_file_is_said_in_words(env, tmp_path, case):
+    if case == "device":
+        path = "/dev/zero"
+        expect = "/dev/zero is a device, not an audio file"
+    elif case == "fifo":
+        path = tmp_path / "pipe.wav"
+        os.mkfifo(path)
+        expect = "pipe.wav is a pipe, not an audio file"
+    else:
+        import av
+
+        path = tmp_path / "still.png"
+        with av.open(str(path), "w", format="image2") as out:
+            stream = out.add_stream("png", rate=1)
+            stream.width, stream.height, stream.pix_fmt = 8, 8, "rgb24"
+            frame = av.VideoFrame.from_ndarray(np.zeros((8, 8, 3), np.uint8), format="rgb24")
+            for packet in [*stream.encode(frame), *stream.encode()]:
+                out.mux(packet)
+        expect = "still.png has no audio in it (FFmpeg finds only video there)"
+    r = run("transcribe", path, env=env, timeout=30)  # a device or FIFO read would never end
+    assert r.returncode == 2 and r.stdout == ""
+    line = one_error_line(r.stderr)
+    assert expect in line and "tuple index" not in line and "(0 bytes)" not in line
+
+
+def test_audio_piped_in_is_transcribed_and_nothing_is_saved(env, script, tmp_path):
+    # The pipe partner of `record -`: a WAV stream whose sizes say "read to the end".
+    rec = run("record", "-q", "--input", script.path, "-", "-f", "wav", env=env, text=False)
+    assert rec.returncode == 0 and rec.stdout[:4] == b"RIFF"
+    stream = tmp_path / "stream.wav"
+    stream.write_bytes(rec.stdout)
+    before = sorted(os.listdir(tmp_path))
+    with open(stream, "rb") as f:
+        r = run("transcribe", "-", "-f", "srt", env=env, cwd=tmp_path, stdin=f)
+    assert r.returncode == 0, r.stderr
+    _check_cues(_cues(r.stdout, ","), script)
+    assert sorted(os.listdir(tmp_path)) == before  # no sidecar for a stream, none named "-"
+
+
+@pytest.mark.parametrize("stdin,args,expect", [
+    (b"", ["-"], "stdin is empty"),
+    (b"these are notes\n" * 30, ["-"], "what came through stdin is not audio"),
+    (b"", ["-", "-"], "can be given once"),
+])
+def test_bad_input_on_stdin_gets_one_line(env, tmp_path, stdin, args, expect):
+    src = tmp_path / "in.bin"
+    src.write_bytes(stdin)
+    with open(src, "rb") as f:
+        r = run("transcribe", *args, env=env, stdin=f)
+    assert r.returncode == 2 and r.stdout == ""
+    assert expect in one_error_line(r.stderr)
+
+
+def test_stdin_that_is_the_terminal_is_refused_at_once(env, tmp_path, terminal):
+    t = terminal([sys.executable, "-m", "dictaphone", "transcribe", "-"], env=env, cwd=tmp_path,
+                 width=200)
+    assert t.wait_exit(timeout=30) == 2  # not waiting for keyboard input that is not audio
+    assert "dictaphone: error: - reads audio from stdin, which is a terminal" in t.capture()
+
+
+def test_a_raw_files_saved_transcript_prints_without_its_rate(env, script, tmp_path):
+    # Its rate is needed to recognise it, not to print what was saved beside it.
+    r = run("record", "-q", "--transcribe", "--input", script.path, "talk.raw", env=env, cwd=tmp_path,
+            timeout=120)
+    assert r.returncode == 0, r.stderr
+    nowhere = {**env, "DICTAPHONE_MODEL": str(tmp_path / "no-such-model")}  # proves no model loads
+    r = run("transcribe", "talk.raw", env=nowhere, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert speech.wer(script.text, r.stdout) <= 0.3, r.stdout
+    r = run("transcribe", "talk.raw", "--redo", env=env, cwd=tmp_path)
+    assert r.returncode == 2 and "give its rate with -r" in one_error_line(r.stderr)
+
+
+def test_output_to_a_full_disk_is_one_line_naming_the_file_and_leaves_nothing(env, plain, tmp_path):
+    # It said only "No space left on device", not which file could not be written.
+    import subprocess
+
+    if os.geteuid() != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must run as root to mount a tmpfs")
+        pytest.skip("mounting a tmpfs needs root")
+    assert run("transcribe", plain, env=env).returncode == 0  # saved: no recognition below
+    disk = tmp_path / "full"
+    disk.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", str(disk)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, f"cannot mount a tmpfs: {r.stderr}"
+    try:
+        (disk / "filler").write_bytes(b"\0" * 8192)
+        r = run("transcribe", plain, "-f", "json", "-o", disk / "talk.json", env=env)
+        assert r.returncode == 1 and r.stdout == ""
+        line = one_error_line(r.stderr)
+        assert f"cannot write {disk / 'talk.json'}: no space left on device" in line
+        assert sorted(os.listdir(disk)) == ["filler"]
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def test_a_clip_whose_audio_was_removed_keeps_its_words_and_says_what_is_missing(env, script):
+    _clip(env, script.path, "gone")
+    assert run("transcribe", "gone", env=env).returncode == 0
+    os.unlink(os.path.join(env["DICTAPHONE_HOME"], "gone.wav"))
+    r = run("transcribe", "gone", env=env)  # the saved words are still the clip's
+    assert r.returncode == 0 and speech.wer(script.text, r.stdout) <= MAX_WER, r.stderr
+    r = run("transcribe", "gone", "--redo", env=env)
+    assert r.returncode == 2
+    assert "the audio file of clip 'gone' is missing" in one_error_line(r.stderr)

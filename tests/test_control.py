@@ -249,6 +249,14 @@ def test_two_recordings_at_once_need_an_id_or_all(pulse, tmp_path, recorders):
     time.sleep(0.3)
     assert a.proc.poll() is None and b.proc.poll() is None, "an ambiguous stop stopped something"
     assert len(status_entries(env, tmp_path)) == 2
+    # An ID and --all say two things: refused in one line (it did the ID alone, silently).
+    for args in (("stop", id_a, "--all"), ("pause", id_a, "--all"), ("mark", "--id", id_a, "--all")):
+        r = run(*args, env=env, cwd=tmp_path)
+        assert r.returncode == 2 and r.stdout == "", (args, r.stderr)
+        assert "give either an ID or --all, not both" in r.stderr.strip(), (args, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert a.proc.poll() is None and b.proc.poll() is None
+    assert [e["state"] for e in status_entries(env, tmp_path)] == ["recording"] * 2
 
     # pause and resume follow the same rule
     r = run("pause", env=env, cwd=tmp_path)

@@ -288,7 +288,7 @@ def test_a_recording_of_noise_gives_no_transcript_events_and_an_empty_transcript
     assert transcripts(tmp_path / "ev.jsonl") == []
     saved = tmod.load(tmp_path / "o.wav")
     assert saved is not None and saved.text == "" and saved.segments == []
-    assert "Transcript: 0 words" in r.stderr
+    assert "Transcript: no speech, saved as o.wav" in r.stderr
 
 
 def test_split_pieces_each_get_the_transcript_of_what_they_hold(script, env, tmp_path):

@@ -546,6 +546,42 @@ def test_a_marker_made_when_the_recorder_hears_a_beep_sits_at_the_beep_with_paus
     assert rec.duration < onsets[-1] + 1.0  # (the pause is not in the file)
 
 
+def test_a_marker_made_just_before_a_pause_stays_before_the_pause_and_the_markers_made_in_it(
+        pulse, tmp_path, speech):
+    # A marker counts the audio the device captured but has not delivered yet (up to a
+    # quarter second); the pause dropped that audio, so a marker made just before it
+    # pointed into what came after resume, and after a marker made while paused (here:
+    # marker 1 at 0.62 s, marker 2, made later, at 0.37 s).
+    rec = MediaRecorder(Microphone(samplerate=RATE), "audio/wav", output=os.fspath(tmp_path / "p.wav"))
+    player = pulse.play(speech)  # something to capture: the virtual microphone is live
+    rec.start()
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not rec.started:
+            assert time.monotonic() < deadline, "no audio from the virtual microphone"
+            time.sleep(0.01)
+        pairs = []
+        for i in range(6):
+            time.sleep(0.15 + 0.07 * i)  # at different points between two deliveries
+            before = rec.mark(f"before pause {i + 1}")
+            rec.pause()
+            during = rec.mark(f"while paused {i + 1}")
+            time.sleep(0.4)
+            rec.resume()
+            pairs.append((before, during))
+    finally:
+        rec.stop()
+        player.wait(10)
+    times = [m.time for m in rec.markers]
+    assert times == sorted(times), [(m.number, round(m.time, 3)) for m in rec.markers]
+    for before, during in pairs:
+        # the pause cut where the device was when it was asked (what a marker made then
+        # counts): the marker just before it is in the audio kept before the pause
+        assert during.time - 0.1 <= before.time <= during.time, (before, during)
+    assert times[-1] <= rec.duration
+    assert wav_cues(rec.path) == sorted((m.frame, m.label) for m in rec.markers)
+
+
 def _wait_marks(path, n, rec=None, timeout=20.0) -> list[dict]:
     deadline = time.monotonic() + timeout
     while True:

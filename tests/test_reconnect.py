@@ -160,6 +160,34 @@ def test_a_device_that_comes_back_is_reopened_and_the_recording_goes_on_in_the_s
                          "reason": "the device was unplugged"}]
 
 
+class LiveLosableDevice(LosableDevice):
+    live = True  # a marker counts what it captured and has not delivered yet
+
+
+def test_markers_made_as_and_while_the_device_is_lost_are_where_the_audio_resumes(started):
+    # A marker counts the audio a device has captured but not yet delivered (up to 0.3 s
+    # by its clock). When the device is lost that audio never comes: a marker made just
+    # before the loss, or while it is waited for, landed 0.3 s into the audio after the
+    # gap (a real server killed: gap at 4.12 s, marker made while lost at 4.42 s).
+    rec, log, dev, out = started(LiveLosableDevice())
+    dev.feed(800)
+    time.sleep(0.35)  # the device's clock runs on: 0.3 s would be on its way
+    before = rec.mark("just before the loss")
+    dev.unplug()
+    log.wait_for("devicelost")
+    during = rec.mark("while lost")
+    dev.plugged.set()
+    assert dev.reopened.wait(JOIN)
+    dev.feed(400)
+    log.wait_for("devicerestored")
+    rec.stop()
+    assert (before.frame, during.frame) == (800, 800)
+    assert [(m.time, m.label) for m in rec.markers_in(str(out))] == [
+        (0.1, "just before the loss"), (0.1, "while lost")]
+    assert rec.gaps[0]["time"] == 0.1
+    np.testing.assert_array_equal(frames_of(out), counter(0, 1200))
+
+
 def test_a_device_that_does_not_come_back_in_time_ends_the_recording_with_what_was_recorded(started):
     rec, log, dev, out = started(reconnect=0.6)
     dev.feed(800)

@@ -276,6 +276,29 @@ def test_an_ogg_with_a_torn_last_page_loses_only_that_page(fmt, tmp_path):
     assert n == rep.frames and 2 * RATE < n < 4 * RATE
 
 
+def test_recover_takes_the_name_of_a_clip_whose_recorder_was_killed(tmp_path):
+    # A killed `record --name meeting` leaves a clip the user knows by its name only;
+    # `recover meeting` said "meeting: no such file".
+    import cliutil
+
+    library = tmp_path / "library"
+    library.mkdir()
+    path, written = killed_recording(library, "wav", 2.3)  # library/killed.wav
+    assert sf.info(path).frames < written  # the header lags behind the audio
+    env = dict(cliutil.no_device_env(tmp_path), DICTAPHONE_HOME=str(library))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    r = cliutil.run("recover", "killed", env=env, cwd=elsewhere)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.startswith(f"{path}: repaired (wav)"), r.stderr
+    assert sf.info(path).frames >= written
+    assert soxi_frames(path) == sf.info(path).frames
+    # A name that is neither a file here nor a clip is still one line, and nothing is made.
+    r = cliutil.run("recover", "nothing", env=env, cwd=elsewhere)
+    assert r.returncode == 2 and "nothing: no such file" in cliutil.one_error_line(r.stderr)
+    assert sorted(p.name for p in elsewhere.iterdir()) == []
+
+
 def test_recover_refuses_a_file_it_cannot_repair_in_one_line(tmp_path):
     from dictaphone.errors import DictaphoneError
 

@@ -692,6 +692,41 @@ def test_pause_and_resume_from_the_page_control_the_recording(audio_server, page
 
 
 
+def test_a_lost_input_shows_on_the_recordings_row_with_its_countdown_and_recording_goes_on(
+        page_at, tmp_path):
+    # The terminal's meter says "DEVICE LOST — waiting 27 s"; the page showed a frozen
+    # time and an empty meter, as if the recording had hung.
+    with audiolab.PulseServer() as pulse_server:
+        env = dict(pulse_server.env, DICTAPHONE_HOME=str(tmp_path / "library"))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).parent.parent),
+                                                          env.get("PYTHONPATH")]))
+        server = Server(env)
+        try:
+            page = page_at(server)
+            page.fill("#rec-name", "lost memo")
+            page.click("#record")
+            r = row(page, "lost memo")
+            r.wait_for()
+            page.wait_for_function("""() => { const t = document.querySelector('.recording-row .rtime');
+                return t && t.textContent !== '0:00.0' && t.textContent !== '–'; }""")
+            pulse_server.kill()
+            page.wait_for_function("() => document.querySelector('.recording-row').dataset.state === 'lost'",
+                                   timeout=30_000)
+            state = r.locator(".rstate").inner_text()
+            assert "device lost (the audio server stopped), waiting" in state, state
+            assert int(state.split("waiting ", 1)[1].split(" s", 1)[0]) <= 30
+            page.screenshot(path=str(tmp_path / "lost.png"))
+            pulse_server.restart()
+            page.wait_for_function(
+                "() => document.querySelector('.recording-row').dataset.state === 'recording'", timeout=30_000)
+            r.locator(".stop").click()
+            chip = card(page, "lost memo").locator(".marker.gap")
+            chip.wait_for()  # the clip lists the gap
+            assert "the audio server stopped" in chip.inner_text()
+        finally:
+            server.stop()
+
+
 def test_a_recording_started_in_a_terminal_shows_up_and_stops_from_the_page(audio_server, page_at):
     rec = subprocess.Popen([*cliutil.CLI, "record", "-r", "44100", "--name", "terminal memo"], env=audio_server.env,
                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

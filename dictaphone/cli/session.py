@@ -621,6 +621,8 @@ def finish_transcript(live, rec, opts: RecordOptions, session: Session) -> str |
         t = live.transcript
         n = len(t.text.split())
         where = saved[0] if len(saved) == 1 else f"{len(saved)} files"
+        if n == 0:  # as `dictaphone transcribe` says it: silence is not "0 words in 0 segments"
+            return f"Transcript: no speech, saved as {where}"
         return (f"Transcript: {n} word{'s' if n != 1 else ''} in {len(t.segments)} "
                 f"segment{'s' if len(t.segments) != 1 else ''}, saved as {where}")
     return None

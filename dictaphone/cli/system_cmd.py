@@ -43,20 +43,36 @@ def devices(as_json):
 
 
 @cli.command()
-@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.argument("files", nargs=-1, required=True, metavar="FILE|CLIP...")
 @click.option("-n", "--dry-run", is_flag=True, help="Say what would be repaired; change nothing.")
 def recover(files, dry_run):
     """Repair recordings left by a killed recorder or saved from a pipe.
 
-    WAV: the header's sizes are set to what the file holds (RF64 past 4 GiB). FLAC: the
-    missing total length is filled in and a torn last frame cut off. MP3: cut after the
-    last whole frame, its length header filled in. Ogg Vorbis and Opus: cut after the
-    last whole page, which is marked as the end of the stream.
+    A file, or a clip's name (a killed `record --name NAME`). WAV: the header's sizes are
+    set to what the file holds (RF64 past 4 GiB). FLAC: the missing total length is
+    filled in and a torn last frame cut off. MP3: cut after the last whole frame, its
+    length header filled in. Ogg Vorbis and Opus: cut after the last whole page, which is
+    marked as the end of the stream.
     """
     from ..recover import recover as repair
 
     for path in files:
-        say(repair(path, dry_run=dry_run).describe())
+        say(repair(_file_or_clip(path), dry_run=dry_run).describe())
+
+
+def _file_or_clip(arg: str) -> str:
+    """``arg`` itself when something is there (a file, or what recover refuses in words);
+    else the audio file of the clip called ``arg``, if there is one."""
+    if os.path.lexists(arg):
+        return arg
+    from ..clips import find
+    from ..errors import InvalidArgumentError
+
+    try:
+        clip = find(arg, missing_ok=True)
+    except InvalidArgumentError:
+        clip = None  # not a clip's name: recover says the file is not there
+    return clip.path if clip is not None and not clip.missing else arg
 
 
 

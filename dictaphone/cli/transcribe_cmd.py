@@ -23,11 +23,22 @@ def _render(transcript, fmt: str) -> str:
 
 
 def _write_atomically(path: str, text: str, force: bool) -> None:
-    """Write ``path`` whole or not at all; an existing file only with ``force``."""
-    import tempfile  # here, not at the top: `dictaphone --help` does not pay for it
+    """Write ``path`` whole or not at all; an existing file only with ``force``. A failure
+    (a full disk, a read-only directory) is one line naming ``path``, exit 1."""
+    try:
+        _write_whole(path, text, force)
+    except FileExistsError:
+        fail(f"{path} exists (use --force to overwrite it)", EXIT_USAGE)
+    except OSError as e:
+        fail(f"cannot write {path}: {(e.strerror or str(e)).lower()}; nothing was written",
+             EXIT_ERROR)
+
+
+def _write_whole(path: str, text: str, force: bool) -> None:
+    from ..transcript import mkstemp_as_open
 
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".dictaphone-", suffix=".tmp", dir=directory)
+    fd, tmp = mkstemp_as_open(directory, ".dictaphone-")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -104,7 +115,8 @@ class _Progress:
               help="Raw files: sample format (default PCM_16).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no notes on stderr.")
 def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, channels, subtype, quiet):
-    """Print what was said in recordings (clip names or files of any format dictaphone writes).
+    """Print what was said in recordings (clip names or files of any format dictaphone writes;
+    - reads one from stdin).
 
     The transcript is saved beside the audio (NAME.EXT.transcript.json) and printed at once
     the next time, without the model, unless --redo (or another --model or --language).
@@ -115,6 +127,7 @@ def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, ch
       dictaphone transcribe memo.ogg
       dictaphone transcribe "shopping list" -f srt -o list.srt
       dictaphone transcribe talk.raw -r 16000 --model small --language de
+      dictaphone record -d 30 - -f wav | dictaphone transcribe -
     """
     from ..transcribe import audio_input, model_choice
     from ..transcript import saved, sidecar_path
@@ -122,13 +135,11 @@ def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, ch
     asked_model = model_choice(model) if model is not None else None  # "" is refused, not "unset"
     if language is not None and not language.strip():
         fail("--language cannot be empty: give a code such as en, or leave it out to detect it", EXIT_USAGE)
+    if sum(i == "-" for i in inputs) > 1:
+        fail("- (stdin) can be given once", EXIT_USAGE)
     items = [audio_input(i, samplerate, channels, subtype.upper() if subtype else None) for i in inputs]
     if (samplerate or channels or subtype) and not any(i.raw for i in items):
         fail("-r, -c and --subtype are for raw (headerless) files only", EXIT_USAGE)
-    for item in items:
-        if item.raw and not item.samplerate:
-            fail(f"{item.path} is raw audio (no header): give its rate with -r "
-                 "(and -c and --subtype if it is not mono PCM_16)", EXIT_USAGE)
     out_dir = None
     if output is not None:
         if os.path.isdir(output):
@@ -139,14 +150,24 @@ def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, ch
             fail(f"-o {output}: no such directory", EXIT_USAGE)
         elif os.path.lexists(output) and not force:
             fail(f"{output} exists (use --force to overwrite it)", EXIT_USAGE)
-        elif os.path.exists(output) and any(os.path.samefile(output, i.path) for i in items):
+        elif os.path.exists(output) and any(_same_file(output, i.path) for i in items):
             fail(f"-o {output} is the recording itself: give another file", EXIT_USAGE)
+        elif any(os.path.realpath(output) in _kept_beside(i) for i in items):
+            fail(f"-o {output} is one of the files kept with the recording (its transcript, "
+                 "markers or clip metadata): give another file", EXIT_USAGE)
     elif len(items) > 1 and fmt in ("srt", "vtt"):
         fail(f"several inputs do not make one {fmt.upper()} file: use -o DIRECTORY", EXIT_USAGE)
-    if out_dir is not None and not force:
+    if out_dir is not None:
+        # Two inputs of the same name (a/x.wav, b/x.wav) would write one file, the second
+        # over the first: refused before anything is recognised or written.
+        targets: dict[str, object] = {}
         for item in items:
             target = _target(out_dir, item, fmt)
-            if os.path.lexists(target):
+            other = targets.setdefault(target, item)
+            if other is not item and not _same_file(other.path, item.path):
+                fail(f"{other.name} and {item.name} would both be written to {target}: "
+                     "transcribe them one at a time, or rename one", EXIT_USAGE)
+            if not force and os.path.lexists(target):
                 fail(f"{target} exists (use --force to overwrite it)", EXIT_USAGE)
 
     # A saved transcript stands unless the user asks for another model or language.
@@ -156,13 +177,21 @@ def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, ch
         for n, item in enumerate(items):
             # The header is read only when a transcript is saved (libsndfile's MP3 decoder
             # prints notes on stderr about a damaged file; the engine's reader says it in one line).
-            if os.path.exists(sidecar_path(item.path)):
+            if not item.stdin and os.path.exists(sidecar_path(item.path)):
                 t = saved(item.path, model=asked_model, language=lang, duration=item.duration())
                 if t is not None:
                     results[n] = t
     todo = [n for n in range(len(items)) if n not in results]
+    for n in todo:  # a raw file's saved transcript prints without its rate; recognising needs it
+        if items[n].clip and not os.path.lexists(items[n].path):  # removed by hand: say so as play does
+            from ..clips import check_present, find
+
+            check_present(find(items[n].name, missing_ok=True))
+        if items[n].raw and not items[n].samplerate:
+            fail(f"{items[n].path} is raw audio (no header): give its rate with -r "
+                 "(and -c and --subtype if it is not mono PCM_16)", EXIT_USAGE)
     if todo:
-        from ..transcribe import Transcriber, read_audio
+        from ..transcribe import Transcriber, read_audio, read_stdin
 
         engine = Transcriber(model, language, download_progress=not quiet)
         # Each file is read before the model loads, so a file that is not audio says so
@@ -170,10 +199,12 @@ def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, ch
         with _Progress(enabled=not quiet and sys.stderr.isatty()) as progress:
             for n in todo:
                 item = items[n]
-                audio = read_audio(item.path, item.samplerate, item.channels, item.subtype)
+                audio = read_stdin() if item.stdin else read_audio(item.path, item.samplerate,
+                                                                    item.channels, item.subtype)
                 engine.load()
                 t = engine.transcribe_16k(audio, progress=progress.task(item.name))
-                _save(item, t, quiet)
+                if not item.stdin:  # a stream has no file to keep its transcript beside
+                    _save(item, t, quiet)
                 results[n] = t
     for n, item in enumerate(items):
         if results[n].empty and not quiet:
@@ -181,8 +212,26 @@ def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, ch
     _emit([(items[n], results[n]) for n in range(len(items))], fmt, output, out_dir, force)
 
 
+def _kept_beside(item) -> set[str]:
+    """The files dictaphone keeps beside a recording, which -o must not replace."""
+    if item.stdin:
+        return set()
+    from ..markers import sidecar_path as markers_path
+    from ..transcript import sidecar_path
+
+    return {os.path.realpath(p) for p in (sidecar_path(item.path), markers_path(item.path),
+                                          item.path + ".json")}
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def _target(out_dir: str, item, fmt: str) -> str:
-    base = item.name if item.clip else os.path.basename(item.path)
+    base = item.name if item.clip or item.stdin else os.path.basename(item.path)
     return os.path.join(out_dir, f"{base}.{fmt}")
 
 
@@ -200,8 +249,12 @@ def _save(item, transcript, quiet: bool) -> None:
 
 def _emit(pairs, fmt, output, out_dir, force) -> None:
     if out_dir is not None:
+        written = set()
         for item, t in pairs:
-            _write_atomically(_target(out_dir, item, fmt), _render(t, fmt), force)
+            target = _target(out_dir, item, fmt)
+            if target not in written:  # the same file given twice is written once
+                _write_atomically(target, _render(t, fmt), force)
+                written.add(target)
         return
     if fmt == "json" and len(pairs) > 1:
         import json

@@ -376,6 +376,7 @@ class Page:
                            "in_library": bool(path) and library.is_clip_path(path),
                            "duration": s.get("duration"), "peak_dbfs": s.get("peak_dbfs"),
                            "rms_dbfs": s.get("rms_dbfs"), "format": s.get("format"),
+                           "device_lost": s.get("device_lost"),  # {"reason", "lost", "left"} or None
                            "from_page": s.get("pid") in mine})
         return result
 

@@ -529,14 +529,18 @@ function renderRecordings(list) {
       rows.set(r.id, li);
       ul.append(li);
     }
-    li.dataset.state = r.state;
+    const lost = r.device_lost;  // the input went away: the recorder waits for it (as its meter says)
+    li.dataset.state = lost ? "lost" : r.state;
     $(".rname", li).textContent = r.name || r.file || `recording ${r.id}`;
     $(".rname", li).title = r.in_library ? "a clip in the library" : r.file;
-    $(".rstate", li).textContent = r.state === "paused" ? "paused" : r.duration ? "recording" : "starting…";
+    $(".rstate", li).textContent = lost
+      ? `device lost (${lost.reason}), waiting ${Math.max(0, Math.ceil(lost.left))} s`
+      : r.state === "paused" ? "paused" : r.duration ? "recording" : "starting…";
+    $(".rstate", li).title = lost ? "recording goes on in the same file when the input is back" : "";
     $(".rsource", li).textContent = r.from_page ? "from this page" : `pid ${r.pid}`;
     $(".rtime", li).textContent = clock(r.duration, true);
     const level = $(".level", li);
-    const w = r.state === "paused" ? 0 : meterWidth(r.peak_dbfs);
+    const w = r.state === "paused" || lost ? 0 : meterWidth(r.peak_dbfs);
     level.style.width = `${w}%`;
     level.className = `level ${r.peak_dbfs > -3 ? "hot" : r.peak_dbfs > -12 ? "warm" : ""}`;
     $(".meter", li).setAttribute("aria-valuenow", r.peak_dbfs == null ? -100 : r.peak_dbfs);
