@@ -590,3 +590,14 @@ def test_output_to_a_full_disk_is_one_line_naming_the_file_and_leaves_nothing(en
         assert sorted(os.listdir(disk)) == ["filler"]
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def test_a_clip_whose_audio_was_removed_keeps_its_words_and_says_what_is_missing(env, script):
+    _clip(env, script.path, "gone")
+    assert run("transcribe", "gone", env=env).returncode == 0
+    os.unlink(os.path.join(env["DICTAPHONE_HOME"], "gone.wav"))
+    r = run("transcribe", "gone", env=env)  # the saved words are still the clip's
+    assert r.returncode == 0 and speech.wer(script.text, r.stdout) <= MAX_WER, r.stderr
+    r = run("transcribe", "gone", "--redo", env=env)
+    assert r.returncode == 2
+    assert "the audio file of clip 'gone' is missing" in one_error_line(r.stderr)

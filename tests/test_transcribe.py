@@ -393,3 +393,35 @@ def test_a_failed_download_is_said_in_words():
     full = chain(RuntimeError("download"), OSError(28, "No space left on device"))
     assert _download_failure(full) == "the disk is full"
     assert _download_failure(ValueError("weird")) == "the download failed"
+
+
+# -- cue times follow the voice (qa-tr) -----------------------------------------------------
+
+VOICE_SLACK = 0.35  # s: Whisper alone put ends 0.6-1.0 s into the pause, and a first start 0.4 s early
+
+
+def test_a_sentences_cue_ends_where_the_voice_stops_not_in_the_pause_after_it(result, script):
+    for seg, sent in zip([s for s in result.segments if s.text], script.sentences):
+        assert abs(seg.end - sent.speech_end) < VOICE_SLACK, (seg.start, seg.end, sent)
+        assert abs(seg.start - sent.speech_start) < VOICE_SLACK, (seg.start, seg.end, sent)
+        assert seg.start == seg.words[0].start and seg.end == seg.words[-1].end
+
+
+def test_word_times_are_pulled_in_to_the_voiced_frames_and_never_pushed_out():
+    from dictaphone.transcribe import SAMPLE_RATE, fit_to_voice
+    from dictaphone.transcript import Segment, Word
+
+    rate = SAMPLE_RATE
+    t = np.arange(4 * rate) / rate
+    audio = np.where((t >= 1.0) & (t < 2.0), 0.3 * np.sin(2 * np.pi * 220 * t), 0.0)
+    audio = (audio + np.random.default_rng(5).standard_normal(len(t)) * 1e-4).astype(np.float32)
+    stretched = Word("hello", 0.5, 3.0, 0.9)  # Whisper's kind of error: into the quiet both ways
+    inside = Word("there", 1.2, 1.5, 0.9)  # all voiced: kept
+    nothing = Word("um", 3.2, 3.8, 0.2)  # over silence only: left as it is
+    seg = Segment(0.5, 3.8, "hello there um", [stretched, inside, nothing])
+    fit_to_voice([seg], audio)
+    assert stretched.start == pytest.approx(0.9, abs=0.03)
+    assert stretched.end == pytest.approx(2.1, abs=0.03)
+    assert (inside.start, inside.end) == (1.2, 1.5)
+    assert (nothing.start, nothing.end) == (3.2, 3.8)
+    assert (seg.start, seg.end) == (stretched.start, 3.8)

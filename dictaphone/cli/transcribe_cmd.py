@@ -183,6 +183,10 @@ def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, ch
                     results[n] = t
     todo = [n for n in range(len(items)) if n not in results]
     for n in todo:  # a raw file's saved transcript prints without its rate; recognising needs it
+        if items[n].clip and not os.path.lexists(items[n].path):  # removed by hand: say so as play does
+            from ..clips import check_present, find
+
+            check_present(find(items[n].name, missing_ok=True))
         if items[n].raw and not items[n].samplerate:
             fail(f"{items[n].path} is raw audio (no header): give its rate with -r "
                  "(and -c and --subtype if it is not mono PCM_16)", EXIT_USAGE)
