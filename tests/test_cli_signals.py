@@ -186,7 +186,8 @@ def _wait_started(pulse, pid: int, t) -> None:
                             timeout=START_TIMEOUT, check=check)
 
 
-@pytest.mark.parametrize("how", ["meter-on-the-terminal", "stderr-to-a-file", "sighup-ignored"])
+@pytest.mark.parametrize("how", ["meter-on-the-terminal", "stderr-to-a-file", "sighup-ignored",
+                                 "setsid"])
 def test_closing_the_terminal_keeps_the_clip_and_its_metadata(pulse, terminal, tmp_path, how):
     # tmux kill-session: the window is gone. It used to end in a termios.error traceback and
     # no metadata, or (with the shell surviving) a recorder spinning on the dead terminal.
@@ -196,7 +197,10 @@ def test_closing_the_terminal_keeps_the_clip_and_its_metadata(pulse, terminal, t
     wrapped = {"meter-on-the-terminal": f"exec {cmd}",
                "stderr-to-a-file": f"exec {cmd} 2>err.txt",
                # a shell that survives hang-ups passes SIGHUP ignored on to the recorder
-               "sighup-ignored": f"trap '' HUP; exec {cmd} 2>err.txt"}[how]
+               "sighup-ignored": f"trap '' HUP; exec {cmd} 2>err.txt",
+               # a session of its own: the terminal is its stdin but not its controlling
+               # terminal, so no SIGHUP comes and no key is read (like a background job)
+               "setsid": f"trap '' HUP; exec setsid {cmd} 2>err.txt"}[how]
     t = terminal(wrapped, env=env, cwd=tmp_path)
     pid = _recorder_pid(t)
     _wait_started(pulse, pid, t)
