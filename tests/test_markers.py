@@ -806,13 +806,18 @@ def test_split_on_mark_from_the_cli_gives_one_file_per_marker_that_join_to_the_i
                          seconds=3.0)
     try:
         cliutil.wait_for_status(env, lambda es: bool(es) and es[0]["duration"] > 0.5)
+        said = []
         for label in ("Question 1", "Question 2"):
             r = cliutil.run("mark", label, env=env, cwd=tmp_path)
             assert r.returncode == 0, r.stderr
+            said.append(r.stderr)
             time.sleep(0.7)
         assert proc.wait(30) == 0, proc.stderr.read()
     finally:
         audiolab.stop_process(proc)
+    # each `mark` names the file its marker starts (it named the one that ends there)
+    for text, piece in zip(said, ("q-002.flac", "q-003.flac")):
+        assert text.strip().endswith(f"(starts {tmp_path / piece})"), text
     pieces = sorted(tmp_path.glob("q-*.flac"))
     assert [p.name for p in pieces] == ["q-001.flac", "q-002.flac", "q-003.flac"]
     marks = [e for e in read_events(tmp_path / "ev.jsonl") if e["type"] == "mark"]
