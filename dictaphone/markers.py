@@ -70,12 +70,17 @@ def clean_label(label: str | None, number: int) -> str:
         return default_label(number)
     if not isinstance(label, str):
         raise InvalidArgumentError(f"a marker label must be text, not {type(label).__name__}")
-    text = "".join(" " if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp", "Cs") else c
-                   for c in label)
-    text = " ".join(text.split())
+    text = one_line(label)
     if len(text) > MAX_LABEL:
         raise InvalidArgumentError(f"a marker label is at most {MAX_LABEL} characters (this one has {len(text)})")
     return text or default_label(number)
+
+
+def one_line(text: str) -> str:
+    """Control characters and line breaks as spaces, runs of spaces as one."""
+    text = "".join(" " if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp", "Cs") else c
+                   for c in text)
+    return " ".join(text.split())
 
 
 def default_label(number: int) -> str:
@@ -194,8 +199,16 @@ def _read_json(path: str):
 
 def load(audio: str) -> list[Marker]:
     """The markers of an audio file: from its clip metadata or its sidecar, else from
-    the file itself (a WAV's cue chunk, FLAC/Ogg chapter comments). [] if none."""
-    audio = os.fspath(audio)
+    the file itself (a WAV's cue chunk, FLAC/Ogg chapter comments). [] if none.
+    Labels come out as one line whoever wrote them (another program's chapter name with a
+    tab or a line break broke `marks --audacity` and the listing)."""
+    found = _load(os.fspath(audio))
+    for m in found:
+        m.label = one_line(m.label) or default_label(m.number)
+    return found
+
+
+def _load(audio: str) -> list[Marker]:
     meta = _read_json(audio + ".json")
     if isinstance(meta, dict) and "markers" in meta:
         found = _from_json_list(meta["markers"])

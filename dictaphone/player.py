@@ -27,6 +27,12 @@ class Player:
 
     BLOCK = 2048
     QUEUE_BLOCKS = 32
+    #: seconds of audio handed to the device ahead of what is heard. A file has no reason
+    #: to be played with little latency, and PortAudio's "high" latency (85 ms on
+    #: PulseAudio) ran dry on a loaded machine: the callback thread came late and the
+    #: server played silence in the middle of the clip. (paplay keeps 2 s ahead.) q still
+    #: stops at once: stop() drops what is buffered.
+    LATENCY = 0.5
 
     def __init__(self, path: str, device: int | str | None = None, start: float = 0.0):
         import soundfile as sf
@@ -44,6 +50,10 @@ class Player:
         self.played = 0
         if start:
             self._seek(start)
+        self._first = self.played  # where playback starts (frames)
+        self._heard_at: float | None = None  # stream time when the last frame is heard
+        self._tail = self._max_tail = 0  # frames of silence after the last one
+        self._finished = False  # every frame handed over was heard (the stream ran out)
         self.device = find_output_device(device)
         self.error: BaseException | None = None
         self._queue: queue.Queue = queue.Queue(self.QUEUE_BLOCKS)
@@ -72,7 +82,15 @@ class Player:
 
     @property
     def position(self) -> float:
-        return self.played / self.samplerate
+        """Where playback is: what was handed to the device, less what it still holds
+        (until the end, when all of it was heard). Stopped early, what was dropped
+        unheard is not counted."""
+        played = self.played
+        stream = getattr(self, "_stream", None)
+        if stream is not None and not self._finished:
+            ahead = int(round(stream.latency * self.samplerate))
+            played = max(self._first, played - ahead)
+        return played / self.samplerate
 
     def _read(self) -> None:
         try:
@@ -92,6 +110,15 @@ class Player:
 
     # Audio thread: copy pre-read frames, no I/O.
     def _callback(self, outdata, frames, t, status) -> None:
+        if self._heard_at is not None:
+            # Every frame was handed over: silence until the last one was heard. Stopping
+            # at once (CallbackStop) dropped what the device and the server still held:
+            # the last 0.1 s of every clip, the whole buffer with a larger one.
+            outdata.fill(0)
+            self._tail += frames
+            if t.currentTime >= self._heard_at or self._tail > self._max_tail:
+                raise self.sd.CallbackStop
+            return
         filled = 0
         while filled < frames:
             if len(self._pending) == 0:
@@ -102,7 +129,14 @@ class Player:
                 if block is None:
                     outdata[filled:] = 0
                     self.played += filled
-                    raise self.sd.CallbackStop
+                    # when this block's last real frame reaches the listener, on the
+                    # stream's clock (a host that gives no DAC time: now + the latency)
+                    latency = self._stream.latency
+                    dac = t.outputBufferDacTime or (t.currentTime + latency)
+                    self._heard_at = dac + filled / self.samplerate
+                    # (a clock that does not move must not keep the stream for ever)
+                    self._max_tail = int((latency + 1.0) * self.samplerate)
+                    return
                 self._pending = block
             n = min(frames - filled, len(self._pending))
             outdata[filled:filled + n] = self._pending[:n]
@@ -121,14 +155,21 @@ class Player:
         try:
             self._stream = self.sd.OutputStream(
                 samplerate=self.samplerate, channels=self.channels, dtype="float32",
-                device=self.device, blocksize=self.BLOCK, latency="high",
-                callback=self._callback, finished_callback=self._done.set)
+                device=self.device, blocksize=self.BLOCK, latency=self.LATENCY,
+                callback=self._callback, finished_callback=self._on_finished)
             self._stream.start()
         except (self.sd.PortAudioError, ValueError) as e:
             self.stop()
             from .sources import portaudio_words
 
             raise DeviceError(f"cannot play to the output device: {portaudio_words(e)}") from None
+
+    def _on_finished(self) -> None:
+        # (also after stop()'s abort, which dropped the buffer: only a stream that ran
+        # to its end has played all it was given)
+        if not self._stopping.is_set():
+            self._finished = True
+        self._done.set()
 
     def wait(self, timeout: float | None = None) -> bool:
         return self._done.wait(timeout)

@@ -347,6 +347,32 @@ class PulseServer:
                 raise
         return proc
 
+    def stop_recording_after(self, proc: subprocess.Popen, path: PathLike, reference: np.ndarray,
+                             margin: float = 0.25, timeout: float = 15.0) -> int | None:
+        """Stop the ``start_recording`` capture ``proc`` once its file ``path`` holds the
+        samples ``reference`` (at ``RATE``) and ``margin`` s beyond their end, or after
+        ``timeout`` s (then the content check that follows fails and says why).
+
+        Measured on the capture's own timeline: on a loaded machine parecord may be behind
+        what the sink has played, and a fixed sleep after the player exits could cut off the
+        end of what was played. Returns ``stop_process``'s status.
+        """
+        ref = np.asarray(reference, dtype=np.float64).ravel()
+        need = len(ref) + int(margin * RATE)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                raw = Path(path).read_bytes()[44:]  # parecord's header, then s16le mono
+            except FileNotFoundError:
+                raw = b""
+            got = np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2") / 32768.0
+            if len(got) >= need:
+                peak, lag = normalized_xcorr(ref, got)
+                if peak > 0.5 and len(got) >= lag + need:
+                    break
+            time.sleep(0.1)
+        return stop_process(proc)
+
     def record_monitor(self, path: PathLike, seconds: float) -> Path:
         """Record the sink's monitor to the WAV ``path`` for about ``seconds`` (blocking).
 

@@ -885,9 +885,9 @@ def test_play_at_a_marker_plays_from_that_moment_on(pulse, speech, tmp_path):
     try:
         r = cliutil.run("play", str(take), "--at", "half way", env=env, cwd=tmp_path)
         assert r.returncode == 0, r.stderr
-        time.sleep(0.5)
     finally:
-        audiolab.stop_process(recorder_proc)
+        # (until the capture holds the second half: under load it runs behind the sink)
+        pulse.stop_recording_after(recorder_proc, heard, x[half:])
     got, _ = audiolab.read_mono(heard)
     second, _ = audiolab.normalized_xcorr(x[half + rate // 10: half + rate], got)
     first, _ = audiolab.normalized_xcorr(x[rate // 10: half - rate // 10], got)
@@ -949,3 +949,36 @@ def test_the_meter_shows_a_short_path_and_the_keys_whole(tmp_path):
     lines = _meter_lines(100, "memo.wav", markers=[("Marker 1", 1.0)])
     assert lines[1].startswith("memo.wav  447.7 kB  ⚑ 1 marker, last: Marker 1 at 00:01.0")
     assert lines[1].endswith("q stop · space pause/resume · m marker")
+
+
+def _wav_with_cues(path: Path, cues: list[tuple[int, bytes]]) -> Path:
+    """A WAV as another program writes it: a cue chunk and an adtl list of labl texts."""
+    sf.write(path, np.zeros((RATE, 1), np.int16), RATE, subtype="PCM_16")
+    data = bytearray(path.read_bytes())
+    cue = struct.pack("<I", len(cues)) + b"".join(
+        struct.pack("<II4sIII", i + 1, offset, b"data", 0, 0, offset) for i, (offset, _) in enumerate(cues))
+    labls = b""
+    for i, (_, text) in enumerate(cues):
+        body = struct.pack("<I", i + 1) + text + b"\0"
+        labls += b"labl" + struct.pack("<I", len(body)) + body + (b"\0" if len(body) % 2 else b"")
+    adtl = b"adtl" + labls
+    data += b"cue " + struct.pack("<I", len(cue)) + cue + b"LIST" + struct.pack("<I", len(adtl)) + adtl
+    data[4:8] = struct.pack("<I", len(data) - 8)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_labels_another_program_wrote_with_tabs_and_line_breaks_come_out_as_one_line(tmp_path):
+    # dictaphone keeps its own labels to one line, but a file from elsewhere may not: its
+    # tab made an extra column in `marks --audacity` and its line break a line of its own.
+    wav = _wav_with_cues(tmp_path / "edited.wav", [(RATE // 2, b"intro\tpart\none"), (RATE - 1, b"\x01\r\n")])
+    env = no_device_env(tmp_path)
+    r = cliutil.run("marks", "edited.wav", "--audacity", env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["0.500000\t0.500000\tintro part one",
+                                     f"{(RATE - 1) / RATE:.6f}\t{(RATE - 1) / RATE:.6f}\tMarker 2"]
+    r = cliutil.run("marks", "edited.wav", env=env, cwd=tmp_path)
+    assert r.stdout.splitlines() == ["  1  00:00:00.500  intro part one", "  2  00:00:01.000  Marker 2"]
+    assert [m.label for m in markers_mod.load(str(wav))] == ["intro part one", "Marker 2"]
+    r = cliutil.run("play", "edited.wav", "--at", "intro part one", "-D", "no such output", env=env, cwd=tmp_path)
+    assert "no marker" not in r.stderr  # found by the label as listed
