@@ -222,6 +222,25 @@ def _load(audio: str) -> list[Marker]:
     return read_file_markers(audio)
 
 
+def check_audio(path: str) -> None:
+    """A SourceError in words when ``path`` is not audio at all (`marks notes.txt` said
+    "no markers in notes.txt", where show and play say what is wrong). A raw file has no
+    header to check: its extension is taken at its word."""
+    from .formats import format_for_path
+
+    fmt = format_for_path(path)
+    if fmt is not None and fmt.name == "raw":
+        return
+    import soundfile
+
+    from .sfmessages import explain
+
+    try:
+        soundfile.info(os.fspath(path))
+    except Exception as e:  # soundfile's errors, and the OSErrors of opening
+        raise SourceError(f"{path}: {explain(e, path)}") from None
+
+
 def read_file_markers(path: str) -> list[Marker]:
     """Markers stored in the audio file itself."""
     try:

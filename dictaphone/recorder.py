@@ -521,6 +521,19 @@ class MediaRecorder(EventTarget):
         """The markers a file of this recording holds, in seconds of that file."""
         return list(self.file_markers.get(os.fspath(path), []))
 
+    def file_of(self, marker: Marker, timeout: float = 0.0) -> str | None:
+        """The file that holds ``marker``, once the writer has put it there (within about
+        half a second of the mark while recording; with ``split_on_mark``, the new piece
+        it starts). Waits up to ``timeout`` seconds; None if it is not placed by then."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for path, held in list(self.file_markers.items()):
+                if any(m.number == marker.number for m in held):
+                    return path
+            if time.monotonic() >= deadline or self._state != RECORDING:
+                return None  # (paused: nothing is written until it resumes)
+            time.sleep(0.02)
+
     def request_data(self) -> None:
         """Ask for a ``dataavailable`` with what was recorded since the last one."""
         with self._lock:
