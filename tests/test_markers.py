@@ -999,3 +999,20 @@ def test_marks_of_a_file_that_is_not_audio_says_so_instead_of_no_markers(tmp_pat
         assert "notes.txt: not a readable audio file" in one_error_line(r.stderr)
     r = cliutil.run("marks", "plain.wav", env=env, cwd=tmp_path)  # audio without markers
     assert r.returncode == 0 and r.stderr.strip() == "no markers in plain.wav", r.stderr
+
+
+def test_a_label_that_is_a_number_and_digits_that_are_not_ascii_are_found_or_refused_in_words(tmp_path):
+    # "--at ²" (and "-D ²") ended in a traceback: str.isdigit() takes "²", int() does not.
+    # A label "2024" could not be reached: a number is a marker's number, and there is none.
+    _wav_with_cues(tmp_path / "t.wav", [(RATE // 4, "2024".encode()), (RATE // 2, "²".encode())])
+    env = no_device_env(tmp_path)
+    for at in ("2024", "²", "1", "2"):
+        r = cliutil.run("play", "t.wav", "--at", at, "-D", "no such output", env=env, cwd=tmp_path)
+        assert r.returncode == 2, r.stderr
+        assert "no output device matches" in one_error_line(r.stderr), (at, r.stderr)  # --at was found
+    r = cliutil.run("play", "t.wav", "--at", "³", env=env, cwd=tmp_path)
+    assert r.returncode == 2 and "no marker labelled '³'" in one_error_line(r.stderr)
+    for args in (["record", "-D", "²", "-d", "1", "x.wav"], ["play", "t.wav", "-D", "²"]):
+        r = cliutil.run(*args, env=env, cwd=tmp_path)
+        assert r.returncode == 2 and "matches '²'" in one_error_line(r.stderr), (args, r.stderr)
+    assert not (tmp_path / "x.wav").exists()
