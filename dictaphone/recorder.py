@@ -419,7 +419,7 @@ class MediaRecorder(EventTarget):
             self._capture.keep_until = self._now_frame()
             self._state = PAUSED
             self._capture.paused = True
-            self._post(Event("pause", timecode=self._timecode()))
+            self._post(Event("pause", timecode=self._cut_timecode()))
 
     def resume(self) -> None:
         with self._lock:
@@ -430,7 +430,17 @@ class MediaRecorder(EventTarget):
             self._state = RECORDING
             self._capture.paused = False
             self._resumed_at = time.monotonic()
-            self._post(Event("resume", timecode=self._timecode()))
+            self._post(Event("resume", timecode=self._cut_timecode()))
+
+    def _cut_timecode(self) -> float:
+        """Where a pause cuts (or a resume joins) in the recording: the pause keeps what
+        the device captured before it, so the cut is there, not at the frames written so
+        far; the pause and its resume then carry the same time, as the paused time is left
+        out. (With a voice gate, frames written is the only clock that maps to the file.)"""
+        if self.voice is not None:
+            return self._timecode()
+        capture = self._capture
+        return max(capture.accepted, capture.keep_until) / self.source.samplerate
 
     def mark(self, label: str | None = None) -> Marker:
         """Flag this moment: the frame the source delivers next, so audio captured but
