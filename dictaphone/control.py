@@ -167,7 +167,7 @@ def well_formed(info) -> bool:
 
 
 def _id_key(id: str):
-    return (0, int(id)) if id.isdigit() else (1, id)
+    return (0, int(id)) if id.isascii() and id.isdigit() else (1, id)
 
 
 def select(id: str | None, all_: bool = False) -> list[Entry]:

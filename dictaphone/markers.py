@@ -123,10 +123,13 @@ def find(markers: list[Marker], spec: str, where: str = "this file") -> Marker:
     """The marker ``spec`` names: its number (``3``) or its label (exact, else ignoring
     case). MarkerNotFoundError (a usage error) when there is none."""
     spec = spec.strip()
-    if spec.isdigit():
+    if _number(spec):
         for m in markers:
             if m.number == int(spec):
                 return m
+        for m in markers:
+            if m.label == spec:
+                return m  # a label that is a number ("2024"), when no marker has that number
         hint = f"; for a time write {spec}s or 0:{int(spec):02d}" if int(spec) < 60 else f"; for a time write {spec}s"
         raise MarkerNotFoundError(f"no marker {spec} in {where} ({_have(markers)}{hint})")
     for same in (lambda a, b: a == b, lambda a, b: a.casefold() == b.casefold()):
@@ -134,6 +137,11 @@ def find(markers: list[Marker], spec: str, where: str = "this file") -> Marker:
             if same(m.label, spec):
                 return m
     raise MarkerNotFoundError(f"no marker labelled {spec!r} in {where} ({_have(markers)})")
+
+
+def _number(text: str) -> bool:
+    """A marker's number: ASCII digits (str.isdigit() also takes "²", which int() refuses)."""
+    return text.isascii() and text.isdigit()
 
 
 def _have(markers: list[Marker]) -> str:
@@ -149,7 +157,7 @@ def resolve_position(markers: list[Marker], spec: str, where: str = "this file")
     text = spec.strip()
     if not text:
         raise InvalidArgumentError("--at needs a time (1:30, 12.5, 12s) or a marker (its number or label)")
-    if text.isdigit():
+    if _number(text):
         return find(markers, text, where).time
     t = parse_time(text)
     if t is not None:
@@ -220,6 +228,25 @@ def _load(audio: str) -> list[Marker]:
         if found is not None:
             return found
     return read_file_markers(audio)
+
+
+def check_audio(path: str) -> None:
+    """A SourceError in words when ``path`` is not audio at all (`marks notes.txt` said
+    "no markers in notes.txt", where show and play say what is wrong). A raw file has no
+    header to check: its extension is taken at its word."""
+    from .formats import format_for_path
+
+    fmt = format_for_path(path)
+    if fmt is not None and fmt.name == "raw":
+        return
+    import soundfile
+
+    from .sfmessages import explain
+
+    try:
+        soundfile.info(os.fspath(path))
+    except Exception as e:  # soundfile's errors, and the OSErrors of opening
+        raise SourceError(f"{path}: {explain(e, path)}") from None
 
 
 def read_file_markers(path: str) -> list[Marker]:

@@ -419,7 +419,7 @@ class MediaRecorder(EventTarget):
             self._capture.keep_until = self._now_frame()
             self._state = PAUSED
             self._capture.paused = True
-            self._post(Event("pause", timecode=self._timecode()))
+            self._post(Event("pause", timecode=self._cut_timecode()))
 
     def resume(self) -> None:
         with self._lock:
@@ -430,7 +430,17 @@ class MediaRecorder(EventTarget):
             self._state = RECORDING
             self._capture.paused = False
             self._resumed_at = time.monotonic()
-            self._post(Event("resume", timecode=self._timecode()))
+            self._post(Event("resume", timecode=self._cut_timecode()))
+
+    def _cut_timecode(self) -> float:
+        """Where a pause cuts (or a resume joins) in the recording: the pause keeps what
+        the device captured before it, so the cut is there, not at the frames written so
+        far; the pause and its resume then carry the same time, as the paused time is left
+        out. (With a voice gate, frames written is the only clock that maps to the file.)"""
+        if self.voice is not None:
+            return self._timecode()
+        capture = self._capture
+        return max(capture.accepted, capture.keep_until) / self.source.samplerate
 
     def mark(self, label: str | None = None) -> Marker:
         """Flag this moment: the frame the source delivers next, so audio captured but
@@ -520,6 +530,19 @@ class MediaRecorder(EventTarget):
     def markers_in(self, path: str) -> list[Marker]:
         """The markers a file of this recording holds, in seconds of that file."""
         return list(self.file_markers.get(os.fspath(path), []))
+
+    def file_of(self, marker: Marker, timeout: float = 0.0) -> str | None:
+        """The file that holds ``marker``, once the writer has put it there (within about
+        half a second of the mark while recording; with ``split_on_mark``, the new piece
+        it starts). Waits up to ``timeout`` seconds; None if it is not placed by then."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for path, held in list(self.file_markers.items()):
+                if any(m.number == marker.number for m in held):
+                    return path
+            if time.monotonic() >= deadline or self._state != RECORDING:
+                return None  # (paused: nothing is written until it resumes)
+            time.sleep(0.02)
 
     def request_data(self) -> None:
         """Ask for a ``dataavailable`` with what was recorded since the last one."""

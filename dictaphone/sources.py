@@ -153,7 +153,9 @@ def find_device(device: int | str | None, kind: str = "input") -> dict:
             if index is None or index < 0:
                 raise DeviceNotFoundError(f"there is no default {kind} device ('dictaphone devices' lists them)")
             return sd.query_devices(index)
-        if isinstance(device, int) or (isinstance(device, str) and device.strip().isdigit()):
+        # (ASCII digits only: str.isdigit() takes "²", which int() refuses with a traceback)
+        if isinstance(device, int) or (isinstance(device, str) and device.strip().isascii()
+                                       and device.strip().isdigit()):
             index = int(device)
             try:
                 info = sd.query_devices(index)

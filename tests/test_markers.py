@@ -806,13 +806,18 @@ def test_split_on_mark_from_the_cli_gives_one_file_per_marker_that_join_to_the_i
                          seconds=3.0)
     try:
         cliutil.wait_for_status(env, lambda es: bool(es) and es[0]["duration"] > 0.5)
+        said = []
         for label in ("Question 1", "Question 2"):
             r = cliutil.run("mark", label, env=env, cwd=tmp_path)
             assert r.returncode == 0, r.stderr
+            said.append(r.stderr)
             time.sleep(0.7)
         assert proc.wait(30) == 0, proc.stderr.read()
     finally:
         audiolab.stop_process(proc)
+    # each `mark` names the file its marker starts (it named the one that ends there)
+    for text, piece in zip(said, ("q-002.flac", "q-003.flac")):
+        assert text.strip().endswith(f"(starts {tmp_path / piece})"), text
     pieces = sorted(tmp_path.glob("q-*.flac"))
     assert [p.name for p in pieces] == ["q-001.flac", "q-002.flac", "q-003.flac"]
     marks = [e for e in read_events(tmp_path / "ev.jsonl") if e["type"] == "mark"]
@@ -982,3 +987,32 @@ def test_labels_another_program_wrote_with_tabs_and_line_breaks_come_out_as_one_
     assert [m.label for m in markers_mod.load(str(wav))] == ["intro part one", "Marker 2"]
     r = cliutil.run("play", "edited.wav", "--at", "intro part one", "-D", "no such output", env=env, cwd=tmp_path)
     assert "no marker" not in r.stderr  # found by the label as listed
+
+
+def test_marks_of_a_file_that_is_not_audio_says_so_instead_of_no_markers(tmp_path):
+    (tmp_path / "notes.txt").write_text("remember the milk\n")
+    sf.write(tmp_path / "plain.wav", np.zeros((800, 1), np.int16), RATE)
+    env = no_device_env(tmp_path)
+    for args in (["notes.txt"], ["notes.txt", "--json"], ["notes.txt", "--audacity"]):
+        r = cliutil.run("marks", *args, env=env, cwd=tmp_path)
+        assert r.returncode == 2 and r.stdout == "", (args, r.stdout)
+        assert "notes.txt: not a readable audio file" in one_error_line(r.stderr)
+    r = cliutil.run("marks", "plain.wav", env=env, cwd=tmp_path)  # audio without markers
+    assert r.returncode == 0 and r.stderr.strip() == "no markers in plain.wav", r.stderr
+
+
+def test_a_label_that_is_a_number_and_digits_that_are_not_ascii_are_found_or_refused_in_words(tmp_path):
+    # "--at ²" (and "-D ²") ended in a traceback: str.isdigit() takes "²", int() does not.
+    # A label "2024" could not be reached: a number is a marker's number, and there is none.
+    _wav_with_cues(tmp_path / "t.wav", [(RATE // 4, "2024".encode()), (RATE // 2, "²".encode())])
+    env = no_device_env(tmp_path)
+    for at in ("2024", "²", "1", "2"):
+        r = cliutil.run("play", "t.wav", "--at", at, "-D", "no such output", env=env, cwd=tmp_path)
+        assert r.returncode == 2, r.stderr
+        assert "no output device matches" in one_error_line(r.stderr), (at, r.stderr)  # --at was found
+    r = cliutil.run("play", "t.wav", "--at", "³", env=env, cwd=tmp_path)
+    assert r.returncode == 2 and "no marker labelled '³'" in one_error_line(r.stderr)
+    for args in (["record", "-D", "²", "-d", "1", "x.wav"], ["play", "t.wav", "-D", "²"]):
+        r = cliutil.run(*args, env=env, cwd=tmp_path)
+        assert r.returncode == 2 and "matches '²'" in one_error_line(r.stderr), (args, r.stderr)
+    assert not (tmp_path / "x.wav").exists()

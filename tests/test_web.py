@@ -361,6 +361,30 @@ def test_times_on_the_page_read_as_the_clis_do(server, page_at):
         assert whole == shown.rsplit(".", 1)[0], (seconds, whole)
 
 
+def test_a_clip_with_many_markers_keeps_them_to_a_few_rows_that_scroll(server, page_at, web_env, speech):
+    # 300 markers (a key held down) made a card two screens tall of marker chips.
+    r = cliutil.run("record", "--input", speech, "--name", "many marks", "-q", env=web_env)
+    assert r.returncode == 0, r.stderr
+    meta_path = server.home / "many marks.wav.json"
+    meta = json.loads(meta_path.read_text())
+    meta["markers"] = [{"number": i + 1, "time": round(i * 0.009, 3), "label": f"Marker {i + 1}"} for i in range(300)]
+    tmp = meta_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(meta))
+    os.replace(tmp, meta_path)  # as the recorder writes it
+    try:
+        for viewport in (LAPTOP, PHONE):
+            page = page_at(server, viewport=viewport)
+            chips = card(page, "many marks").locator(".markers")
+            chips.locator(".marker").nth(299).wait_for(state="attached")
+            box = chips.bounding_box()
+            assert box["height"] < 150, box  # a few rows
+            assert chips.evaluate("e => e.scrollHeight > e.clientHeight")  # the rest scroll
+            assert card(page, "many marks").bounding_box()["height"] < viewport["height"]
+    finally:
+        r = cliutil.run("delete", "many marks", "--yes", env=web_env)
+        assert r.returncode == 0, r.stderr
+
+
 def test_the_page_is_tidy_on_a_phone_sized_window(server, page_at, tmp_path):
     page = page_at(server, viewport=PHONE)
     card(page, "fox").locator("canvas.wave").wait_for(state="visible")

@@ -94,6 +94,10 @@ def marks(clip, as_json, audacity):
         fail("give either --json or --audacity, not both", EXIT_USAGE)
     path = resolve(clip)
     found = load(path)
+    if not found:
+        from ..markers import check_audio
+
+        check_audio(path)  # "no markers" only for audio
     if as_json:
         click.echo(json.dumps([m.to_json() for m in found], indent=2, ensure_ascii=False))
     elif audacity:

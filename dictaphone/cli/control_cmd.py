@@ -72,7 +72,9 @@ def mark(label, id_, all_, as_json):
     replies = _control("mark", id_, all_, label=label)
     for reply in replies:
         m = reply["marker"]
-        say(f"{reply['id']}: marker {m['number']} {m['label']!r} at {clock(m['time'])} ({reply['path']})")
+        where = (reply["path"] if not reply.get("starts_file")
+                 else f"starts {reply['path']}" if reply.get("path") else "starts the next file")
+        say(f"{reply['id']}: marker {m['number']} {m['label']!r} at {clock(m['time'])} ({where})")
     if as_json:
         click.echo(json.dumps([dict(r["marker"], id=r["id"], path=r["path"]) for r in replies], indent=2))
 

@@ -297,7 +297,13 @@ class Session:
             except InvalidStateError:
                 raise InvalidStateError("the recording has ended; no marker was added") from None
             self.wake()
-            return dict(self.status(), marker=marker.to_json())
+            reply = dict(self.status(), marker=marker.to_json())
+            if rec.split_on_mark:
+                # The marker starts a new file: name that one (the one open now ends
+                # before it), once the writer has opened it.
+                piece = rec.file_of(marker, timeout=2.0)
+                reply.update(path=_abs(piece) if piece else None, starts_file=True)
+            return reply
         if command == "stop":
             # Already stopping (a key, a signal, another `stop`)? Answer when it is done,
             # like the first caller.
