@@ -22,6 +22,7 @@ import os
 import sys
 import unicodedata
 
+from .atomic import write_text
 from .errors import DictaphoneError, InvalidArgumentError, OutputError, SourceError
 from .formats import FORMATS, format_for_path
 
@@ -309,10 +310,7 @@ def write_metadata(path: str, **meta) -> None:
     data = {k: v for k, v in meta.items() if k in fields}
     data["name"] = _name_of(os.path.basename(path))
     data["size"] = os.path.getsize(path) if os.path.exists(path) else 0
-    tmp = path + ".json.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path + ".json")
+    write_text(path + ".json", json.dumps(data, indent=2))
 
 
 def check_present(clip: Clip) -> None:

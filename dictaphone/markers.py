@@ -30,6 +30,7 @@ import re
 import struct
 import unicodedata
 
+from .atomic import write_text
 from .errors import InvalidArgumentError, SourceError
 
 #: the longest label accepted (characters): a marker's label is a short line, and every
@@ -174,11 +175,8 @@ def sidecar_path(audio: str) -> str:
 
 def save_sidecar(audio: str, markers: list[Marker]) -> None:
     """Write ``<audio>.markers.json`` atomically."""
-    path = sidecar_path(audio)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump({"markers": [m.to_json() for m in markers]}, f, indent=2, ensure_ascii=False)
-    os.replace(tmp, path)
+    write_text(sidecar_path(audio),
+               json.dumps({"markers": [m.to_json() for m in markers]}, indent=2, ensure_ascii=False))
 
 
 def remove_sidecar(audio: str) -> None:

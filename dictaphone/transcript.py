@@ -23,8 +23,9 @@ import dataclasses
 import json
 import os
 import re
-import tempfile
 import unicodedata
+
+from .atomic import write_text
 
 VERSION = 1
 SUFFIX = ".transcript.json"
@@ -152,49 +153,10 @@ def sidecar_path(audio: str | os.PathLike) -> str:
     return os.fspath(audio) + SUFFIX
 
 
-def _umask() -> int:
-    """The process's umask, read without changing it where the system allows (a change,
-    even for a moment, would apply to files other threads create meanwhile)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def mkstemp_as_open(directory: str, prefix: str) -> tuple[int, str]:
-    """``tempfile.mkstemp`` in ``directory``, but with the mode ``open()`` would give a new
-    file (0666 less the umask), not mkstemp's 0600: a transcript is as readable as its
-    audio and the clip metadata beside it."""
-    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())
-    except OSError:
-        pass  # a file system without modes: what it gives is all there is
-    return fd, tmp
-
-
 def save(audio: str | os.PathLike, transcript: Transcript) -> str:
     """Write ``audio``'s sidecar atomically; return its path. OSError if it cannot be written."""
     path = sidecar_path(audio)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = mkstemp_as_open(directory, ".transcript-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(transcript.to_json())
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_text(path, transcript.to_json() + "\n")
     return path
 
 

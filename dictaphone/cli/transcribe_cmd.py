@@ -25,42 +25,15 @@ def _render(transcript, fmt: str) -> str:
 def _write_atomically(path: str, text: str, force: bool) -> None:
     """Write ``path`` whole or not at all; an existing file only with ``force``. A failure
     (a full disk, a read-only directory) is one line naming ``path``, exit 1."""
+    from ..atomic import write_text
+
     try:
-        _write_whole(path, text, force)
+        write_text(path, text, overwrite=force)
     except FileExistsError:
         fail(f"{path} exists (use --force to overwrite it)", EXIT_USAGE)
     except OSError as e:
         fail(f"cannot write {path}: {(e.strerror or str(e)).lower()}; nothing was written",
              EXIT_ERROR)
-
-
-def _write_whole(path: str, text: str, force: bool) -> None:
-    from ..transcript import mkstemp_as_open
-
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = mkstemp_as_open(directory, ".dictaphone-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        if force:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)  # fails if the file appeared meanwhile: never clobber
-            except FileExistsError:
-                raise
-            except OSError:  # a file system without hard links: checked, then renamed
-                if os.path.lexists(path):
-                    raise FileExistsError(17, "File exists", path) from None
-                os.replace(tmp, path)
-                return
-            os.unlink(tmp)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 class _Progress:
