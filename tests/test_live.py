@@ -25,7 +25,7 @@ import cliutil
 import speech
 from cliutil import no_device_env, one_error_line, pulse_env, read_events, run
 
-pytest.importorskip("faster_whisper")  # the transcribe extra; scripts/test.sh installs it
+speech.require_extra("faster_whisper")  # the transcribe extra: fails under CI when missing
 
 from dictaphone import FileSource, MediaRecorder  # noqa: E402
 from dictaphone import transcript as tmod  # noqa: E402

@@ -9,8 +9,9 @@ import pytest
 import soundfile as sf
 
 import audiolab
+import speech
 
-pytest.importorskip("onnxruntime")  # the transcribe extra; scripts/test.sh installs it
+speech.require_extra("onnxruntime")  # the transcribe extra: fails under CI when missing
 
 from dictaphone import silero  # noqa: E402
 from dictaphone.silero import Resampler, Segmenter, SileroDetector, SileroVAD  # noqa: E402
