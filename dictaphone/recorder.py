@@ -78,16 +78,21 @@ class _Capture:
         #: for its next write, or the next timeslice, split or limit boundary)
         self.wake_at = 1
 
-    def push(self, frames: np.ndarray, owned: bool = False) -> None:
-        """``owned``: ``frames`` is a fresh array the source will not reuse."""
+    def _arrived(self, frames: np.ndarray, owned: bool = False) -> None:
+        """Note a delivery (when, how much: the stall check and the device clock of
+        MediaRecorder._now_frame) and measure its level."""
         now = time.monotonic()
         if self.first_frame_time is None:
             self.first_frame_time = now
         self.last_frame_time = now
-        n = len(frames)
-        self.received += n
+        self.received += len(frames)
         self.deliveries.append((now, self.received))
         self.level.update(frames, owned)
+
+    def push(self, frames: np.ndarray, owned: bool = False) -> None:
+        """``owned``: ``frames`` is a fresh array the source will not reuse."""
+        self._arrived(frames, owned)
+        n = len(frames)
         if not self.accepting:
             return
         if self.paused:
@@ -109,13 +114,7 @@ class _Capture:
             self.wake.set()
 
     def push_all(self, frames: np.ndarray) -> bool:
-        now = time.monotonic()
-        if self.first_frame_time is None:
-            self.first_frame_time = now
-        self.last_frame_time = now
-        self.received += len(frames)
-        self.deliveries.append((now, self.received))
-        self.level.update(frames)
+        self._arrived(frames)
         if not self.accepting:
             return False
         if self.paused:
