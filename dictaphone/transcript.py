@@ -12,6 +12,11 @@ A transcript is saved in a sidecar ``<audio path>.transcript.json`` beside the a
                    "words": [{"word": "Hello", "start": 0.5, "end": 0.9, "probability": 0.98},
                              ...]}]}
 
+A transcript labelled with speakers (``transcribe --speakers``) has ``"speaker"`` on every
+segment and word (a name such as ``"Anna"``, or ``"Speaker 2"`` for a voice not known), and
+its segments are split where the speaker changes; a transcript without labels has no
+``"speaker"`` keys at all.
+
 Times are seconds of that audio file. ``duration`` is the audio's duration; a saved
 transcript whose duration is far from the file's (the file was re-recorded over) is stale
 (:func:`is_stale`).
@@ -37,10 +42,14 @@ class Word:
     start: float
     end: float
     probability: float | None = None
+    speaker: str | None = None  #: who said it (None: not labelled)
 
     def to_dict(self) -> dict:
-        return {"word": self.word, "start": round(self.start, 3), "end": round(self.end, 3),
-                "probability": None if self.probability is None else round(self.probability, 4)}
+        out = {"word": self.word, "start": round(self.start, 3), "end": round(self.end, 3),
+               "probability": None if self.probability is None else round(self.probability, 4)}
+        if self.speaker is not None:
+            out["speaker"] = self.speaker
+        return out
 
 
 @dataclasses.dataclass
@@ -49,10 +58,19 @@ class Segment:
     end: float
     text: str
     words: list[Word] = dataclasses.field(default_factory=list)
+    speaker: str | None = None  #: who said it (None: not labelled)
 
     def to_dict(self) -> dict:
-        return {"start": round(self.start, 3), "end": round(self.end, 3), "text": self.text,
-                "words": [w.to_dict() for w in self.words]}
+        out = {"start": round(self.start, 3), "end": round(self.end, 3), "text": self.text}
+        if self.speaker is not None:
+            out["speaker"] = self.speaker
+        out["words"] = [w.to_dict() for w in self.words]
+        return out
+
+    @property
+    def cue_text(self) -> str:
+        """The text as a subtitle shows it: ``[Speaker 1] text`` when labelled."""
+        return f"[{self.speaker}] {self.text}" if self.speaker else self.text
 
 
 @dataclasses.dataclass
@@ -73,6 +91,32 @@ class Transcript:
     def empty(self) -> bool:
         return not self.text
 
+    @property
+    def speakers(self) -> list[str]:
+        """The speakers' labels in the order they first speak ([] when not labelled)."""
+        seen: dict[str, None] = {}
+        for s in self.segments:
+            if s.speaker is not None and s.text:
+                seen.setdefault(s.speaker, None)
+        return list(seen)
+
+    @property
+    def labelled(self) -> bool:
+        """True when the transcript carries speaker labels."""
+        return any(s.speaker is not None for s in self.segments)
+
+    def rename_speaker(self, old: str, new: str) -> int:
+        """Call speaker ``old`` ``new`` in every segment and word; the segments changed."""
+        n = 0
+        for s in self.segments:
+            if s.speaker == old:
+                s.speaker = new
+                n += 1
+            for w in s.words:
+                if w.speaker == old:
+                    w.speaker = new
+        return n
+
     def first_words(self, limit: int = 60) -> str:
         """The start of the text, cut at a word boundary near ``limit`` characters."""
         text = self.text
@@ -84,14 +128,23 @@ class Transcript:
     # -- formats -----------------------------------------------------------------------
 
     def to_txt(self) -> str:
-        """One segment a line (empty when nothing was said)."""
-        return "".join(s.text + "\n" for s in self.segments if s.text)
+        """One segment a line (empty when nothing was said); with speaker labels, a line
+        ``Speaker 1:`` (or the name) where the speaker changes, a blank line before it."""
+        out, current = [], None
+        for s in self.segments:
+            if not s.text:
+                continue
+            if s.speaker is not None and s.speaker != current:
+                out.append(("\n" if out else "") + s.speaker + ":\n")
+                current = s.speaker
+            out.append(s.text + "\n")
+        return "".join(out)
 
     def to_srt(self) -> str:
         """SubRip: numbered cues ``HH:MM:SS,mmm --> HH:MM:SS,mmm``, blank line between cues."""
         cues = []
         for n, s in enumerate((s for s in self.segments if s.text), 1):
-            cues.append(f"{n}\n{_stamp(s.start, ',')} --> {_stamp(_end(s), ',')}\n{s.text}\n")
+            cues.append(f"{n}\n{_stamp(s.start, ',')} --> {_stamp(_end(s), ',')}\n{s.cue_text}\n")
         return "\n".join(cues)
 
     def to_vtt(self) -> str:
@@ -99,7 +152,7 @@ class Transcript:
         out = ["WEBVTT\n"]
         for s in self.segments:
             if s.text:
-                out.append(f"\n{_stamp(s.start, '.')} --> {_stamp(_end(s), '.')}\n{s.text}\n")
+                out.append(f"\n{_stamp(s.start, '.')} --> {_stamp(_end(s), '.')}\n{_voice(s)}{s.text}\n")
         return "".join(out)
 
     def to_dict(self) -> dict:
@@ -123,8 +176,9 @@ class Transcript:
                 Segment(start=float(s["start"]), end=float(s["end"]), text=str(s["text"]).strip(),
                         words=[Word(word=str(w["word"]), start=float(w["start"]), end=float(w["end"]),
                                     probability=None if w.get("probability") is None
-                                    else float(w["probability"]))
-                               for w in s.get("words") or ()])
+                                    else float(w["probability"]), speaker=_speaker(w))
+                               for w in s.get("words") or ()],
+                        speaker=_speaker(s))
                 for s in data["segments"]
             ]
             return cls(segments=segments, model=str(data.get("model") or ""),
@@ -132,6 +186,23 @@ class Transcript:
                        duration=float(data.get("duration") or 0.0))
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise ValueError(f"not a transcript: {e}") from None
+
+
+def _speaker(d: dict) -> str | None:
+    name = d.get("speaker")
+    if name is None:
+        return None
+    if not isinstance(name, str):
+        raise ValueError(f"a speaker is a name, not {name!r}")
+    return name
+
+
+def _voice(s: Segment) -> str:
+    """WebVTT's voice span that opens a cue of a labelled segment: ``<v Speaker 1>``."""
+    if not s.speaker:
+        return ""
+    name = s.speaker.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return f"<v {name}>"
 
 
 def _end(s: Segment) -> float:
@@ -228,10 +299,14 @@ class Hit:
     text: str
     #: where the match is in ``text``: (first character, one past the last)
     span: tuple[int, int] = (0, 0)
+    speaker: str | None = None  #: who said it (the segment's label; None: not labelled)
 
     def to_json(self) -> dict:
-        return {"name": self.name, "path": self.path, "start": round(self.start, 3),
-                "end": round(self.end, 3), "text": self.text}
+        out = {"name": self.name, "path": self.path, "start": round(self.start, 3),
+               "end": round(self.end, 3), "text": self.text}
+        if self.speaker is not None:
+            out["speaker"] = self.speaker
+        return out
 
 
 def _tokens(transcript: Transcript):
@@ -267,7 +342,8 @@ def find_in(transcript: Transcript, words, name: str = "", path: str = "") -> li
                 text = " ".join(s.text for s in segs)
                 offset = len(text) - len(segs[-1].text)
                 span = (first[2], offset + last[3])
-            hits.append(Hit(name=name, path=path, start=first[4], end=last[5], text=text, span=span))
+            hits.append(Hit(name=name, path=path, start=first[4], end=last[5], text=text, span=span,
+                            speaker=seg.speaker))
     return hits
 
 

@@ -179,3 +179,67 @@ def test_renaming_or_deleting_a_clip_takes_its_transcript_along(tmp_path, monkey
     assert [h.name for h in tr.search(["milk"])] == ["groceries"]
     clips.delete("groceries")
     assert os.listdir(tmp_path) == []
+
+
+# -- speaker labels ------------------------------------------------------------------------
+
+
+def _labelled() -> Transcript:
+    return Transcript(
+        model="tiny.en", language="en", duration=9.0,
+        segments=[
+            Segment(0.5, 1.4, "Buy milk.", [Word("Buy", 0.5, 0.8, 0.9, "Anna"),
+                                            Word("milk.", 0.9, 1.4, 0.95, "Anna")], "Anna"),
+            Segment(2.0, 3.0, "And bread?", [Word("And", 2.0, 2.3, 0.9, "Anna"),
+                                             Word("bread?", 2.4, 3.0, 0.9, "Anna")], "Anna"),
+            Segment(3.5, 5.0, "Yes, <both>.", [Word("Yes,", 3.5, 3.9, 0.9, "Speaker 2"),
+                                               Word("<both>.", 4.0, 5.0, 0.9, "Speaker 2")],
+                    "Speaker 2"),
+            Segment(6.0, 7.0, "Good.", [Word("Good.", 6.0, 7.0, 0.9, "Anna")], "Anna"),
+        ])
+
+
+def test_speaker_labels_round_trip_through_json_on_segments_and_words():
+    t = _labelled()
+    data = json.loads(t.to_json())
+    assert [s["speaker"] for s in data["segments"]] == ["Anna", "Anna", "Speaker 2", "Anna"]
+    assert data["segments"][2]["words"][0] == {"word": "Yes,", "start": 3.5, "end": 3.9,
+                                               "probability": 0.9, "speaker": "Speaker 2"}
+    assert Transcript.from_json(t.to_json()) == t
+    assert t.speakers == ["Anna", "Speaker 2"] and t.labelled
+    # Unlabelled transcripts keep their JSON as it was: no "speaker" keys at all.
+    assert "speaker" not in _sample().to_json() and not _sample().labelled
+    with pytest.raises(ValueError):
+        Transcript.from_json({"segments": [{"start": 0, "end": 1, "text": "x", "speaker": 3}]})
+
+
+def test_txt_shows_a_speaker_line_where_the_speaker_changes():
+    assert _labelled().to_txt() == ("Anna:\nBuy milk.\nAnd bread?\n\nSpeaker 2:\nYes, <both>.\n"
+                                    "\nAnna:\nGood.\n")
+
+
+def test_srt_prefixes_the_speaker_and_vtt_uses_voice_spans():
+    srt = _labelled().to_srt()
+    assert "1\n00:00:00,500 --> 00:00:01,400\n[Anna] Buy milk.\n" in srt
+    assert "3\n00:00:03,500 --> 00:00:05,000\n[Speaker 2] Yes, <both>.\n" in srt
+    vtt = _labelled().to_vtt()
+    assert "\n00:00:00.500 --> 00:00:01.400\n<v Anna>Buy milk.\n" in vtt
+    assert "\n00:00:03.500 --> 00:00:05.000\n<v Speaker 2>Yes, <both>.\n" in vtt
+    t = _labelled()
+    t.rename_speaker("Anna", "A<&>")
+    assert "<v A&lt;&amp;&gt;>Buy milk." in t.to_vtt()
+
+
+def test_rename_speaker_changes_segments_and_words():
+    t = _labelled()
+    assert t.rename_speaker("Speaker 2", "Ben") == 1
+    assert t.speakers == ["Anna", "Ben"]
+    assert {w.speaker for w in t.segments[2].words} == {"Ben"}
+    assert t.rename_speaker("Nobody", "X") == 0
+
+
+def test_search_hits_carry_the_speaker():
+    hits = tr.find_in(_labelled(), ["yes"], name="c", path="p")
+    assert [(h.speaker, h.start) for h in hits] == [("Speaker 2", 3.5)]
+    assert hits[0].to_json()["speaker"] == "Speaker 2"
+    assert "speaker" not in tr.find_in(_sample(), ["milk"])[0].to_json()
