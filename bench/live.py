@@ -159,8 +159,8 @@ def stats(xs):
 
 def threads_study(model, script, runs=1):
     from dictaphone import FileSource, MediaRecorder
-    from dictaphone.live import LiveTranscriber
-    from dictaphone.transcribe import Transcriber
+    from dictaphone.speech.live import LiveTranscriber
+    from dictaphone.speech.transcribe import Transcriber
 
     out = {}
     for th in (1, 2):

@@ -62,7 +62,7 @@ def mic_defaults(lab: Lab) -> tuple[int, object]:
 
     Asked from a child process on the virtual microphone (Microphone() opens PortAudio), so
     it follows sources.py as it is now, whatever its signature's defaults say."""
-    code = ("from dictaphone.sources import Microphone\n"
+    code = ("from dictaphone.capture.sources import Microphone\n"
             "m = Microphone(samplerate=48000)\n"
             "print(repr((int(m.blocksize or 0), m.latency)))\n")
     try:

@@ -87,7 +87,7 @@ def make_speech(path: Path, minutes: float, short_path: Path, short_seconds: flo
 def resolve_model(model: str) -> str:
     """The model's directory (fetching a name now, so no run pays for a download)."""
     sys.path.insert(0, str(ROOT))
-    from dictaphone.transcribe import fetch_model
+    from dictaphone.speech.transcribe import fetch_model
 
     return fetch_model(model, progress=True)
 

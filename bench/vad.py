@@ -42,8 +42,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import speech  # noqa: E402  (tests/speech.py: espeak-ng with a known timeline)
 
-from dictaphone.silero import SileroDetector, SileroVAD  # noqa: E402
-from dictaphone.vad import LevelDetector, VoiceGate  # noqa: E402
+from dictaphone.speech.silero import SileroDetector, SileroVAD  # noqa: E402
+from dictaphone.recording.vad import LevelDetector, VoiceGate  # noqa: E402
 
 RATE = 48000
 WINDOW = int(0.03 * RATE)

@@ -16,24 +16,27 @@ not pay for numpy, sounddevice and soundfile until they are needed.
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.util
+import sys
 
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "MediaRecorder": "recorder",
-    "Microphone": "sources",
-    "FileSource": "sources",
-    "Source": "sources",
+    "MediaRecorder": "recording.recorder",
+    "Microphone": "capture.sources",
+    "FileSource": "capture.sources",
+    "Source": "capture.sources",
     "Blob": "events",
     "Event": "events",
     "BlobEvent": "events",
     "ErrorEvent": "events",
     "StopEvent": "events",
     "MarkEvent": "events",
-    "Marker": "markers",
+    "Marker": "containers.markers",
     "DeviceEvent": "events",
-    "is_type_supported": "formats",
-    "FORMATS": "formats",
+    "is_type_supported": "containers.formats",
+    "FORMATS": "containers.formats",
     "DictaphoneError": "errors",
     "InvalidStateError": "errors",
     "NotSupportedError": "errors",
@@ -60,3 +63,39 @@ def __getattr__(name: str):
 
 def __dir__():
     return sorted(__all__)
+
+
+# Modules that lived at the top of the package before it was grouped into rooms (issue #21).
+# Their old import paths keep working: `import dictaphone.recorder` gives the very module
+# object `dictaphone.recording.recorder` (not a copy), so attributes set on one are set on both.
+_MOVED = {
+    "ring": "capture.ring", "levels": "capture.levels", "sources": "capture.sources",
+    "player": "capture.player",
+    "formats": "containers.formats", "encoders": "containers.encoders",
+    "vorbis": "containers.vorbis", "recover": "containers.recover",
+    "sfmessages": "containers.sfmessages", "markers": "containers.markers",
+    "recorder": "recording.recorder", "vad": "recording.vad",
+    "clips": "library.clips", "transcript": "library.transcript", "waveform": "library.waveform",
+    "transcribe": "speech.transcribe", "live": "speech.live", "silero": "speech.silero",
+    "hooks": "control.hooks",
+}
+
+
+class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Finds `dictaphone.<old name>` and hands back the module where it lives now."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        prefix, _, name = fullname.partition(".")
+        if prefix == __name__ and name in _MOVED:
+            return importlib.util.spec_from_loader(fullname, self)
+        return None
+
+    def create_module(self, spec):
+        return importlib.import_module(f"{__name__}.{_MOVED[spec.name.partition('.')[2]]}")
+
+    def exec_module(self, module):
+        pass  # already executed under its new name
+
+
+if not any(isinstance(f, _MovedModules) for f in sys.meta_path):
+    sys.meta_path.insert(0, _MovedModules())  # before path finders: no stale file can shadow it

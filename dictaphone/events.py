@@ -122,7 +122,7 @@ class StopEvent(Event):
 class TranscriptEvent(Event):
     """A ``transcript`` event (live transcription, see live.py): the ``text`` of one
     utterance, which began at ``start`` and ended at ``end`` seconds of recorded media.
-    ``segments``: its :class:`dictaphone.transcript.Segment` objects, with word times."""
+    ``segments``: its :class:`dictaphone.library.transcript.Segment` objects, with word times."""
 
     text: str = ""
     start: float = 0.0

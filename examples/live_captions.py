@@ -15,7 +15,7 @@ import sys
 import threading
 
 from dictaphone import FileSource, MediaRecorder, Microphone, transcript
-from dictaphone.live import LiveTranscriber
+from dictaphone.speech.live import LiveTranscriber
 
 ap = argparse.ArgumentParser()
 ap.add_argument("output")

@@ -8,7 +8,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-# libvorbisenc2: Ogg Vorbis written with a page at every sync (dictaphone/vorbis.py)
+# libvorbisenc2: Ogg Vorbis written with a page at every sync (dictaphone/containers/vorbis.py)
 packages="libportaudio2 libvorbisenc2"
 extras=""
 for arg in "$@"; do

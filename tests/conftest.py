@@ -9,7 +9,7 @@
   (``cliutil.Recorder``), all stopped at teardown.
 - ``whisper_model`` (session): the directory of the packaged Whisper tiny.en model
   (``speech.test_model_path()``); subprocess tests pass it as ``DICTAPHONE_MODEL``.
-- ``transcriber`` (session): a ``dictaphone.transcribe.Transcriber`` on that model, loaded
+- ``transcriber`` (session): a ``dictaphone.speech.transcribe.Transcriber`` on that model, loaded
   once for the whole session.
 
 Tests using ``pulse`` are marked ``realaudio`` and tests using ``terminal`` are marked
@@ -103,7 +103,7 @@ def whisper_model():
 @pytest.fixture(scope="session")
 def transcriber(whisper_model):
     """A Transcriber on the test model, loaded once per session (loading costs ~0.5 s)."""
-    from dictaphone.transcribe import Transcriber
+    from dictaphone.speech.transcribe import Transcriber
 
     return Transcriber(whisper_model).load()
 

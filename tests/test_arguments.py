@@ -11,7 +11,7 @@ import pytest
 import audiolab
 from dictaphone import FileSource, MediaRecorder, Microphone, is_type_supported
 from dictaphone.errors import InvalidArgumentError, NotSupportedError, OutputError
-from dictaphone.vad import VoiceGate
+from dictaphone.recording.vad import VoiceGate
 
 
 @pytest.fixture
@@ -119,7 +119,7 @@ def test_an_output_stream_that_is_the_input_file_is_refused(tone):
 @pytest.mark.parametrize("kwargs", [{"threshold_dbfs": float("nan")}, {"threshold_dbfs": "-40"},
                                     {"margin_db": float("inf")}])
 def test_a_level_detector_refuses_a_level_that_is_not_a_finite_number(kwargs):
-    from dictaphone.vad import LevelDetector
+    from dictaphone.recording.vad import LevelDetector
 
     with pytest.raises(InvalidArgumentError, match="finite number of dB"):
         LevelDetector(**kwargs)

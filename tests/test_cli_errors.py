@@ -220,7 +220,7 @@ WITHOUT_DEVICE = [
     ("input-that-is-a-device", ["--input", "/dev/zero", "out.wav"], None, "device"),
 ]
 
-#: libsndfile's messages, which mean nothing to a user (see dictaphone/sfmessages.py)
+#: libsndfile's messages, which mean nothing to a user (see dictaphone/containers/sfmessages.py)
 RAW_LIBRARY_TEXT = ("SF_INFO", "Malformed", "Format not recognised", "System error", "PaErrorCode",
                     "unimplemented format")
 

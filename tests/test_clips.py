@@ -15,7 +15,7 @@ from rich.console import Console
 import audiolab
 from cliutil import run
 from dictaphone import clips
-from dictaphone.clips import ClipExistsError, ClipNotFoundError, check_name
+from dictaphone.library.clips import ClipExistsError, ClipNotFoundError, check_name
 from dictaphone.errors import InvalidArgumentError
 
 HOSTILE = ["../escape", "a/b", "..", ".", ".hidden", "a\\b", "tab\there", "nl\nname",
@@ -104,7 +104,7 @@ def test_list_table_renders_on_a_capture_console(library):
 
 def test_show_draws_the_waveform_in_the_given_width_with_levels_and_silences(library, tmp_path):
     from dictaphone.cli.ui import waveform_view
-    from dictaphone.waveform import analyse
+    from dictaphone.library.waveform import analyse
 
     rate = 48000
     tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(rate) / rate)

@@ -20,11 +20,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from dictaphone.encoders import (MAX_WRITE_FRAMES, UNKNOWN_SIZE, FileSink, MemorySink, pcm_bytes,
+from dictaphone.containers.encoders import (MAX_WRITE_FRAMES, UNKNOWN_SIZE, FileSink, MemorySink, pcm_bytes,
                                  StreamSink, make_encoder, open_sink, wav_header)
 from dictaphone.errors import (BrokenPipeOutputError, InvalidStateError, NotSupportedError,
                                OutputError, WriteError)
-from dictaphone.formats import FORMATS
+from dictaphone.containers.formats import FORMATS
 
 SOX = shutil.which("sox")
 # Outside CI a missing sox skips these; under CI=true they run and fail without it.
@@ -630,9 +630,9 @@ def test_a_full_disk_under_libsndfile_is_a_write_error_on_write_and_on_close(tmp
     link.symlink_to("/dev/full")
     code = textwrap.dedent(f"""
         import numpy as np
-        from dictaphone.encoders import make_encoder
+        from dictaphone.containers.encoders import make_encoder
         from dictaphone.errors import WriteError
-        from dictaphone.formats import FORMATS
+        from dictaphone.containers.formats import FORMATS
         enc = make_encoder({str(link)!r}, FORMATS["flac"], 48000, 1, force=True)
         for step in ("write", "close"):
             try:
@@ -674,8 +674,8 @@ def test_a_3_million_frame_vorbis_write_does_not_crash(tmp_path):
     path = tmp_path / "big.ogg"
     code = textwrap.dedent(f"""
         import numpy as np
-        from dictaphone.encoders import make_encoder
-        from dictaphone.formats import FORMATS
+        from dictaphone.containers.encoders import make_encoder
+        from dictaphone.containers.formats import FORMATS
         t = np.arange(3_000_000, dtype=np.float32) / 48000
         x = (0.3 * np.sin(2 * np.pi * 440 * t))[:, None].astype(np.float32)
         enc = make_encoder({str(path)!r}, FORMATS["ogg"], 48000, 1)
@@ -793,7 +793,7 @@ def test_a_streamed_flac_says_unknown_length_and_recover_fills_it_in(kind, tmp_p
     """Blobs cut along the way (or a pipe) cannot carry the total: STREAMINFO says 0
     ("unknown", legal FLAC) and no MD5; sox and ffmpeg read it whole, libsndfile does
     not. Saved to a file, `recover` fills in the length from the last frame."""
-    from dictaphone.recover import recover
+    from dictaphone.containers.recover import recover
 
     data = signal_for("PCM_16")
     _, _, _, got = encode_whole("flac", "PCM_16", kind, tmp_path, data)
@@ -839,7 +839,7 @@ def test_the_wav_of_one_blob_has_exact_sizes_and_blobs_cut_early_say_unknown(tmp
 def test_an_ogg_vorbis_file_of_digital_silence_gets_a_page_at_every_sync(tmp_path):
     """libvorbis codes silence to packets of a few bytes; without a page ended at each
     sync they would wait for 255 of them (5 s) before reaching the file."""
-    from dictaphone.encoders import VorbisEncoder
+    from dictaphone.containers.encoders import VorbisEncoder
 
     path = tmp_path / "silence.ogg"
     enc = make_encoder(path, FORMATS["ogg"], RATE, 1)
@@ -859,7 +859,7 @@ def test_an_ogg_vorbis_file_of_digital_silence_gets_a_page_at_every_sync(tmp_pat
 
 def test_libsndfile_writes_vorbis_when_asked_to(tmp_path, monkeypatch):
     """DICTAPHONE_SNDFILE_VORBIS=1 (or libvorbisenc missing) falls back to libsndfile."""
-    from dictaphone.encoders import SndfileEncoder
+    from dictaphone.containers.encoders import SndfileEncoder
 
     monkeypatch.setenv("DICTAPHONE_SNDFILE_VORBIS", "1")
     enc = make_encoder(tmp_path / "x.ogg", FORMATS["ogg"], RATE, 1)

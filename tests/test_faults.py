@@ -27,7 +27,7 @@ import audiolab
 import cliutil
 from dictaphone import DictaphoneError, FileSource, MediaRecorder
 from dictaphone.errors import SourceError
-from dictaphone.sources import Source
+from dictaphone.capture.sources import Source
 
 RATE = 48000
 
@@ -415,8 +415,8 @@ def test_file_readers_turn_any_damage_into_a_dictaphone_error(tmp_path, data):
         blob = data.draw(st.binary(max_size=4096))
     path = tmp_path / f"damaged.{fmt}"
     path.write_bytes(blob)
-    from dictaphone.recover import recover
-    from dictaphone.waveform import analyse
+    from dictaphone.containers.recover import recover
+    from dictaphone.library.waveform import analyse
 
     for action in (lambda: FileSource(path), lambda: recover(str(path), dry_run=True),
                    lambda: analyse(str(path), 40)):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dictaphone.errors import InvalidArgumentError, NotSupportedError
-from dictaphone.formats import (FORMATS, OPUS_RATES, SUBTYPE_DTYPES, format_by_name,
+from dictaphone.containers.formats import (FORMATS, OPUS_RATES, SUBTYPE_DTYPES, format_by_name,
                                 format_for_mime, format_for_path, is_type_supported)
 
 CANONICAL = {

@@ -11,7 +11,7 @@ import soundfile as sf
 
 from dictaphone import FileSource, MediaRecorder
 from dictaphone.events import Event, TranscriptEvent
-from dictaphone.vad import LevelDetector, VoiceGate
+from dictaphone.recording.vad import LevelDetector, VoiceGate
 
 RATE = 16000
 JOIN = 30.0  # "does not hang" bound

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from dictaphone.levels import SILENCE_DBFS, LevelMeter, block_levels, full_scale, to_dbfs
+from dictaphone.capture.levels import SILENCE_DBFS, LevelMeter, block_levels, full_scale, to_dbfs
 
 DTYPES = ["int16", "int32", "float32"]
 SINE_RMS_DBFS = 20 * math.log10(1 / math.sqrt(2))  # -3.0103 dBFS

@@ -1,4 +1,4 @@
-"""Live transcription (dictaphone/live.py and `record --transcribe`): real recognition with
+"""Live transcription (dictaphone/speech/live.py and `record --transcribe`): real recognition with
 the packaged tiny.en model (loaded once per session), espeak-ng speech with a known
 timeline, through FileSource, `--input`, and the virtual microphone.
 
@@ -29,7 +29,7 @@ speech.require_extra("faster_whisper")  # the transcribe extra: fails under CI w
 
 from dictaphone import FileSource, MediaRecorder  # noqa: E402
 from dictaphone import transcript as tmod  # noqa: E402
-from dictaphone.live import LiveTranscriber  # noqa: E402
+from dictaphone.speech.live import LiveTranscriber  # noqa: E402
 
 RATE = speech.RATE
 JOIN = 60.0  # "does not hang" bound for recognition of a few sentences on a busy machine

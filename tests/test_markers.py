@@ -29,7 +29,7 @@ import cliutil
 from cliutil import CLI, RATE, START_TIMEOUT, no_device_env, one_error_line, pulse_env, read_events
 from dictaphone import InvalidArgumentError, InvalidStateError, MediaRecorder, Microphone
 from dictaphone import markers as markers_mod
-from dictaphone.markers import MAX_LABEL, clean_label, parse_time, resolve_position
+from dictaphone.containers.markers import MAX_LABEL, clean_label, parse_time, resolve_position
 from test_recorder import FakeSource, counter
 
 FAKE_RATE = 8000
@@ -770,7 +770,7 @@ class PushSource:
 
 
 def test_with_silences_left_out_a_marker_keeps_its_place_in_the_audio_that_is_written(tmp_path):
-    from dictaphone.vad import VoiceGate
+    from dictaphone.recording.vad import VoiceGate
 
     loud = lambda n: np.where(np.arange(n) % 2, 5000, -5000)  # noqa: E731
     quiet = lambda n: np.zeros(n)  # noqa: E731

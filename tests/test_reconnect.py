@@ -16,9 +16,9 @@ import soundfile as sf
 
 import audiolab
 import cliutil
-import dictaphone.recorder as recorder_mod
+import dictaphone.recording.recorder as recorder_mod
 from dictaphone import DeviceLostError, FileSource, InvalidArgumentError, MediaRecorder
-from dictaphone.sources import Microphone, Source, is_server_device, portaudio_words, rates_in_words
+from dictaphone.capture.sources import Microphone, Source, is_server_device, portaudio_words, rates_in_words
 
 RATE = 8000
 JOIN = 10.0  # seconds: "does not hang" bounds, never speed requirements
@@ -409,7 +409,7 @@ def test_each_split_piece_lists_the_gaps_that_fell_in_it_in_its_own_seconds(tmp_
     import json
 
     from dictaphone.cli.session import save_clip_metadata
-    from dictaphone.formats import format_by_name
+    from dictaphone.containers.formats import format_by_name
 
     monkeypatch.setenv("DICTAPHONE_HOME", str(tmp_path))
     dev = LosableDevice()

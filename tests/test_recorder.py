@@ -19,14 +19,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import dictaphone.recorder as recorder_mod
+import dictaphone.recording.recorder as recorder_mod
 from dictaphone import (BlobEvent, DeviceError, DictaphoneError, ErrorEvent, FileSource,
                         InvalidArgumentError, InvalidStateError, MediaRecorder,
                         NotSupportedError, OutputError, SourceError, StopEvent, WriteError)
 from dictaphone.errors import BrokenPipeOutputError
 from dictaphone.events import EVENT_TYPES
-from dictaphone.levels import full_scale
-from dictaphone.sources import Source
+from dictaphone.capture.levels import full_scale
+from dictaphone.capture.sources import Source
 
 RATE = 8000
 JOIN = 10.0  # seconds: "does not hang" bounds, never speed requirements

@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from dictaphone.encoders import DS64_SIZE, UNKNOWN_SIZE, make_encoder, wav_header
-from dictaphone.formats import FORMATS
-from dictaphone.recover import LAME_DELAY, DECODER_DELAY, ogg_crc, recover
+from dictaphone.containers.encoders import DS64_SIZE, UNKNOWN_SIZE, make_encoder, wav_header
+from dictaphone.containers.formats import FORMATS
+from dictaphone.containers.recover import LAME_DELAY, DECODER_DELAY, ogg_crc, recover
 
 RATE = 48000
 FFMPEG = shutil.which("ffmpeg")
@@ -65,8 +65,8 @@ def killed_recording(tmp_path, fmt: str, seconds: float, quiet: bool = False) ->
     path = tmp_path / f"killed.{FORMATS[fmt].extension.lstrip('.')}"
     code = textwrap.dedent(f"""
         import os, signal, sys, numpy as np
-        from dictaphone.encoders import make_encoder
-        from dictaphone.formats import FORMATS
+        from dictaphone.containers.encoders import make_encoder
+        from dictaphone.containers.formats import FORMATS
         rate, quarter = {RATE}, {RATE} // 4
         enc = make_encoder({str(path)!r}, FORMATS[{fmt!r}], rate, 1)
         t = np.arange(int({seconds} * rate)) / rate

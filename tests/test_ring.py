@@ -10,7 +10,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from dictaphone.ring import RingBuffer
+from dictaphone.capture.ring import RingBuffer
 
 JOIN = 5.0  # seconds: a "does not hang" bound, never a speed requirement
 

@@ -1,4 +1,4 @@
-"""Silero VAD (dictaphone/silero.py): the resampler, the streaming detector, utterance
+"""Silero VAD (dictaphone/speech/silero.py): the resampler, the streaming detector, utterance
 segmentation, and Silero as the voice gate's detector. Real model (faster-whisper's ONNX
 copy), real espeak-ng speech; no audio device."""
 
@@ -14,8 +14,8 @@ import speech
 speech.require_extra("onnxruntime")  # the transcribe extra: fails under CI when missing
 
 from dictaphone import silero  # noqa: E402
-from dictaphone.silero import Resampler, Segmenter, SileroDetector, SileroVAD  # noqa: E402
-from dictaphone.vad import LevelDetector, VoiceGate  # noqa: E402
+from dictaphone.speech.silero import Resampler, Segmenter, SileroDetector, SileroVAD  # noqa: E402
+from dictaphone.recording.vad import LevelDetector, VoiceGate  # noqa: E402
 
 RATE = 48000
 SENTENCES = ["The meeting is moved to Thursday at three.",

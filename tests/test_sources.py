@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from dictaphone.errors import InvalidArgumentError
-from dictaphone.sources import Microphone
+from dictaphone.capture.sources import Microphone
 
 RATE = 48000
 

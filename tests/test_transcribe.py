@@ -13,7 +13,7 @@ import soundfile as sf
 
 import speech
 from dictaphone.errors import InvalidArgumentError, SourceError
-from dictaphone.transcribe import (EngineMissingError, ModelError, ModelUnavailableError,
+from dictaphone.speech.transcribe import (EngineMissingError, ModelError, ModelUnavailableError,
                                    Transcriber, to_mono_16k)
 
 # tiny.en on espeak-ng: 0.0-0.1 measured (SPEECH-LAB.md); a broken pipeline is far above.
@@ -230,7 +230,7 @@ def _python(code: str, **kw) -> subprocess.CompletedProcess:
 
 
 def test_without_the_engine_the_transcriber_names_the_install_command():
-    r = _python(_BLOCK + "from dictaphone.transcribe import Transcriber, EngineMissingError\n"
+    r = _python(_BLOCK + "from dictaphone.speech.transcribe import Transcriber, EngineMissingError\n"
                 "try:\n    Transcriber()\nexcept EngineMissingError as e:\n    print(e, e.usage)\n")
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == ("speech recognition needs the 'transcribe' extra: "
@@ -238,7 +238,7 @@ def test_without_the_engine_the_transcriber_names_the_install_command():
 
 
 def test_the_transcript_module_does_not_import_the_engine():
-    r = _python("import sys, dictaphone.transcript as t, dictaphone.clips\n"
+    r = _python("import sys, dictaphone.library.transcript as t, dictaphone.library.clips\n"
                 "t.Transcript().to_json()\n"
                 "print([m for m in sys.modules if m.split('.')[0] in "
                 "('faster_whisper', 'ctranslate2', 'onnxruntime', 'av', 'huggingface_hub')])")
@@ -379,7 +379,7 @@ def test_a_damaged_model_says_which_file_is_damaged(whisper_model, tmp_path):
 def test_a_failed_download_is_said_in_words():
     import socket
 
-    from dictaphone.transcribe import _download_failure
+    from dictaphone.speech.transcribe import _download_failure
 
     def chain(*errors):
         for outer, inner in zip(errors, errors[1:]):
@@ -408,8 +408,8 @@ def test_a_sentences_cue_ends_where_the_voice_stops_not_in_the_pause_after_it(re
 
 
 def test_word_times_are_pulled_in_to_the_voiced_frames_and_never_pushed_out():
-    from dictaphone.transcribe import SAMPLE_RATE, fit_to_voice
-    from dictaphone.transcript import Segment, Word
+    from dictaphone.speech.transcribe import SAMPLE_RATE, fit_to_voice
+    from dictaphone.library.transcript import Segment, Word
 
     rate = SAMPLE_RATE
     t = np.arange(4 * rate) / rate

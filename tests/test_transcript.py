@@ -9,7 +9,7 @@ import re
 import pytest
 
 from dictaphone import transcript as tr
-from dictaphone.transcript import Segment, Transcript, Word
+from dictaphone.library.transcript import Segment, Transcript, Word
 
 
 def _sample() -> Transcript:

@@ -17,7 +17,7 @@ import soundfile as sf
 import audiolab
 import cliutil
 from dictaphone import FileSource, MediaRecorder
-from dictaphone.vad import LevelDetector, VoiceGate
+from dictaphone.recording.vad import LevelDetector, VoiceGate
 
 RATE = 48000
 TOL = 0.1  # seconds: how far a cut may be from where the timeline says it belongs

@@ -1045,7 +1045,7 @@ def test_a_port_in_use_is_one_error_line(web_env, server):
 
 def test_a_waveform_as_json_has_the_peaks_where_the_sound_is(tmp_path):
     import numpy as np
-    from dictaphone.waveform import analyse
+    from dictaphone.library.waveform import analyse
 
     path = tmp_path / "half.wav"
     rate = 8000
@@ -1063,7 +1063,7 @@ def test_a_waveform_as_json_has_the_peaks_where_the_sound_is(tmp_path):
 
 def test_a_silent_waveform_is_still_strict_json(tmp_path):
     import numpy as np
-    from dictaphone.waveform import analyse
+    from dictaphone.library.waveform import analyse
 
     path = tmp_path / "silent.wav"
     soundfile.write(str(path), np.zeros(8000), 8000)

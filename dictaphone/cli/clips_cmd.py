@@ -22,7 +22,7 @@ def _stdout_console():
               help="A JSON list: name, path, duration, created, format, size, transcript (first words).")
 def list_(as_json):
     """List the clips in the library, newest first."""
-    from ..clips import clip_dir, clips
+    from ..library.clips import clip_dir, clips
 
     found = clips()
     if as_json:
@@ -46,7 +46,7 @@ def list_(as_json):
 @click.argument("new")
 def rename(old, new):
     """Rename a clip."""
-    from ..clips import rename as do_rename
+    from ..library.clips import rename as do_rename
 
     clip = do_rename(old, new)
     say(f"renamed {old!r} to {clip.name!r}")
@@ -60,8 +60,8 @@ def delete(names, yes):
 
     Only clips in the library are deleted, by name; a path is refused.
     """
-    from ..clips import delete as do_delete
-    from ..clips import find
+    from ..library.clips import delete as do_delete
+    from ..library.clips import find
 
     targets = [find(name) for name in names]  # all must exist before any is deleted
     if not yes:
@@ -87,15 +87,15 @@ def marks(clip, as_json, audacity):
     file itself (a WAV's cue points, FLAC/Ogg chapter comments). --audacity prints a
     label track for Audacity's File > Import > Labels.
     """
-    from ..clips import resolve
-    from ..markers import load, to_audacity
+    from ..library.clips import resolve
+    from ..containers.markers import load, to_audacity
 
     if as_json and audacity:
         fail("give either --json or --audacity, not both", EXIT_USAGE)
     path = resolve(clip)
     found = load(path)
     if not found:
-        from ..markers import check_audio
+        from ..containers.markers import check_audio
 
         check_audio(path)  # "no markers" only for audio
     if as_json:
@@ -105,7 +105,7 @@ def marks(clip, as_json, audacity):
     elif not found:
         say(f"no markers in {path}")
     else:
-        from ..markers import format_time
+        from ..containers.markers import format_time
 
         for m in found:
             click.echo(f"{m.number:3}  {format_time(m.time)}  {m.label}")
@@ -127,15 +127,15 @@ def play(clip, device, quiet, at):
     import signal
     import threading
 
-    from ..clips import resolve
-    from ..player import Player
+    from ..library.clips import resolve
+    from ..capture.player import Player
     from .terminal import HANGUP, STOP, Keys
     from .text import clock
 
     path = resolve(clip)
     start = 0.0
     if at is not None:
-        from ..markers import load, resolve_position
+        from ..containers.markers import load, resolve_position
 
         start = resolve_position(load(path), at, where=os.path.basename(path))
     player = Player(path, device=device, start=start)
@@ -185,18 +185,18 @@ class _Null:
 def show(clip, width, height, silence):
     """Draw a clip's waveform, with its duration, levels and silent stretches, and its
     transcript (if one is saved: dictaphone transcribe) under it."""
-    from ..clips import resolve
-    from ..waveform import analyse
+    from ..library.clips import resolve
+    from ..library.waveform import analyse
     from .ui import waveform_view
 
-    from .. import markers as markers_mod
+    from ..containers import markers as markers_mod
 
     path = resolve(clip)
     console = _stdout_console()
     columns = width or max(10, console.width)
     wf = analyse(path, columns, silence_dbfs=silence)
     console.print(waveform_view(wf, columns, height, markers=markers_mod.load(path)))
-    from ..transcript import load
+    from ..library.transcript import load
 
     saved = load(path)
     if saved is not None:

@@ -8,7 +8,7 @@ from .app import EXIT_ERROR, cli, say
 
 
 def _control(command: str, id: str | None, all_: bool, **params) -> list[dict]:
-    from ..control import select
+    from ..control.registry import select
 
     return [entry.request(command, **params) for entry in select(id, all_)]
 
@@ -64,7 +64,7 @@ def mark(label, id_, all_, as_json):
     """
     import json
 
-    from ..markers import clean_label
+    from ..containers.markers import clean_label
     from .text import clock
 
     if label is not None:
@@ -89,7 +89,7 @@ def status(as_json):
     """
     import json
 
-    from ..control import statuses
+    from ..control.registry import statuses
 
     replies = statuses(timeout=5)
     if as_json:

@@ -6,7 +6,7 @@ import signal
 
 import click
 
-from ..formats import FORMATS
+from ..containers.formats import FORMATS
 from .app import Decibels, Duration, cli
 
 FORMAT_NAMES = list(FORMATS)

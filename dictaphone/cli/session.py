@@ -18,7 +18,7 @@ import threading
 
 from ..errors import (BrokenPipeOutputError, DictaphoneError, InvalidArgumentError,
                      InvalidStateError, NotSupportedError, OutputError)
-from ..formats import Format, format_by_name, format_for_path
+from ..containers.formats import Format, format_by_name, format_for_path
 
 STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
 
@@ -84,7 +84,7 @@ def resolve_output(opts: RecordOptions) -> tuple[Format, object, str]:
             raise OutputError("refusing to write audio to a terminal; redirect stdout or name a file")
         return fmt, getattr(sys.stdout, "buffer", sys.stdout), "stdout"
     if opts.output is None:
-        from ..clips import named_clip_path, new_clip_path
+        from ..library.clips import named_clip_path, new_clip_path
 
         fmt = format_by_name(opts.format_name) if opts.format_name else _default_format()
         ext = ("-{n:03d}" if opts.splits else "") + fmt.extension
@@ -95,7 +95,7 @@ def resolve_output(opts: RecordOptions) -> tuple[Format, object, str]:
     fmt = format_by_name(opts.format_name) if opts.format_name else (by_ext or _default_format())
     if by_ext is not None and by_ext is not fmt:
         warn(f"{path} will hold {fmt.name} data (-f {fmt.name}), not {by_ext.name}")
-    from ..recorder import split_path
+    from ..recording.recorder import split_path
 
     first = split_path(path, 1) if opts.splits else path
     check_not_input(opts, first)
@@ -106,7 +106,7 @@ def resolve_output(opts: RecordOptions) -> tuple[Format, object, str]:
 def check_not_input(opts: RecordOptions, path: str) -> None:
     """OUTPUT must not be --input itself (by any link or spelling), --force or not: this
     is checked before "it exists", so that the advice is not to add --force."""
-    from ..recorder import same_file
+    from ..recording.recorder import same_file
 
     if opts.input_path is not None and opts.input_path != "-" and same_file(opts.input_path, path):
         raise OutputError(f"{path} is the --input file {opts.input_path}; recording into it "
@@ -132,7 +132,7 @@ def check_output_path(path: str, force: bool) -> None:
 
 def make_source(opts: RecordOptions, fmt: Format):
     if opts.input_path is not None:
-        from ..sources import FileSource
+        from ..capture.sources import FileSource
 
         if opts.reconnect is not None:
             raise InvalidArgumentError("--reconnect is for a device; --input reads a file")
@@ -142,7 +142,7 @@ def make_source(opts: RecordOptions, fmt: Format):
                 f"{opts.input_path} is {source.samplerate} Hz and dictaphone does not resample; "
                 f"drop -r, or convert it first (sox IN -r {opts.samplerate} OUT)")
         return source
-    from ..sources import Microphone, find_input_device
+    from ..capture.sources import Microphone, find_input_device
 
     rate = opts.samplerate
     if rate is None:
@@ -345,7 +345,7 @@ class Session:
         try:
             # Registered before the start, so the id is in every event and hook.
             if self.control_enabled:
-                from ..control import ControlServer
+                from ..control.registry import ControlServer
 
                 try:
                     self.control = ControlServer({"path": _abs(rec.path) or self.label},
@@ -493,7 +493,7 @@ def run_record(opts: RecordOptions) -> int:
 
 
 def _run_record(opts: RecordOptions) -> tuple[int, bool]:
-    from ..recorder import MediaRecorder
+    from ..recording.recorder import MediaRecorder
 
     check_options(opts)
     fmt, output, label = resolve_output(opts)
@@ -503,7 +503,7 @@ def _run_record(opts: RecordOptions) -> tuple[int, bool]:
     transcriber = load_transcriber(opts) if opts.transcribe else None
     silero = None
     if opts.vad == "silero" and opts.uses_voice:
-        from ..silero import SileroVAD
+        from ..speech.silero import SileroVAD
 
         silero = SileroVAD()
     source = make_source(opts, fmt)
@@ -516,7 +516,7 @@ def _run_record(opts: RecordOptions) -> tuple[int, bool]:
     session = Session(rec, label, opts.quiet, extra=extra)
     live = summary = None
     if transcriber is not None:
-        from ..live import LiveTranscriber
+        from ..speech.live import LiveTranscriber
 
         live = session.live = LiveTranscriber(rec, transcriber)
     created = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
@@ -525,13 +525,13 @@ def _run_record(opts: RecordOptions) -> tuple[int, bool]:
     hooks = event_log = None
     try:
         if events_file is not None:
-            from ..hooks import EventLog
+            from ..control.hooks import EventLog
 
             event_log = EventLog(events_file, rec, extra=extra, on_error=warn)
             event_log.attach()
         if (opts.on_data is not None or opts.on_stop is not None or opts.on_text is not None
                 or opts.on_mark is not None):
-            from ..hooks import HookRunner
+            from ..control.hooks import HookRunner
 
             hooks = HookRunner(rec, opts.on_data, opts.on_stop, report=warn, extra=extra,
                                on_text=opts.on_text, on_mark=opts.on_mark)
@@ -579,8 +579,8 @@ TAIL_TIMEOUT = 120.0
 
 def load_transcriber(opts: RecordOptions):
     """The speech model for --transcribe, loaded (EngineMissingError, ModelError: one line)."""
-    from ..live import DEFAULT_CPU_THREADS
-    from ..transcribe import Transcriber
+    from ..speech.live import DEFAULT_CPU_THREADS
+    from ..speech.transcribe import Transcriber
 
     t = Transcriber(opts.model, opts.language, cpu_threads=DEFAULT_CPU_THREADS,
                     download_progress=not opts.quiet and sys.stderr.isatty())
@@ -639,7 +639,7 @@ def save_transcript(transcript, rec) -> list[str]:
     segments that fall into them, in their own time). Nothing for stdout or memory."""
     import dataclasses
 
-    from .. import transcript as tmod
+    from ..library import transcript as tmod
 
     paths = [p for p in rec.paths if os.path.exists(p)]
     if not paths:
@@ -734,10 +734,10 @@ def make_voice_gate(opts: RecordOptions, samplerate: int, silero=None):
     ``--vad silero`` (loaded before the device is looked up, so a missing extra says so)."""
     if not opts.uses_voice:
         return None
-    from ..vad import DEFAULT_THRESHOLD_DBFS, LevelDetector, VoiceGate
+    from ..recording.vad import DEFAULT_THRESHOLD_DBFS, LevelDetector, VoiceGate
 
     if opts.vad == "silero":
-        from ..silero import SileroDetector
+        from ..speech.silero import SileroDetector
 
         detector = SileroDetector(samplerate, vad=silero)
     else:
@@ -752,7 +752,7 @@ def check_options(opts: RecordOptions) -> None:
     """Everything that can be refused before a device or file is touched. An option
     given as 0 or "" is given: it is checked like any other value, never taken for the
     default."""
-    from ..formats import check_rate_and_channels
+    from ..containers.formats import check_rate_and_channels
 
     for flag, value in (("OUTPUT", opts.output), ("--input", opts.input_path),
                         ("--events", opts.events), ("-D/--device", opts.device),
@@ -765,7 +765,7 @@ def check_options(opts: RecordOptions) -> None:
                     }.get(flag, "a command")
             raise InvalidArgumentError(f"{flag} is empty; give {what}")
     if opts.name is not None:
-        from ..clips import check_name
+        from ..library.clips import check_name
 
         check_name(opts.name)
     if opts.samplerate is not None:
@@ -775,7 +775,7 @@ def check_options(opts: RecordOptions) -> None:
     if opts.realtime and opts.input_path is None:
         raise InvalidArgumentError("--realtime paces an --input file; without --input there is nothing to pace")
     from .. import args
-    from ..recorder import MIN_SPLIT, MIN_TIMESLICE
+    from ..recording.recorder import MIN_SPLIT, MIN_TIMESLICE
 
     args.seconds("--timeslice", opts.timeslice, minimum=MIN_TIMESLICE)
     args.seconds("--split", opts.split, minimum=MIN_SPLIT)
@@ -856,8 +856,8 @@ def open_events(opts: RecordOptions):
 def save_clip_metadata(rec, fmt: Format, created: str) -> None:
     """Write the sidecar of each file that went into the clip library (its markers
     included: they move from the recorder's markers sidecar into the clip's metadata)."""
-    from ..clips import is_clip_path, write_metadata
-    from ..markers import remove_sidecar
+    from ..library.clips import is_clip_path, write_metadata
+    from ..containers.markers import remove_sidecar
 
     split = int(round(rec.split * rec.samplerate)) if rec.split else None
     for i, path in enumerate(rec.paths):

@@ -9,13 +9,13 @@ import click
 from ..errors import DictaphoneError
 from .app import EXIT_ERROR, cli, say
 
-from ..formats import FORMATS
+from ..containers.formats import FORMATS
 
 
 @cli.command()
 def formats():
     """List the formats, their MIME types and limits."""
-    from ..formats import is_type_supported
+    from ..containers.formats import is_type_supported
 
     for fmt in FORMATS.values():
         rates = ", ".join(str(r) for r in fmt.rates) if fmt.rates else f"up to {fmt.max_rate}"
@@ -30,7 +30,7 @@ def devices(as_json):
     """List the audio devices (* marks the default input, > the default output)."""
     import json
 
-    from ..sources import list_devices
+    from ..capture.sources import list_devices
 
     devs = list_devices()
     if as_json:
@@ -54,7 +54,7 @@ def recover(files, dry_run):
     length header filled in. Ogg Vorbis and Opus: cut after the last whole page, which is
     marked as the end of the stream.
     """
-    from ..recover import recover as repair
+    from ..containers.recover import recover as repair
 
     for path in files:
         say(repair(_file_or_clip(path), dry_run=dry_run).describe())
@@ -65,7 +65,7 @@ def _file_or_clip(arg: str) -> str:
     else the audio file of the clip called ``arg``, if there is one."""
     if os.path.lexists(arg):
         return arg
-    from ..clips import find
+    from ..library.clips import find
     from ..errors import InvalidArgumentError
 
     try:
@@ -119,7 +119,7 @@ def doctor(seconds):
 
     sd = None
     try:
-        from ..sources import import_sounddevice
+        from ..capture.sources import import_sounddevice
 
         sd = import_sounddevice()
         report(True, f"PortAudio found: {sd.get_portaudio_version()[1]}")
@@ -130,7 +130,7 @@ def doctor(seconds):
         report(bool(inputs), f"{len(inputs)} input device(s)", FIXES["no-input"])
         if inputs:
             report(*_check_default_input(sd, seconds))
-    from ..clips import clip_dir
+    from ..library.clips import clip_dir
 
     directory = clip_dir()
     try:
@@ -143,7 +143,7 @@ def doctor(seconds):
     try:
         import numpy as np
 
-        from ..encoders import VorbisEncoder, make_encoder
+        from ..containers.encoders import VorbisEncoder, make_encoder
 
         for fmt in FORMATS.values():
             rate = fmt.nearest_rate(48000)
@@ -168,14 +168,14 @@ def doctor(seconds):
 
 def _check_speech(report) -> None:
     """The speech engine (optional: its absence is not a problem) and the models present."""
-    from ..transcribe import INSTALL_HINT, engine_versions
+    from ..speech.transcribe import INSTALL_HINT, engine_versions
 
     versions = engine_versions()
     if versions["faster-whisper"] is None:
         click.echo(f"--    speech engine not installed (optional, for transcripts): {INSTALL_HINT}")
         return
     try:
-        from ..transcribe import check_engine
+        from ..speech.transcribe import check_engine
 
         check_engine()
     except DictaphoneError as e:
@@ -184,7 +184,7 @@ def _check_speech(report) -> None:
         return
     report(True, f"speech engine: faster-whisper {versions['faster-whisper']} "
                  f"(ctranslate2 {versions['ctranslate2']}, onnxruntime {versions['onnxruntime']})")
-    from ..transcribe import DEFAULT_MODEL, _looks_like_path, cached_models, check_model_dir, model_choice
+    from ..speech.transcribe import DEFAULT_MODEL, _looks_like_path, cached_models, check_model_dir, model_choice
 
     chosen = model_choice()
     source = "DICTAPHONE_MODEL" if os.environ.get("DICTAPHONE_MODEL") else "default"
@@ -222,7 +222,7 @@ def _check_default_input(sd, seconds: float) -> tuple[bool, str, str]:
                             callback=lambda *a: got.set()):
             ok = got.wait(seconds)
     except (sd.PortAudioError, ValueError) as e:
-        from ..sources import portaudio_words
+        from ..capture.sources import portaudio_words
 
         return False, f"the default input cannot be opened: {portaudio_words(e)}", FIXES["no-input"]
     if not ok:

@@ -102,8 +102,8 @@ def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, ch
       dictaphone transcribe talk.raw -r 16000 --model small --language de
       dictaphone record -d 30 - -f wav | dictaphone transcribe -
     """
-    from ..transcribe import audio_input, model_choice
-    from ..transcript import saved, sidecar_path
+    from ..speech.transcribe import audio_input, model_choice
+    from ..library.transcript import saved, sidecar_path
 
     asked_model = model_choice(model) if model is not None else None  # "" is refused, not "unset"
     if language is not None and not language.strip():
@@ -157,14 +157,14 @@ def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, ch
     todo = [n for n in range(len(items)) if n not in results]
     for n in todo:  # a raw file's saved transcript prints without its rate; recognising needs it
         if items[n].clip and not os.path.lexists(items[n].path):  # removed by hand: say so as play does
-            from ..clips import check_present, find
+            from ..library.clips import check_present, find
 
             check_present(find(items[n].name, missing_ok=True))
         if items[n].raw and not items[n].samplerate:
             fail(f"{items[n].path} is raw audio (no header): give its rate with -r "
                  "(and -c and --subtype if it is not mono PCM_16)", EXIT_USAGE)
     if todo:
-        from ..transcribe import Transcriber, read_audio, read_stdin
+        from ..speech.transcribe import Transcriber, read_audio, read_stdin
 
         engine = Transcriber(model, language, download_progress=not quiet)
         # Each file is read before the model loads, so a file that is not audio says so
@@ -189,8 +189,8 @@ def _kept_beside(item) -> set[str]:
     """The files dictaphone keeps beside a recording, which -o must not replace."""
     if item.stdin:
         return set()
-    from ..markers import sidecar_path as markers_path
-    from ..transcript import sidecar_path
+    from ..containers.markers import sidecar_path as markers_path
+    from ..library.transcript import sidecar_path
 
     return {os.path.realpath(p) for p in (sidecar_path(item.path), markers_path(item.path),
                                           item.path + ".json")}
@@ -209,7 +209,7 @@ def _target(out_dir: str, item, fmt: str) -> str:
 
 
 def _save(item, transcript, quiet: bool) -> None:
-    from ..transcript import save
+    from ..library.transcript import save
 
     try:
         save(item.path, transcript)
@@ -285,7 +285,7 @@ def search(words, as_json):
       dictaphone search dentist
       dictaphone search "kitchen sink" --json
     """
-    from ..transcript import search as find
+    from ..library.transcript import search as find
 
     if not any(re.search(r"\w", w) for w in words):
         fail("nothing to search for: give a word", EXIT_USAGE)

@@ -14,7 +14,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
-from ..levels import to_dbfs
+from ..capture.levels import to_dbfs
 from .text import channels_name, clock, human_size
 
 FLOOR_DBFS = -60.0  #: the left end of the bar

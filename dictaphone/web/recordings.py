@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 
-from .. import control
+from ..control import registry as control
 from ..errors import DictaphoneError
 
 START_TIMEOUT = 20.0  # s: a recorder that has not registered by then is not coming

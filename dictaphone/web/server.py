@@ -23,10 +23,10 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from .. import clips as library
-from .. import control
+from ..library import clips as library
+from ..control import registry as control
 from ..errors import DictaphoneError, InvalidArgumentError
-from ..formats import format_for_path
+from ..containers.formats import format_for_path
 from .recordings import Launcher, Notices, StartError, Transcriptions
 from .security import Guard, host_names
 
@@ -53,7 +53,7 @@ SECURITY_HEADERS = {
 
 def _transcripts():
     try:
-        from .. import transcript
+        from ..library import transcript
     except ImportError:
         return None
     return transcript
@@ -61,7 +61,7 @@ def _transcripts():
 
 def _markers_module():
     try:
-        from .. import markers
+        from ..containers import markers
     except ImportError:
         return None
     return markers
@@ -198,7 +198,7 @@ class WaveformCache:
         self.size = size
 
     def get(self, path: str, columns: int) -> dict:
-        from ..waveform import analyse
+        from ..library.waveform import analyse
 
         st = os.stat(path)
         key = (path, st.st_mtime_ns, st.st_size, columns)

@@ -22,11 +22,11 @@ from typing import Protocol
 
 import numpy as np
 
-from .errors import (DeviceError, DeviceLostError, DeviceNotFoundError, DictaphoneError,
+from ..errors import (DeviceError, DeviceLostError, DeviceNotFoundError, DictaphoneError,
                      InvalidArgumentError, NotSupportedError, PortAudioMissingError, SourceError)
-from .formats import MAX_CHANNELS, _is_int, check_rate_and_channels
-from .sfmessages import explain, raw_text
-from .args import seconds
+from ..containers.formats import MAX_CHANNELS, _is_int, check_rate_and_channels
+from ..containers.sfmessages import explain, raw_text
+from ..args import seconds
 
 
 class Capture(Protocol):
@@ -921,7 +921,7 @@ class _ForwardStream(io.RawIOBase):
 
     def check_stop(self) -> None:
         if self.stop_signal is not None:
-            from .stopsignals import StopRequested
+            from ..stopsignals import StopRequested
 
             raise StopRequested(self.stop_signal)
 
@@ -934,7 +934,7 @@ class _ForwardStream(io.RawIOBase):
     def _wait_readable(self) -> bool:
         import select
 
-        from .stopsignals import pending
+        from ..stopsignals import pending
 
         while not self.stopping.is_set():
             if threading.current_thread() is threading.main_thread() and pending() is not None:

@@ -30,8 +30,8 @@ import re
 import struct
 import unicodedata
 
-from .atomic import write_text
-from .errors import InvalidArgumentError, SourceError
+from ..atomic import write_text
+from ..errors import InvalidArgumentError, SourceError
 
 #: the longest label accepted (characters): a marker's label is a short line, and every
 #: place it is kept (a control request, a Vorbis comment, a label track) wants it short

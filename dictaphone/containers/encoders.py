@@ -17,7 +17,7 @@ What writes them (an *encoder*):
   stream sinks work: a seek back to rewrite a header is discarded instead of corrupting
   the stream or flooding stderr with "Illegal seek". To a file, FLAC's total length and
   MP3's Info tag are set at every sync from the frames written so far (as a WAV's sizes).
-- ``VorbisEncoder`` drives libvorbisenc and libogg (dictaphone/vorbis.py) so that a page
+- ``VorbisEncoder`` drives libvorbisenc and libogg (dictaphone/containers/vorbis.py) so that a page
   ends at every sync; libsndfile's Vorbis writer is the fallback.
 
 Every encoder takes frames of ``encoder.dtype`` (int16 for 16-bit PCM, int32 for 24/32
@@ -32,8 +32,8 @@ import struct
 
 import numpy as np
 
-from .errors import BrokenPipeOutputError, NotSupportedError, OutputError, WriteError
-from .events import Blob
+from ..errors import BrokenPipeOutputError, NotSupportedError, OutputError, WriteError
+from ..events import Blob
 from .formats import SUBTYPE_DTYPES, Format
 
 #: libsndfile's Ogg Vorbis encoder crashes on single writes of about 2 million frames
@@ -738,7 +738,7 @@ class SndfileEncoder(Encoder):
 
 
 class VorbisEncoder(Encoder):
-    """Ogg Vorbis through libvorbisenc and libogg directly (dictaphone/vorbis.py), so a
+    """Ogg Vorbis through libvorbisenc and libogg directly (dictaphone/containers/vorbis.py), so a
     page is ended at every sync and every blob cut: a killed recorder loses at most
     the last second even of digital silence, which libsndfile's writer can hold back
     for 5 s (up to 255 tiny packets on one page)."""

@@ -12,8 +12,8 @@ import time
 
 import numpy as np
 
-from .errors import DeviceError, InvalidArgumentError, SourceError
-from .sfmessages import explain
+from ..errors import DeviceError, InvalidArgumentError, SourceError
+from ..containers.sfmessages import explain
 from .sources import find_device, import_sounddevice
 
 

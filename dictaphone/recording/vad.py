@@ -26,8 +26,8 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import InvalidArgumentError
-from .levels import full_scale, sum_of_squares, to_dbfs
+from ..errors import InvalidArgumentError
+from ..capture.levels import full_scale, sum_of_squares, to_dbfs
 
 WINDOW_SECONDS = 0.03
 DEFAULT_THRESHOLD_DBFS = -40.0

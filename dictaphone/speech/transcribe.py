@@ -2,9 +2,9 @@
 
 ::
 
-    from dictaphone.transcribe import Transcriber
+    from dictaphone.speech.transcribe import Transcriber
     t = Transcriber()                        # model: option > $DICTAPHONE_MODEL > base.en
-    transcript = t.transcribe("memo.ogg")    # a dictaphone.transcript.Transcript
+    transcript = t.transcribe("memo.ogg")    # a dictaphone.library.transcript.Transcript
     print(transcript.text, transcript.to_srt())
     t.transcribe(frames, samplerate=48000)   # float32 numpy frames at any rate
 
@@ -31,8 +31,8 @@ import os
 import threading
 from typing import Callable
 
-from .errors import DictaphoneError, InvalidArgumentError, SourceError
-from .transcript import Segment, Transcript, Word
+from ..errors import DictaphoneError, InvalidArgumentError, SourceError
+from ..library.transcript import Segment, Transcript, Word
 
 #: The default model. base.en: about 145 MB, roughly two to three times tiny.en's compute
 #: (still several times faster than real time on two laptop cores, so live transcription
@@ -406,7 +406,7 @@ def _why_not_audio(source, error: BaseException) -> str:
         # libsndfile says better what is wrong with a WAV or AIFF header (a rate of 0 Hz, a
         # cut-off chunk); it is not asked about other files: its MP3 decoder prints notes
         # on stderr while it looks.
-        from . import sfmessages
+        from ..containers import sfmessages
 
         try:
             import soundfile as sf
@@ -545,7 +545,7 @@ def audio_input(name_or_path: str, samplerate: int | None = None, channels: int 
 
     A raw clip's rate and channels come from its metadata unless given.
     """
-    from . import clips
+    from ..library import clips
 
     if name_or_path == "-":  # stdin: a stream, read once; nothing is saved beside it
         return AudioInput(path="-", name="stdin")

@@ -1,6 +1,6 @@
 """Transcripts: what was said and when, saved beside the audio, and searched across the library.
 
-Pure Python (no speech engine): the engine (``dictaphone.transcribe``) makes a
+Pure Python (no speech engine): the engine (``dictaphone.speech.transcribe``) makes a
 :class:`Transcript`; this module formats it (plain text, SRT, WebVTT, JSON), saves it and
 finds words in it.
 
@@ -30,7 +30,7 @@ import os
 import re
 import unicodedata
 
-from .atomic import write_text
+from ..atomic import write_text
 
 VERSION = 1
 SUFFIX = ".transcript.json"

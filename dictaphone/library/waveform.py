@@ -10,9 +10,9 @@ import math
 
 import numpy as np
 
-from .errors import SourceError
-from .sfmessages import explain
-from .levels import to_dbfs
+from ..errors import SourceError
+from ..containers.sfmessages import explain
+from ..capture.levels import to_dbfs
 
 
 @dataclasses.dataclass

@@ -25,7 +25,7 @@ import threading
 import time
 from typing import Callable
 
-from .errors import DictaphoneError, InvalidArgumentError, InvalidStateError
+from ..errors import DictaphoneError, InvalidArgumentError, InvalidStateError
 
 COMMANDS = ("stop", "pause", "resume", "status", "mark")
 REQUEST_LIMIT = 4096  # bytes; a request is one small JSON object

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from .errors import InvalidArgumentError, NotSupportedError
+from ..errors import InvalidArgumentError, NotSupportedError
 
 #: Rates and channel counts any recording may use (the device may narrow them further).
 MIN_RATE, MAX_RATE = 1000, 768000

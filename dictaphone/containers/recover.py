@@ -23,7 +23,7 @@ import dataclasses
 import os
 import struct
 
-from .errors import NotSupportedError, SourceError
+from ..errors import NotSupportedError, SourceError
 
 
 @dataclasses.dataclass

@@ -32,7 +32,7 @@ import os
 
 import numpy as np
 
-from .errors import DictaphoneError
+from ..errors import DictaphoneError
 
 SAMPLE_RATE = 16000  #: the model's rate
 WINDOW = 512  #: samples the model judges at once (32 ms)
@@ -160,7 +160,7 @@ class Resampler:
 
 def to_mono_float(frames: np.ndarray) -> np.ndarray:
     """Frames (frames x channels, any dtype) as one float32 channel in [-1, 1]."""
-    from .levels import full_scale
+    from ..capture.levels import full_scale
 
     x = np.asarray(frames)
     if x.ndim == 2:

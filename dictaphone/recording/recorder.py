@@ -26,18 +26,18 @@ import time
 
 import numpy as np
 
-from . import args
-from .encoders import Encoder, make_encoder
-from .errors import (DeviceError, DeviceLostError, DictaphoneError, InvalidArgumentError,
+from .. import args
+from ..containers.encoders import Encoder, make_encoder
+from ..errors import (DeviceError, DeviceLostError, DictaphoneError, InvalidArgumentError,
                      InvalidStateError, NotSupportedError, OutputError, WriteError)
-from .events import (Blob, BlobEvent, DeviceEvent, Dispatcher, ErrorEvent, Event, EventTarget,
+from ..events import (Blob, BlobEvent, DeviceEvent, Dispatcher, ErrorEvent, Event, EventTarget,
                      MarkEvent,
                      StopEvent)
-from .formats import SUBTYPE_DTYPES, Format, format_for_mime, is_type_supported
-from .levels import LevelMeter
-from .markers import Marker, clean_label
-from .ring import RingBuffer
-from .sources import Source
+from ..containers.formats import SUBTYPE_DTYPES, Format, format_for_mime, is_type_supported
+from ..capture.levels import LevelMeter
+from ..containers.markers import Marker, clean_label
+from ..capture.ring import RingBuffer
+from ..capture.sources import Source
 
 INACTIVE, RECORDING, PAUSED = "inactive", "recording", "paused"
 
@@ -149,11 +149,11 @@ class MediaRecorder(EventTarget):
     new self-contained file every that many seconds of audio, named by
     :func:`split_path` (``memo-001.wav``, ``memo-002.wav``…); the pieces together are
     exactly the continuous recording, and each piece's ``dataavailable`` blob is that
-    whole file. ``voice`` (a :class:`dictaphone.vad.VoiceGate`) makes the recording
+    whole file. ``voice`` (a :class:`dictaphone.recording.vad.VoiceGate`) makes the recording
     wait for speech, stop after silence, or leave long silences out (marked by
     ``pause``/``resume`` events whose ``reason`` is ``"silence"``), and with
     ``split_on_silence`` put each utterance in its own file, named like split pieces.
-    ``mark()`` flags the current moment (see :mod:`dictaphone.markers` for where markers
+    ``mark()`` flags the current moment (see :mod:`dictaphone.containers.markers` for where markers
     are kept); with ``split_on_mark`` each marker also starts a new piece there.
 
     ``reconnect`` (seconds; None: the source's own ``reconnect``, 30 s for a
@@ -226,7 +226,7 @@ class MediaRecorder(EventTarget):
         self.voice = voice
         if voice is not None and voice.split_on_silence and not isinstance(output, (str, os.PathLike)):
             raise InvalidArgumentError("split on silence needs a file path as output")
-        from .sources import check_reconnect
+        from ..capture.sources import check_reconnect
 
         can_reopen = callable(getattr(source, "reopen", None)) and callable(getattr(source, "lost", None))
         if reconnect is None:
@@ -661,8 +661,8 @@ class MediaRecorder(EventTarget):
             # A file made here is new audio: the markers and transcript left beside an
             # overwritten file (or one deleted by hand) describe audio that is gone, and a
             # transcript would otherwise be printed and searched as this recording's.
-            from .markers import remove_sidecar
-            from .transcript import remove as remove_transcript
+            from ..containers.markers import remove_sidecar
+            from ..library.transcript import remove as remove_transcript
 
             for remove in (remove_sidecar, remove_transcript):
                 try:
@@ -746,7 +746,7 @@ class MediaRecorder(EventTarget):
         held = self.file_markers.setdefault(path, [])
         held.append(Marker(marker.number, offset / rate, marker.label, frame=offset))
         try:
-            from .markers import save_sidecar
+            from ..containers.markers import save_sidecar
 
             save_sidecar(path, held)
         except OSError:
@@ -890,7 +890,7 @@ class MediaRecorder(EventTarget):
         return max(1, n)
 
     def _is_device(self) -> bool:
-        from .sources import FileSource
+        from ..capture.sources import FileSource
 
         return not isinstance(self.source, FileSource)
 

@@ -22,9 +22,9 @@ import os
 import sys
 import unicodedata
 
-from .atomic import write_text
-from .errors import DictaphoneError, InvalidArgumentError, OutputError, SourceError
-from .formats import FORMATS, format_for_path
+from ..atomic import write_text
+from ..errors import DictaphoneError, InvalidArgumentError, OutputError, SourceError
+from ..containers.formats import FORMATS, format_for_path
 
 MAX_NAME_BYTES = 200
 
@@ -105,7 +105,7 @@ class Clip:
     size: int = 0
     device: str | None = None
     dropped_frames: int | None = None
-    #: [{"number", "time" (s of this file), "label"}]; see dictaphone.markers
+    #: [{"number", "time" (s of this file), "label"}]; see dictaphone.containers.markers
     markers: list = dataclasses.field(default_factory=list)
     #: where the device was lost and came back: [{"time": s, "duration": s, "reason": str}]
     gaps: list = dataclasses.field(default_factory=list)
@@ -207,7 +207,7 @@ def _from_file(path: str) -> Clip:
     _apply_meta(clip, meta)
     if "markers" not in meta:
         # killed while recording (the recorder's sidecar) or copied in with a cue chunk
-        from .markers import load
+        from ..containers.markers import load
 
         try:
             clip.markers = [m.to_json() for m in load(path)]
@@ -350,7 +350,7 @@ def rename(old: str, new: str) -> Clip:
         raise ClipExistsError(f"{target} exists already") from None
     except OSError:  # a file system without hard links
         os.rename(clip.path, target)
-    from .markers import sidecar_path as markers_sidecar
+    from ..containers.markers import sidecar_path as markers_sidecar
     from .transcript import sidecar_path
 
     for sidecar in (sidecar_path, markers_sidecar):
@@ -372,7 +372,7 @@ def delete(name: str) -> Clip:
         os.unlink(clip.path)
     except FileNotFoundError:
         pass  # an orphan: its audio is gone already, what is left goes below
-    from .markers import sidecar_path as markers_sidecar
+    from ..containers.markers import sidecar_path as markers_sidecar
     from .transcript import sidecar_path
 
     for sidecar in (clip.meta_path, sidecar_path(clip.path), markers_sidecar(clip.path)):

@@ -3,7 +3,7 @@
 ::
 
     from dictaphone import MediaRecorder, Microphone
-    from dictaphone.live import LiveTranscriber
+    from dictaphone.speech.live import LiveTranscriber
 
     rec = MediaRecorder(Microphone(), "audio/flac", output="memo.flac")
     live = LiveTranscriber(rec, model="base.en")  # loads the model and Silero now
@@ -37,7 +37,7 @@ How it works, and why it cannot cost the recording anything:
 
 At the end, :meth:`close` ends the utterance in progress at the end of the recording,
 recognises what is still queued (their events come after the recorder's ``stop``), and
-returns the whole :class:`~dictaphone.transcript.Transcript` in the recording's time.
+returns the whole :class:`~dictaphone.library.transcript.Transcript` in the recording's time.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ import time
 
 import numpy as np
 
-from .events import TranscriptEvent
+from ..events import TranscriptEvent
 from .silero import SAMPLE_RATE, Segmenter, SileroVAD, Utterance, to_mono_float
 
 log = logging.getLogger("dictaphone")
@@ -60,9 +60,9 @@ DEFAULT_CPU_THREADS = 1
 
 
 class LiveTranscriber:
-    """Transcribes a :class:`~dictaphone.recorder.MediaRecorder`'s audio while it records.
+    """Transcribes a :class:`~dictaphone.recording.recorder.MediaRecorder`'s audio while it records.
 
-    ``transcriber``: a :class:`dictaphone.transcribe.Transcriber` (or anything with
+    ``transcriber``: a :class:`dictaphone.speech.transcribe.Transcriber` (or anything with
     ``transcribe(frames, samplerate)`` returning a Transcript); default: one made from
     ``model`` and ``language`` with ``cpu_threads`` CTranslate2 threads. The model and
     Silero are loaded when this object is made (errors come now, before recording), and
@@ -136,7 +136,7 @@ class LiveTranscriber:
     @property
     def transcript(self):
         """Everything recognised so far, as one Transcript in the recording's time."""
-        from .transcript import Transcript
+        from ..library.transcript import Transcript
 
         model = getattr(self.transcriber, "model_name", "") or ""
         return Transcript(segments=sorted(self.segments, key=lambda s: s.start), model=str(model),
