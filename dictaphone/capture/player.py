@@ -35,13 +35,10 @@ class Player:
     LATENCY = 0.5
 
     def __init__(self, path: str, device: int | str | None = None, start: float = 0.0):
-        import soundfile as sf
+        from ..containers.decode import open_audio
 
         self.sd = import_sounddevice()
-        try:
-            self._file = sf.SoundFile(path)
-        except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as e:
-            raise SourceError(f"{path}: {explain(e, path)}") from None
+        self._file = open_audio(path)  # libsndfile, else PyAV (M4A, WebM)
         self.path = path
         self.samplerate = self._file.samplerate
         self.channels = self._file.channels

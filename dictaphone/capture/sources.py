@@ -736,15 +736,14 @@ class FileSource(Source):
             mode = os.stat(self.path).st_mode
             if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
                 raise SourceError(f"{self.path}: is a device, not an audio file")
-            try:
-                with sf.SoundFile(self.path) as f:
-                    self.samplerate = int(f.samplerate)
-                    self.file_channels = int(f.channels)
-                    self.frames = int(f.frames)
-                    self.file_format = f.format
-                    self.file_subtype = f.subtype
-            except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as e:
-                raise SourceError(f"{self.path}: {explain(e, self.path)}") from None
+            from ..containers.decode import open_audio
+
+            with open_audio(self.path) as f:  # libsndfile, else PyAV (M4A, WebM, MP4)
+                self.samplerate = int(f.samplerate)
+                self.file_channels = int(f.channels)
+                self.frames = int(f.frames)
+                self.file_format = f.format
+                self.file_subtype = f.subtype
         if channels is not None and not _is_int(channels):
             raise InvalidArgumentError(f"channel count {channels!r} is not a whole number")
         self.channels = self.file_channels if channels is None else int(channels)
@@ -810,10 +809,9 @@ class FileSource(Source):
                 raise SourceError(f"{self.label}: a stream can be recorded only once")
             self._file, self._stream_file = self._stream_file, None
         else:
-            try:
-                self._file = sf.SoundFile(self.path)
-            except (sf.LibsndfileError, RuntimeError, OSError) as e:
-                raise SourceError(f"{self.path}: {explain(e, self.path)}") from None
+            from ..containers.decode import open_audio
+
+            self._file = open_audio(self.path)
         # A stream comes in small blocks too: a stop while its writer is silent keeps
         # everything but the last 50 ms block at most.
         live = self.realtime or self._stream is not None

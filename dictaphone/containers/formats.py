@@ -159,6 +159,40 @@ def format_for_path(path: str | os.PathLike) -> Format | None:
     return _BY_EXTENSION.get(os.path.splitext(os.fspath(path))[1].lower())
 
 
+#: Containers the library keeps as they came (``dictaphone import``) though dictaphone does
+#: not write them: a phone's M4A (AAC), a browser's WebM (Opus), raw AAC (ADTS). Browsers
+#: play them; dictaphone reads them through PyAV (dictaphone.containers.decode).
+IMPORTED: dict[str, tuple[str, str]] = {".m4a": ("m4a", "audio/mp4"), ".webm": ("webm", "audio/webm"),
+                                        ".aac": ("aac", "audio/aac")}
+
+
+def library_extensions() -> set[str]:
+    """Every extension a clip's audio file may have: the written formats' and IMPORTED's."""
+    return set(_BY_EXTENSION) | set(IMPORTED)
+
+
+def is_library_audio(path: str | os.PathLike) -> bool:
+    return os.path.splitext(os.fspath(path))[1].lower() in library_extensions()
+
+
+def mime_for_path(path: str | os.PathLike) -> str | None:
+    """The MIME type of any audio file the library holds (None: not one)."""
+    ext = os.path.splitext(os.fspath(path))[1].lower()
+    fmt = _BY_EXTENSION.get(ext)
+    if fmt is not None:
+        return fmt.mime_type
+    return IMPORTED[ext][1] if ext in IMPORTED else None
+
+
+def format_name_for_path(path: str | os.PathLike) -> str | None:
+    """``wav``, ``flac``, ..., ``m4a``, ``webm``: the name of a library file's container."""
+    ext = os.path.splitext(os.fspath(path))[1].lower()
+    fmt = _BY_EXTENSION.get(ext)
+    if fmt is not None:
+        return fmt.name
+    return IMPORTED[ext][0] if ext in IMPORTED else None
+
+
 def check_rate_and_channels(samplerate: int, channels: int) -> None:
     if not _is_int(samplerate) or not MIN_RATE <= samplerate <= MAX_RATE:
         raise InvalidArgumentError(

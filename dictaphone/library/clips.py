@@ -24,7 +24,7 @@ import unicodedata
 
 from ..atomic import write_text
 from ..errors import DictaphoneError, InvalidArgumentError, OutputError, SourceError
-from ..containers.formats import FORMATS, format_for_path
+from ..containers.formats import format_name_for_path, is_library_audio, library_extensions
 
 MAX_NAME_BYTES = 200
 
@@ -110,6 +110,8 @@ class Clip:
     #: where the device was lost and came back: [{"time": s, "duration": s, "reason": str}]
     gaps: list = dataclasses.field(default_factory=list)
     transcript: str | None = None  #: the first words of its saved transcript ("" if silent)
+    #: the file it was imported from (dictaphone import), as given then
+    imported: str | None = None
     #: the audio file is gone (removed by hand): only its metadata is left, which
     #: `delete` removes
     missing: bool = False
@@ -164,7 +166,7 @@ def _read_meta(path: str) -> dict:
 #: not break `list`)
 _META_TYPES = {"created": str, "duration": (int, float), "format": str, "samplerate": int,
                "channels": int, "device": str, "dropped_frames": int, "markers": list,
-               "gaps": list, "transcript": str}
+               "gaps": list, "transcript": str, "imported": str}
 
 
 def _apply_meta(clip: Clip, meta: dict) -> None:
@@ -183,8 +185,7 @@ def _orphan(path: str) -> Clip:
     clip = Clip(name=_name_of(os.path.basename(path)), path=path, missing=True)
     _apply_meta(clip, _read_meta(path))
     if clip.format is None:
-        fmt = format_for_path(path)
-        clip.format = fmt.name if fmt else None
+        clip.format = format_name_for_path(path)
     return clip
 
 
@@ -194,7 +195,7 @@ def _orphan_audio_path(directory: str, filename: str) -> str | None:
     if not filename.endswith(".json") or filename.endswith((".transcript.json", ".markers.json")):
         return None
     audio = filename[:-5]
-    if format_for_path(audio) is None or audio.startswith("."):
+    if not is_library_audio(audio) or audio.startswith("."):
         return None
     path = os.path.join(directory, audio)
     return None if os.path.lexists(path) else path
@@ -221,8 +222,7 @@ def _from_file(path: str) -> Clip:
     if clip.created is None:
         clip.created = datetime.datetime.fromtimestamp(st.st_mtime).astimezone().isoformat(timespec="seconds")
     if clip.format is None:
-        fmt = format_for_path(path)
-        clip.format = fmt.name if fmt else None
+        clip.format = format_name_for_path(path)
     if clip.duration is None or clip.samplerate is None:
         try:
             import soundfile as sf
@@ -232,8 +232,28 @@ def _from_file(path: str) -> Clip:
                 clip.duration = info.frames / info.samplerate
             clip.samplerate, clip.channels = info.samplerate, info.channels
         except Exception:
-            pass  # not readable (raw, or damaged): listed without a duration
+            _probe_imported(clip)  # not readable (raw, or damaged): listed without a duration
     return clip
+
+
+def _probe_imported(clip: Clip) -> None:
+    """An M4A or WebM copied in by hand (no sidecar): its rate, channels and length as its
+    container gives them, through PyAV when it is installed."""
+    from ..containers.formats import IMPORTED
+
+    if os.path.splitext(clip.path)[1].lower() not in IMPORTED:
+        return
+    try:
+        from ..containers.decode import AVReader, have_pyav
+
+        if not have_pyav():
+            return
+        with AVReader(clip.path) as r:
+            clip.samplerate, clip.channels = r.samplerate, r.channels
+            if r.frames >= 0:
+                clip.duration = r.frames / r.samplerate
+    except Exception:
+        pass
 
 
 def clips() -> list[Clip]:
@@ -249,7 +269,7 @@ def clips() -> list[Clip]:
         if orphan is not None:
             result.append(_orphan(orphan))
             continue
-        if format_for_path(entry.name) is None:
+        if not is_library_audio(entry.name):
             continue
         result.append(_from_file(entry.path))
     result.sort(key=lambda c: (c.created or "", c.name), reverse=True)
@@ -261,11 +281,11 @@ def find(name: str, missing_ok: bool = False) -> Clip | None:
     check_name(name)
     directory = clip_dir()
     if os.path.isdir(directory):
-        for ext in {e for f in FORMATS.values() for e in (f.extension, *f.extensions)}:
+        for ext in sorted(library_extensions()):
             path = os.path.join(directory, name + ext)
             if os.path.isfile(path) and not os.path.islink(path) and _inside(path, directory):
                 return _from_file(path)
-        for ext in {e for f in FORMATS.values() for e in (f.extension, *f.extensions)}:
+        for ext in sorted(library_extensions()):
             path = os.path.join(directory, name + ext)
             meta = path + ".json"
             if (not os.path.lexists(path) and os.path.isfile(meta) and not os.path.islink(meta)
@@ -405,3 +425,148 @@ def fingerprint(ignore: frozenset[str] | set[str] = frozenset()) -> tuple:
             continue
         result.append((entry.name, st.st_size, st.st_mtime_ns))
     return tuple(sorted(result))
+
+
+# -- clips made from finished files (import, trim) ------------------------------------------
+
+
+def temp_audio_path(extension: str) -> str:
+    """A new, empty, hidden file in the clip directory (``.dictaphone-*.EXT.tmp``, which
+    listings skip) to write a clip's audio into before it becomes one with :func:`add`."""
+    from ..atomic import mkstemp_as_open
+
+    directory = clip_dir(create=True)
+    fd, tmp = mkstemp_as_open(directory, ".dictaphone-")
+    os.close(fd)
+    path = tmp[:-4] + extension + ".tmp"
+    try:
+        os.rename(tmp, path)
+    except OSError:
+        os.unlink(tmp)
+        raise
+    return path
+
+
+def unique_name(base: str) -> str:
+    """``base``, or ``base-2``, ``base-3``, ... : the first that no clip has."""
+    check_name(base)
+    if find(base, missing_ok=True) is None:
+        return base
+    n = 2
+    while True:
+        suffix = f"-{n}"
+        name = base[:MAX_NAME_BYTES - len(suffix)] if len(base.encode()) + len(suffix) > MAX_NAME_BYTES else base
+        name = name + suffix
+        if find(name, missing_ok=True) is None:
+            return name
+        n += 1
+
+
+def add(audio: str, name: str, extension: str, *, transcript=None, move: bool = True,
+        **meta) -> Clip:
+    """Make the finished file ``audio`` the clip ``name`` (``NAME.EXT``), with its
+    metadata (the fields of :class:`Clip`: created, duration, markers, ...) and, if given,
+    its transcript. Nothing clobbers: ClipExistsError when the name is taken, even when
+    another process takes it meanwhile. All or nothing: if the metadata cannot be written
+    the clip is removed again. ``move``: ``audio`` is linked into place (copied when that
+    cannot be done) and its old name removed once the clip is whole; else it is copied
+    and left as it is (a hard link would let an edit of the original change the clip)."""
+    check_name(name)
+    if find(name, missing_ok=True) is not None:
+        raise ClipExistsError(f"a clip named {name!r} exists already")
+    directory = clip_dir(create=True)
+    target = os.path.join(directory, name + extension)
+    if not _inside(target, directory):
+        raise InvalidArgumentError(f"clip name {name!r} leaves the library")
+    try:
+        _link_or_copy(audio, target, copy=not move)
+    except FileExistsError:
+        raise ClipExistsError(f"{target} exists already") from None
+    try:
+        if transcript is not None:
+            from .transcript import save
+
+            save(target, transcript)
+        meta.setdefault("format", format_name_for_path(target))
+        write_metadata(target, **meta)
+    except BaseException:
+        for path in (target, target + ".json"):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        from .transcript import remove
+
+        remove(target)
+        raise
+    if move:
+        try:
+            os.unlink(audio)
+        except OSError:
+            pass
+    return _from_file(target)
+
+
+def _link_or_copy(source: str, target: str, copy: bool = False) -> None:
+    """``target`` as a new name of ``source`` (a hard link), else (or with ``copy``) a copy
+    of it; never over an existing file (FileExistsError). A copy is made under a hidden
+    temporary name and linked into place once whole."""
+    if not copy:
+        try:
+            os.link(source, target)
+            return
+        except FileExistsError:
+            raise
+        except OSError:
+            pass  # another file system, or none with hard links: copy
+    import shutil
+
+    tmp = temp_audio_path(os.path.splitext(target)[1])
+    try:
+        shutil.copyfile(source, tmp)
+        try:
+            os.link(tmp, target)
+        except FileExistsError:
+            raise
+        except OSError:
+            if os.path.lexists(target):
+                raise FileExistsError(17, "File exists", target) from None
+            os.rename(tmp, target)
+    finally:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def replace_audio(clip: Clip, audio: str, extension: str, *, transcript=None, **meta) -> Clip:
+    """Put the finished file ``audio`` (a temporary file of ours) in place of ``clip``'s
+    audio, with new metadata and transcript (its markers sidecar goes: the metadata holds
+    them). The old audio stays until the new one is in place; with the same extension the
+    new file is renamed over it in one step."""
+    check_present(clip)
+    from ..containers.markers import remove_sidecar
+    from .transcript import remove, save
+
+    target = os.path.splitext(clip.path)[0] + extension
+    if not _inside(target, clip_dir()):
+        raise InvalidArgumentError(f"{target} is outside the library")
+    if os.path.normcase(target) != os.path.normcase(clip.path) and os.path.lexists(target):
+        raise ClipExistsError(f"{target} exists already")
+    os.replace(audio, target)
+    if target != clip.path:
+        for old in (clip.path, clip.meta_path):
+            try:
+                os.unlink(old)
+            except FileNotFoundError:
+                pass
+        remove(clip.path)
+        remove_sidecar(clip.path)
+    remove_sidecar(target)
+    if transcript is not None:
+        save(target, transcript)
+    else:
+        remove(target)
+    meta.setdefault("format", format_name_for_path(target))
+    write_metadata(target, **meta)
+    return _from_file(target)

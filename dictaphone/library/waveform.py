@@ -59,12 +59,9 @@ def analyse(path: str, columns: int, silence_dbfs: float = -50.0,
     (RMS over 50 ms windows) lasting at least ``min_silence`` seconds are silences."""
     import soundfile as sf
 
-    try:
-        f = sf.SoundFile(path)
-    except TypeError:  # headerless (raw): soundfile asks for a rate it cannot know
-        raise SourceError(f"{path}: raw audio has no header to read its rate from") from None
-    except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as e:
-        raise SourceError(f"{path}: {explain(e, path)}") from None
+    from ..containers.decode import open_audio
+
+    f = open_audio(path)  # libsndfile, else PyAV (M4A, WebM); SourceError in words
     try:
         with f:
             return _analyse(f, path, columns, silence_dbfs, min_silence, block)

@@ -26,7 +26,7 @@ from starlette.routing import Route
 from ..library import clips as library
 from ..control import registry as control
 from ..errors import DictaphoneError, InvalidArgumentError
-from ..containers.formats import format_for_path
+from ..containers.formats import format_name_for_path, mime_for_path
 from .recordings import Launcher, Notices, StartError, Transcriptions
 from .security import Guard, host_names
 
@@ -136,15 +136,16 @@ def clip_json(clip, recording: set[str], transcribing: dict[str, str] | None = N
         version = f"{st.st_mtime_ns:x}-{st.st_size:x}"
     except OSError:
         version = "0"
-    fmt = format_for_path(clip.path)
+    mime = mime_for_path(clip.path)
     gaps = [g for g in (_plain(getattr(clip, "gaps", None)) or []) if isinstance(g, dict)]
     return {"name": clip.name, "file": os.path.basename(clip.path), "created": clip.created,
             "duration": clip.duration, "format": clip.format, "samplerate": clip.samplerate,
             "channels": clip.channels, "size": clip.size, "device": clip.device,
             "dropped_frames": clip.dropped_frames, "version": version,
-            "mime": fmt.mime_type if fmt else None,
-            # Browsers play WAV, FLAC, Ogg (Vorbis, Opus) and MP3; headerless PCM they cannot.
-            "playable": fmt is not None and fmt.name != "raw",
+            "mime": mime,
+            # Browsers play WAV, FLAC, Ogg (Vorbis, Opus), MP3, M4A (AAC) and WebM;
+            # headerless PCM they cannot.
+            "playable": mime is not None and format_name_for_path(clip.path) != "raw",
             "recording": os.path.realpath(clip.path) in recording,
             "transcript": _preview(clip), "has_transcript": _has_transcript(clip.path),
             "markers": _clip_markers(clip), "gaps": gaps,
@@ -263,9 +264,9 @@ class Page:
 
     def audio(self, request: Request):
         clip = _find(request.path_params["name"])
-        fmt = format_for_path(clip.path)
+        mime = mime_for_path(clip.path)
         download = request.query_params.get("download") == "1"
-        return FileResponse(clip.path, media_type=fmt.mime_type if fmt else "application/octet-stream",
+        return FileResponse(clip.path, media_type=mime or "application/octet-stream",
                             filename=os.path.basename(clip.path),
                             content_disposition_type="attachment" if download else "inline",
                             headers={"cache-control": "no-cache"})
@@ -322,8 +323,7 @@ class Page:
             clip = _find(request.path_params["name"])
             if os.path.realpath(clip.path) in self.recording_paths():
                 raise HTTPError(409, f"{clip.name!r} is being recorded; stop it first")
-            fmt = format_for_path(clip.path)
-            if fmt is None or fmt.name == "raw":
+            if format_name_for_path(clip.path) in (None, "raw"):
                 raise HTTPError(400, "raw clips need their sample format: use 'dictaphone transcribe -r RATE'")
             self.transcriptions.add(os.path.realpath(clip.path), clip.name)
             return {"name": clip.name, "state": self.transcriptions.busy().get(os.path.realpath(clip.path))}
