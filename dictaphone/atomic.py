@@ -65,3 +65,58 @@ def write_text(path: str | os.PathLike, text: str, *, overwrite: bool = True) ->
         except OSError:
             pass
         raise
+
+
+def is_write_through(path: str | os.PathLike) -> bool:
+    """True for an output that is not a regular file to be replaced: ``-`` (stdout), a
+    FIFO, a character or block device, a socket, ``/dev/stdout``, ``/dev/fd/N`` and
+    ``/proc/self/fd/N`` (process substitution). Such outputs are written into as they
+    are; only regular files are made whole beside and renamed into place."""
+    import stat
+
+    path = os.fspath(path)
+    if path == "-":
+        return True
+    if path.startswith(("/dev/", "/proc/self/fd/")):
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False  # nothing there yet: a new regular file
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
+def publish(finished: str, path: str | os.PathLike, *, overwrite: bool = False) -> None:
+    """Put the finished file ``finished`` (a temporary file of ours) at ``path``: renamed
+    over it (``overwrite``) or linked to it (never replacing an existing file:
+    FileExistsError). An output that :func:`is_write_through` is written into as it is
+    (copied), and ``finished`` is left for the caller to remove."""
+    import shutil
+    import sys
+
+    path = os.fspath(path)
+    if is_write_through(path):
+        with open(finished, "rb") as src:
+            if path == "-":
+                out = sys.stdout.buffer
+                shutil.copyfileobj(src, out, 1 << 20)
+                out.flush()
+            else:
+                # (no O_TRUNC, no O_CREAT: a FIFO or a device is written into, never made)
+                fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
+                with os.fdopen(fd, "wb") as out:
+                    shutil.copyfileobj(src, out, 1 << 20)
+        return
+    if overwrite:
+        os.replace(finished, path)
+        return
+    try:
+        os.link(finished, path)
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links: checked, then renamed
+        if os.path.lexists(path):
+            raise FileExistsError(17, "File exists", path) from None
+        os.replace(finished, path)
+        return
+    os.unlink(finished)

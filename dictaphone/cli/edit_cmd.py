@@ -1,4 +1,4 @@
-"""`dictaphone import`: recordings from elsewhere."""
+"""`dictaphone import|trim|export`: recordings from elsewhere, cut and sent elsewhere."""
 
 from __future__ import annotations
 
@@ -65,3 +65,88 @@ def import_(files, name, move, quiet):
             say(f"dictaphone: {failed} of {total} files not imported")
         raise SystemExit(EXIT_ERROR)
 
+
+class Time(click.ParamType):
+    """A moment in a clip: 90, 90.5, 90s, 1:30, 1:02:03.5 (0 allowed)."""
+
+    name = "time"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        from ..containers.markers import parse_time
+
+        t = parse_time(str(value))
+        if t is None:
+            self.fail(f"{value!r} is not a time in the clip (try 90, 12.5, 12s or 1:30)", param, ctx)
+        return t
+
+
+def _notes(result) -> str:
+    return "".join(f"; {n}" for n in result.notes)
+
+
+@cli.command()
+@click.argument("clip", metavar="NAME")
+@click.option("--from", "start", type=Time(), metavar="TIME", help="Keep from here (default: the start).")
+@click.option("--to", "end", type=Time(), metavar="TIME", help="Keep up to here (default: the end).")
+@click.option("-n", "--name", "new_name", metavar="NEW", help="The new clip's name (default: 'NAME (trimmed)').")
+@click.option("--in-place", is_flag=True, help="Replace the clip itself (once the new file is complete).")
+def trim(clip, start, end, new_name, in_place):
+    """Keep a part of a clip, exactly to the frame, as a new clip (the original stays,
+    unless --in-place).
+
+    Markers and transcript words inside the part are kept, their times moved. A lossless
+    clip (WAV, FLAC) keeps every sample as it was; a lossy one is encoded again (M4A as
+    Ogg Vorbis, WebM as Opus: the line says so).
+
+    \b
+      dictaphone trim interview --from 1:30 --to 12:00
+      dictaphone trim memo --from 2.5 --in-place
+    """
+    from ..library.edit import trim as do_trim
+
+    result = do_trim(clip, start, end, new_name=new_name, in_place=in_place)
+    kept = f", {result.markers} marker(s)" if result.markers else ""
+    if in_place:
+        say(f"trimmed {clip!r} in place to {result.duration:.3f} s{kept}{_notes(result)}")
+    else:
+        say(f"trimmed {clip!r} into {result.clip.name!r} ({result.duration:.3f} s{kept}){_notes(result)}")
+
+
+@cli.command()
+@click.argument("clip", metavar="NAME|PATH")
+@click.argument("output", metavar="OUT")
+@click.option("-f", "--format", "fmt", metavar="FORMAT",
+              help="wav, flac, ogg, opus, mp3 or raw (default: from OUT's extension).")
+@click.option("--from", "start", type=Time(), metavar="TIME", help="Only from here.")
+@click.option("--to", "end", type=Time(), metavar="TIME", help="Only up to here.")
+@click.option("--subtitles", type=click.Choice(["srt", "vtt"]), help="Also write its transcript as OUT's name .srt/.vtt.")
+@click.option("--force", is_flag=True, help="Replace an existing OUT (and subtitles file).")
+def export(clip, output, fmt, start, end, subtitles, force):
+    """Write a clip (or an audio file) to OUT in any format dictaphone writes, with its
+    markers (a WAV's cue chunk; chapters in FLAC and Ogg).
+
+    OUT is written whole or not at all; an existing file is kept unless --force. A FIFO,
+    a device or - (stdout) is written into as it is: give -f then.
+
+    \b
+      dictaphone export interview interview.flac --subtitles srt
+      dictaphone export memo - -f wav | sox - -n stat
+    """
+    from ..library.edit import export as do_export
+
+    if not output:
+        fail("OUT cannot be empty: give a file name, or - for stdout", EXIT_USAGE)
+    try:
+        result = do_export(clip, output, fmt, start=start, end=end, subtitles=subtitles, force=force)
+    except FileExistsError:
+        fail(f"{output} exists (use --force to replace it)", EXIT_USAGE)
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        fail(f"cannot write {output}: {(e.strerror or str(e)).lower()}; nothing was written", EXIT_ERROR)
+    marks = f", {result.markers} marker(s)" if result.markers else ""
+    subs = f", subtitles in {result.subtitles}" if result.subtitles else ""
+    where = "stdout" if output == "-" else output
+    say(f"exported {clip!r} to {where} ({result.format}, {result.duration:.3f} s{marks}{subs}){_notes(result)}")
