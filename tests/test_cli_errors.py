@@ -218,6 +218,16 @@ WITHOUT_DEVICE = [
     ("input-that-is-text", ["--input", "text.wav", "out.wav"], _text_wav,
      "not a readable audio file"),
     ("input-that-is-a-device", ["--input", "/dev/zero", "out.wav"], None, "device"),
+    # never a format in disguise: a name's extension is what the file holds
+    ("extension-dictaphone-does-not-write", ["--input", "x.wav", "memo.m4a"], _wav_48k,
+     r"does not write \.m4a files \(M4A/AAC\); its formats are \.wav, \.flac, \.ogg, \.opus, \.mp3, \.raw"),
+    ("extension-that-is-no-audio", ["--input", "x.wav", "notes.txt"], _wav_48k,
+     r"does not write \.txt files"),
+    ("format-under-another-formats-extension", ["--input", "x.wav", "-f", "wav", "memo.ogg"],
+     _wav_48k, "name it memo.wav, or drop -f to record ogg"),
+    ("format-under-an-unwritten-formats-extension", ["--input", "x.wav", "-f", "wav", "memo.m4a"],
+     _wav_48k, "name that says M4A/AAC; name it memo.wav"),
+    ("unknown-extension-without-a-device", ["memo.webm", "-d", "1"], None, r"\.webm"),
 ]
 
 #: libsndfile's messages, which mean nothing to a user (see dictaphone/containers/sfmessages.py)

@@ -148,10 +148,15 @@ def find_device(device: int | str | None, kind: str = "input") -> dict:
     if isinstance(device, bool):  # (True is an int, but no device's index)
         raise DeviceNotFoundError(f"a device must be an index or part of a name, not {device!r}")
     try:
+        if not any(d[key] > 0 for d in sd.query_devices()):
+            # Nothing to choose from (no sound server, no card, a container): not a wrong
+            # argument, and 'dictaphone devices' would list nothing; doctor says why.
+            raise DeviceError(f"no {kind} devices found; 'dictaphone doctor' tells why")
         if device is None:
             index = sd.default.device[0 if kind == "input" else 1]
             if index is None or index < 0:
-                raise DeviceNotFoundError(f"there is no default {kind} device ('dictaphone devices' lists them)")
+                raise DeviceNotFoundError(f"there is no default {kind} device; choose one with -D "
+                                          f"('dictaphone devices' lists them)")
             return sd.query_devices(index)
         # (ASCII digits only: str.isdigit() takes "²", which int() refuses with a traceback)
         if isinstance(device, int) or (isinstance(device, str) and device.strip().isascii()

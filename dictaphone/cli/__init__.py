@@ -45,9 +45,19 @@ def main(argv=None) -> None:
         say("dictaphone: aborted")
         raise SystemExit(EXIT_INTERRUPTED)
     except click.ClickException as e:  # usage errors: one line, exit 2
+        # One prefix for every error, click's and ours ("dictaphone: error:"); which
+        # command it was is in the hint, where it helps.
+        message = one_line(e.format_message())
         ctx = getattr(e, "ctx", None)
-        where = f"dictaphone {ctx.info_name}" if ctx is not None and ctx.parent else "dictaphone"
-        say(f"{where}: error: {one_line(e.format_message())}")
+        if isinstance(e, click.UsageError) and ctx is not None:
+            message = message.rstrip(".")
+            command = ctx.command_path.replace(ctx.find_root().info_name or "", "dictaphone", 1)
+            if "unexpected extra argument" in message:
+                message += (f"; a name with spaces is one argument: quote it ('live test'), "
+                            f"see '{command} --help'")
+            else:
+                message += f" (see '{command} --help')"
+        say(f"dictaphone: error: {message}")
         raise SystemExit(e.exit_code)
     except DictaphoneError as e:
         if debug:

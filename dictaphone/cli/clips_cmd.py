@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from .app import EXIT_USAGE, Decibels, cli, fail, say
+from .app import EXIT_USAGE, Decibels, cli, clip_words, fail, one_clip, say
 
 
 def _stdout_console():
@@ -63,7 +63,8 @@ def delete(names, yes):
     from ..library.clips import delete as do_delete
     from ..library.clips import find
 
-    targets = [find(name) for name in names]  # all must exist before any is deleted
+    # all must exist before any is deleted
+    targets = [find(name) for name in clip_words(names)]
     if not yes:
         if not sys.stdin.isatty():
             fail("not deleting without confirmation; use --yes in scripts", EXIT_USAGE)
@@ -77,7 +78,7 @@ def delete(names, yes):
 
 
 @cli.command()
-@click.argument("clip", metavar="NAME|PATH")
+@click.argument("clip", nargs=-1, required=True, metavar="NAME|PATH")
 @click.option("--json", "as_json", is_flag=True, help="A JSON list: number, time (seconds), label.")
 @click.option("--audacity", is_flag=True, help="An Audacity label track (start, end, label; tab-separated).")
 def marks(clip, as_json, audacity):
@@ -92,7 +93,7 @@ def marks(clip, as_json, audacity):
 
     if as_json and audacity:
         fail("give either --json or --audacity, not both", EXIT_USAGE)
-    path = resolve(clip)
+    path = resolve(one_clip(clip))
     found = load(path)
     if not found:
         from ..containers.markers import check_audio
@@ -112,7 +113,7 @@ def marks(clip, as_json, audacity):
 
 
 @cli.command()
-@click.argument("clip", metavar="NAME|PATH")
+@click.argument("clip", nargs=-1, required=True, metavar="NAME|PATH")
 @click.option("-D", "--device", help="Output device: an index or part of a name.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress line.")
 @click.option("--at", "at", metavar="TIME|MARK",
@@ -132,7 +133,7 @@ def play(clip, device, quiet, at):
     from .terminal import HANGUP, STOP, Keys
     from .text import clock
 
-    path = resolve(clip)
+    path = resolve(one_clip(clip))
     start = 0.0
     if at is not None:
         from ..containers.markers import load, resolve_position
@@ -178,20 +179,23 @@ class _Null:
 
 
 @cli.command()
-@click.argument("clip", metavar="NAME|PATH")
+@click.argument("clip", nargs=-1, required=True, metavar="NAME|PATH")
 @click.option("-w", "--width", type=click.IntRange(10, 1000), help="Columns (default: the terminal's width).")
 @click.option("-H", "--height", type=click.IntRange(2, 100), default=12, show_default=True, help="Rows of waveform.")
 @click.option("--silence", type=Decibels(), default=-50.0, show_default=True, help="Silence threshold, dBFS.")
 def show(clip, width, height, silence):
-    """Draw a clip's waveform, with its duration, levels and silent stretches, and its
-    transcript (if one is saved: dictaphone transcribe) under it."""
+    """Draw a clip's waveform, levels, silences and markers, and its transcript.
+
+    The transcript is the one saved by 'dictaphone transcribe' (or record --transcribe),
+    under the waveform; the waveform is drawn in the terminal's width.
+    """
     from ..library.clips import resolve
     from ..library.waveform import analyse
     from .ui import waveform_view
 
     from ..containers import markers as markers_mod
 
-    path = resolve(clip)
+    path = resolve(one_clip(clip))
     console = _stdout_console()
     columns = width or max(10, console.width)
     wf = analyse(path, columns, silence_dbfs=silence)

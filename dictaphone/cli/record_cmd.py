@@ -6,18 +6,33 @@ import signal
 
 import click
 
-from ..containers.formats import FORMATS
-from .app import Decibels, Duration, cli
+from ..containers.formats import FORMATS, MAX_CHANNELS, MAX_RATE, MIN_RATE
+from .app import Bounded, Decibels, Duration, Sectioned, cli
 
 FORMAT_NAMES = list(FORMATS)
 
 
-@cli.command()
+#: the groups of `record --help`, in the order a new user looks for them
+SECTIONS = (
+    ("Output", ("format_name", "subtype", "name", "force", "quiet")),
+    ("Device or input", ("device", "samplerate", "channels", "input_path", "realtime")),
+    ("Length", ("duration", "split")),
+    ("Stopping", ("stop_on_silence", "reconnect")),
+    ("Hands-free", ("wait_for_sound", "skip_silence", "split_on_silence", "threshold", "vad")),
+    ("Transcripts", ("transcribe", "model", "language", "on_text")),
+    ("Markers", ("split_on_mark", "on_mark")),
+    ("Scripting", ("timeslice", "events", "on_data", "on_stop")),
+)
+
+
+@cli.command(cls=Sectioned, sections=SECTIONS)
 @click.argument("output", required=False)
 @click.option("-f", "--format", "format_name", type=click.Choice(FORMAT_NAMES, case_sensitive=False),
               help="Container/codec. Default: from OUTPUT's extension, else wav.")
-@click.option("-r", "--samplerate", type=int, help="Sample rate in Hz. Default: the device's (or the input file's).")
-@click.option("-c", "--channels", type=int, help="Channels. Default: 1 (an --input file: its own).")
+@click.option("-r", "--samplerate", type=Bounded(MIN_RATE, MAX_RATE, "sample rate", " Hz"),
+              help="Sample rate in Hz. Default: the device's (or the input file's).")
+@click.option("-c", "--channels", type=Bounded(1, MAX_CHANNELS, "channel count"),
+              help="Channels. Default: 1 (an --input file: its own).")
 @click.option("-D", "--device", help="Input device: an index or part of a name (see 'dictaphone devices').")
 @click.option("-d", "--duration", type=Duration(), help="Stop after this much recorded audio, counted in frames (90, 1.5, 5m, 1:30).")
 @click.option("--input", "input_path", metavar="FILE", help="Record an audio file instead of the microphone.")
@@ -68,12 +83,13 @@ def record(output, format_name, samplerate, channels, device, duration, input_pa
     Examples:
       dictaphone record memo.ogg
       dictaphone record -d 10 take.flac
-      dictaphone record - -f wav | sox - -n stat
+      dictaphone record -d 2 - -f wav | sox - -n stat
       dictaphone record - -f raw -r 16000 | my-transcriber
+      dictaphone record --input talk.wav talk.flac
       dictaphone record --split 1h meeting.flac
-      dictaphone record --split 5m --on-data 'transcribe "$DICTAPHONE_FILE"' notes.wav
+      dictaphone record --split 5m --on-data 'dictaphone transcribe -q "$DICTAPHONE_FILE"' notes.wav
       dictaphone record --wait-for-sound --stop-on-silence 3 idea.ogg
-      dictaphone record --split-on-silence 1.5 --on-data 'transcribe "$DICTAPHONE_FILE"' u.wav
+      dictaphone record --split-on-silence 1.5 --on-data 'dictaphone transcribe -q "$DICTAPHONE_FILE"' u.wav
       dictaphone record --transcribe -n standup
       dictaphone record --transcribe --on-text 'wtype "$DICTAPHONE_TEXT "' dictation.ogg
 

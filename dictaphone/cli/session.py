@@ -91,16 +91,47 @@ def resolve_output(opts: RecordOptions) -> tuple[Format, object, str]:
         path = named_clip_path(opts.name, ext) if opts.name is not None else new_clip_path(ext)
         return fmt, path, path
     path = opts.output
-    by_ext = format_for_path(path)
-    fmt = format_by_name(opts.format_name) if opts.format_name else (by_ext or _default_format())
-    if by_ext is not None and by_ext is not fmt:
-        warn(f"{path} will hold {fmt.name} data (-f {fmt.name}), not {by_ext.name}")
+    fmt = format_of_output(path, opts.format_name)
     from ..recording.recorder import split_path
 
     first = split_path(path, 1) if opts.splits else path
     check_not_input(opts, first)
     check_output_path(first, opts.force)
     return fmt, path, path
+
+
+def format_of_output(path: str, format_name: str | None) -> Format:
+    """The format a recording into ``path`` is written in; never one in disguise.
+
+    The extension decides (``memo.ogg``: Ogg Vorbis). One that names no format dictaphone
+    writes (``memo.m4a``, ``notes.txt``) is refused, not filled with a WAV. ``-f`` is for
+    a name without an audio extension (``take``, ``take.bin -f raw``, ``x.part -f flac``);
+    with an extension that names another audio format (``memo.ogg -f wav``, ``memo.m4a
+    -f wav``) it is refused too: a reader would take the file for what its name says.
+    """
+    from ..containers.formats import FORMATS, audio_extension
+
+    by_ext = format_for_path(path)
+    ext = os.path.splitext(os.path.basename(path))[1]
+    names = ", ".join(f.extension for f in FORMATS.values())
+    if format_name is None:
+        if by_ext is not None:
+            return by_ext
+        if not ext:
+            return _default_format()
+        what = audio_extension(ext)
+        raise NotSupportedError(f"{path}: dictaphone does not write {ext} files"
+                                f"{f' ({what})' if what else ''}; its formats are {names}: "
+                                f"name the file with one of them")
+    fmt = format_by_name(format_name)
+    if by_ext is fmt:
+        return fmt
+    claimed = by_ext.name if by_ext is not None else audio_extension(ext)
+    if claimed is not None:
+        raise NotSupportedError(f"{path} would hold {fmt.name} data under a name that says "
+                                f"{claimed}; name it {os.path.splitext(path)[0]}{fmt.extension}"
+                                + (f", or drop -f to record {by_ext.name}" if by_ext else ""))
+    return fmt
 
 
 def check_not_input(opts: RecordOptions, path: str) -> None:

@@ -7,7 +7,7 @@ import os
 import click
 
 from ..errors import DictaphoneError
-from .app import EXIT_ERROR, cli, say
+from .app import EXIT_ERROR, cli, clip_words, say
 
 from ..containers.formats import FORMATS
 
@@ -35,11 +35,18 @@ def devices(as_json):
     devs = list_devices()
     if as_json:
         click.echo(json.dumps(devs, indent=2))
-        return
-    for d in devs:
-        mark = ("*" if d["default_input"] else " ") + (">" if d["default_output"] else " ")
-        click.echo(f"{mark} {d['index']:3} {d['name']}  ({d['hostapi']}; {d['inputs']} in, "
-                   f"{d['outputs']} out; {d['default_samplerate']:g} Hz)")
+    else:
+        for d in devs:
+            mark = ("*" if d["default_input"] else " ") + (">" if d["default_output"] else " ")
+            click.echo(f"{mark} {d['index']:3} {d['name']}  ({d['hostapi']}; {d['inputs']} in, "
+                       f"{d['outputs']} out; {d['default_samplerate']:g} Hz)")
+    if not any(d["inputs"] for d in devs):
+        # Nothing to record from: say so (stdout stays data: [] or the output devices) and
+        # exit 1, as `status` does when nothing is recording.
+        say(f"dictaphone: no {'audio' if not devs else 'input'} devices found; "
+            f"'dictaphone doctor' tells why (no microphone here: 'dictaphone record --input FILE' "
+            f"records a file)")
+        raise SystemExit(EXIT_ERROR)
 
 
 @cli.command()
@@ -56,7 +63,7 @@ def recover(files, dry_run):
     """
     from ..containers.recover import recover as repair
 
-    for path in files:
+    for path in clip_words(files):
         say(repair(_file_or_clip(path), dry_run=dry_run).describe())
 
 
@@ -72,6 +79,12 @@ def _file_or_clip(arg: str) -> str:
         clip = find(arg, missing_ok=True)
     except InvalidArgumentError:
         clip = None  # not a clip's name: recover says the file is not there
+    if clip is None:
+        from ..library.clips import ClipNotFoundError, did_you_mean
+
+        hint = did_you_mean(arg)
+        if "did you mean" in hint:  # a typo of a clip's name, more likely than a lost file
+            raise ClipNotFoundError(f"{arg}: no such file or clip{hint}")
     return clip.path if clip is not None and not clip.missing else arg
 
 
@@ -98,9 +111,25 @@ FIXES = {
 @click.option("--seconds", type=float, default=3.0, show_default=True,
               help="How long to wait for the first audio from the default input.")
 def doctor(seconds):
-    """Check the set-up: PortAudio, input devices, the clip directory, every format.
+    """Check the set-up: audio, the clip directory, every format, speech to text.
 
-    Prints the fix for each problem; exits 1 when something is broken.
+    \b
+    In order:
+      PortAudio        the library is found (its version)
+      input devices    how many; the default input opens and delivers audio
+                       within --seconds (a sound server that runs, a source
+                       that is not suspended)
+      clip directory   exists or can be made, and is writable
+      formats          each of wav, flac, ogg, opus, mp3, raw encodes here
+      speech engine    faster-whisper (the optional transcribe extra) imports,
+                       with the versions of ctranslate2 and onnxruntime
+      speech model     the model 'transcribe' would use ($DICTAPHONE_MODEL or
+                       base.en): a directory that holds a model, or one in the
+                       Hugging Face cache; every cached Whisper model and its size
+
+    Prints the fix for each problem; exits 1 when something is broken. A missing
+    speech engine is no problem (it is optional), and a model not fetched yet is
+    fetched on first use.
     """
     import io
     import tempfile

@@ -12,7 +12,8 @@ import sys
 
 import click
 
-from .app import EXIT_ERROR, EXIT_USAGE, cli, fail, say
+from ..containers.formats import MAX_CHANNELS, MAX_RATE, MIN_RATE
+from .app import EXIT_ERROR, EXIT_USAGE, Bounded, Subtype, cli, clip_words, fail, say
 
 FORMATS = ("txt", "srt", "vtt", "json")
 
@@ -82,10 +83,11 @@ class _Progress:
                    "Default: $DICTAPHONE_MODEL, else base.en.")
 @click.option("-l", "--language", metavar="CODE", help="Language code (en, de, ...). Default: detect (en for .en models).")
 @click.option("--redo", is_flag=True, help="Recognise again even if a transcript is saved.")
-@click.option("-r", "--samplerate", type=click.IntRange(1000, 768000), help="Raw files: rate in Hz.")
-@click.option("-c", "--channels", type=click.IntRange(1, 32), help="Raw files: channels (default 1).")
-@click.option("--subtype", type=click.Choice(["PCM_16", "PCM_24", "PCM_32", "FLOAT"], case_sensitive=False),
-              help="Raw files: sample format (default PCM_16).")
+@click.option("-r", "--samplerate", type=Bounded(MIN_RATE, MAX_RATE, "sample rate", " Hz"),
+              help="Raw files: rate in Hz.")
+@click.option("-c", "--channels", type=Bounded(1, MAX_CHANNELS, "channel count"),
+              help="Raw files: channels (default 1).")
+@click.option("--subtype", type=Subtype(), help="Raw files: sample format (default PCM_16).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no notes on stderr.")
 def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, channels, subtype, quiet):
     """Print what was said in recordings (clip names or files of any format dictaphone writes;
@@ -110,7 +112,7 @@ def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, ch
         fail("--language cannot be empty: give a code such as en, or leave it out to detect it", EXIT_USAGE)
     if sum(i == "-" for i in inputs) > 1:
         fail("- (stdin) can be given once", EXIT_USAGE)
-    items = [audio_input(i, samplerate, channels, subtype.upper() if subtype else None) for i in inputs]
+    items = [audio_input(i, samplerate, channels, subtype) for i in clip_words(inputs)]
     if (samplerate or channels or subtype) and not any(i.raw for i in items):
         fail("-r, -c and --subtype are for raw (headerless) files only", EXIT_USAGE)
     out_dir = None

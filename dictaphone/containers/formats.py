@@ -193,6 +193,23 @@ def format_name_for_path(path: str | os.PathLike) -> str | None:
     return IMPORTED[ext][0] if ext in IMPORTED else None
 
 
+#: extensions of audio formats dictaphone does not write (what each is, for messages):
+#: a recording is never given one of these names, so that no reader is misled
+OTHER_AUDIO_EXTENSIONS = {
+    ".m4a": "M4A/AAC", ".m4b": "M4B/AAC", ".mp4": "MP4", ".aac": "AAC", ".webm": "WebM",
+    ".weba": "WebM", ".mka": "Matroska", ".mkv": "Matroska", ".aif": "AIFF", ".aiff": "AIFF",
+    ".aifc": "AIFF-C", ".caf": "CAF", ".wma": "WMA", ".amr": "AMR", ".ac3": "AC-3",
+    ".au": "Sun audio", ".snd": "Sun audio", ".w64": "Wave64", ".spx": "Speex", ".mp2": "MP2",
+    ".ape": "Monkey's Audio", ".wv": "WavPack", ".3gp": "3GP", ".alac": "ALAC",
+}
+
+
+def audio_extension(ext: str) -> str | None:
+    """What audio format an extension dictaphone does not write names (``.m4a``:
+    "M4A/AAC"), or None for one that names no audio format (``.bin``, ``.part``)."""
+    return OTHER_AUDIO_EXTENSIONS.get(ext.lower())
+
+
 def check_rate_and_channels(samplerate: int, channels: int) -> None:
     if not _is_int(samplerate) or not MIN_RATE <= samplerate <= MAX_RATE:
         raise InvalidArgumentError(

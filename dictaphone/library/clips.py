@@ -293,7 +293,23 @@ def find(name: str, missing_ok: bool = False) -> Clip | None:
                 return _orphan(path)
     if missing_ok:
         return None
-    raise ClipNotFoundError(f"no clip named {name!r} ('dictaphone list' shows them)")
+    raise ClipNotFoundError(f"no clip named {name!r}{did_you_mean(name)}")
+
+
+def did_you_mean(name: str) -> str:
+    """``; did you mean 'live test'?`` with the clip names closest to ``name`` (a typo,
+    another case), or the hint to list them when none is close."""
+    import difflib
+
+    try:
+        names = sorted({c.name for c in clips()})
+    except OSError:
+        names = []
+    folded = {n.casefold(): n for n in names}
+    close = difflib.get_close_matches(name.casefold(), list(folded), n=3, cutoff=0.6)
+    if not close:
+        return " ('dictaphone list' shows them)"
+    return "; did you mean " + " or ".join(repr(folded[c]) for c in close) + "?"
 
 
 def resolve(name_or_path: str) -> str:
@@ -314,7 +330,7 @@ def resolve(name_or_path: str) -> str:
         what = ("a directory" if stat.S_ISDIR(mode) else "a pipe" if stat.S_ISFIFO(mode)
                 else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
         raise SourceError(f"{name_or_path} is {what}, not an audio file; give a clip's name or an audio file")
-    raise ClipNotFoundError(f"no clip or file named {name_or_path!r} ('dictaphone list' shows the clips)")
+    raise ClipNotFoundError(f"no clip or file named {name_or_path!r}{did_you_mean(name_or_path)}")
 
 
 def clip_at(path: str) -> Clip | None:

@@ -558,7 +558,8 @@ def audio_input(name_or_path: str, samplerate: int | None = None, channels: int 
         if os.path.isdir(name_or_path):
             raise SourceError(f"{name_or_path} is a directory, not an audio file")
         if not os.path.exists(name_or_path):
-            raise clips.ClipNotFoundError(f"no clip or file named {name_or_path!r}")
+            raise clips.ClipNotFoundError(f"no clip or file named {name_or_path!r}"
+                                          f"{clips.did_you_mean(name_or_path)}")
         clip = clips.clip_at(name_or_path)
         name = name_or_path
     else:
