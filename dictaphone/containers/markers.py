@@ -30,6 +30,7 @@ import re
 import struct
 import unicodedata
 
+from .. import jsontext
 from ..atomic import write_text
 from ..errors import InvalidArgumentError, SourceError
 
@@ -197,8 +198,7 @@ def _from_json_list(items) -> list[Marker] | None:
 
 def _read_json(path: str):
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
+        return jsontext.load_file(path)
     except (OSError, ValueError):
         return None
 

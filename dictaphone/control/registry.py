@@ -25,6 +25,7 @@ import threading
 import time
 from typing import Callable
 
+from .. import jsontext
 from ..errors import DictaphoneError, InvalidArgumentError, InvalidStateError
 
 COMMANDS = ("stop", "pause", "resume", "status", "mark")
@@ -102,7 +103,7 @@ class Entry:
         finally:
             s.close()
         try:
-            reply = json.loads(data)
+            reply = jsontext.loads(data)
         except ValueError:
             raise ControlError(f"recording {self.id} gave no answer (it may have just ended)") from None
         if not isinstance(reply, dict):
@@ -136,8 +137,7 @@ def running(cleanup: bool = True) -> list[Entry]:
             continue
         id = name[:-5]
         try:
-            with open(os.path.join(directory, name)) as f:
-                info = json.load(f)
+            info = jsontext.load_file(os.path.join(directory, name))
         except (OSError, ValueError):
             continue  # being written or removed right now
         if not well_formed(info):
@@ -275,7 +275,7 @@ class ControlServer:
                         break
                     data += chunk
                 try:
-                    params = dict(json.loads(data))
+                    params = dict(jsontext.loads(data, jsontext.MAX_DEPTH))
                     command = params.pop("command", None)
                 except (ValueError, AttributeError, TypeError):
                     command, params = None, {}

@@ -22,6 +22,7 @@ import os
 import sys
 import unicodedata
 
+from .. import jsontext
 from ..atomic import write_text
 from ..errors import DictaphoneError, InvalidArgumentError, OutputError, SourceError
 from ..containers.formats import format_name_for_path, is_library_audio, library_extensions
@@ -155,8 +156,7 @@ def _name_of(filename: str) -> str:
 
 def _read_meta(path: str) -> dict:
     try:
-        with open(path + ".json", encoding="utf-8") as f:
-            meta = json.load(f)
+        meta = jsontext.load_file(path + ".json")
         return meta if isinstance(meta, dict) else {}
     except (OSError, ValueError):
         return {}

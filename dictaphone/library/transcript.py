@@ -30,6 +30,7 @@ import os
 import re
 import unicodedata
 
+from .. import jsontext
 from ..atomic import write_text
 
 VERSION = 1
@@ -168,7 +169,7 @@ class Transcript:
     def from_json(cls, data: str | bytes | dict) -> "Transcript":
         """A transcript from :meth:`to_json`'s text (or its dict); ValueError if malformed."""
         if isinstance(data, (str, bytes)):
-            data = json.loads(data)
+            data = jsontext.loads(data)
         if not isinstance(data, dict) or not isinstance(data.get("segments"), list):
             raise ValueError("not a transcript: no 'segments' list")
         try:

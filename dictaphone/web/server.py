@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from .. import jsontext
 from ..library import clips as library
 from ..control import registry as control
 from ..errors import DictaphoneError, InvalidArgumentError
@@ -184,7 +185,7 @@ async def _json_body(request: Request) -> dict:
         if len(body) > BODY_LIMIT:
             raise HTTPError(413, "request too large")
     try:
-        data = json.loads(body or b"{}")
+        data = jsontext.loads(body or b"{}", jsontext.MAX_DEPTH)
     except ValueError:
         raise HTTPError(400, "the body is not JSON") from None
     if not isinstance(data, dict):
