@@ -432,6 +432,34 @@ def test_a_label_of_ten_thousand_characters_is_refused_and_a_multiline_one_is_ma
     assert [label for _, label in wav_cues(tmp_path / "t.wav")] == ["line one line two"]
 
 
+def test_joiners_and_direction_marks_stay_in_labels_and_an_empty_label_says_it_got_the_default(tmp_path):
+    # ZWJ (an emoji family), ZWNJ (Persian), RLM/LRM (bidirectional text) are text; a bidi
+    # override (it would reorder the rest of a terminal line) and a BOM are controls.
+    family = "\U0001F468\u200d\U0001F469\u200d\U0001F467 family"
+    persian = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0645"
+    mixed = "Price \u200f\u05de\u05d7\u05d9\u05e8\u200e: 5"
+    env = no_device_env(tmp_path)
+    proc = _record_input(tmp_path, env, "--events", "ev.jsonl", "t.wav")
+    try:
+        cliutil.wait_for_status(env, lambda es: bool(es) and es[0]["started"])
+        replies = []
+        for label in (family, persian, mixed, "\u202eevil\ufeff", ""):
+            r = cliutil.run("mark", label, env=env, cwd=tmp_path)
+            assert r.returncode == 0, r.stderr
+            replies.append(r.stderr)
+        assert proc.wait(20) == 0, proc.stderr.read()
+    finally:
+        audiolab.stop_process(proc)
+    expected = [family, persian, mixed, "evil", "Marker 5"]
+    assert "the label given was empty" in replies[4] and "'Marker 5'" in replies[4]
+    assert not any("empty" in r for r in replies[:4])
+    marks = [e for e in read_events(tmp_path / "ev.jsonl") if e["type"] == "mark"]
+    assert [e["label"] for e in marks] == expected
+    assert [label for _, label in wav_cues(tmp_path / "t.wav")] == expected
+    r = cliutil.run("marks", "t.wav", "--json", env=env, cwd=tmp_path)
+    assert [m["label"] for m in json.loads(r.stdout)] == expected
+
+
 def test_marks_lists_a_file_as_text_json_and_an_audacity_label_track(fake, tmp_path):
     src = fake()
     rec = recorder(src, tmp_path / "m.wav")

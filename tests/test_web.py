@@ -1108,3 +1108,106 @@ def test_open_starts_the_browser_on_the_address_with_its_token(web_env, tmp_path
         assert opened.read_text() == s.url
     finally:
         s.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# Other applications beside the page, damaged sidecars, odd names (issue #20: 3, 5, 11)
+
+OTHER_APPS_COOKIES = ['prefs={"a":1}', "x=a b", "lang=\u00e9", "x", 'q="unterminated', "=bare", ";;"]
+
+
+@pytest.mark.parametrize("other", OTHER_APPS_COOKIES)
+@pytest.mark.parametrize("where", ["before", "after", "own-header"])
+def test_other_apps_cookies_do_not_lock_the_page_out(server, other, where):
+    ours = f"dictaphone-token-{server.port}={server.token}"
+    headers = {"before": {"Cookie": f"{other}; {ours}"},
+               "after": {"Cookie": f"{ours}; {other}"},
+               "own-header": {}}[where]
+    status, _, body = server.request("GET", "/api/clips", token=None, headers=headers)
+    if where == "own-header":  # two Cookie headers (HTTP/2 style): the one with ours counts
+        conn = http.client.HTTPConnection(server.host, server.port, timeout=30)
+        try:
+            conn.putrequest("GET", "/api/clips", skip_host=True, skip_accept_encoding=True)
+            conn.putheader("Host", server.netloc)
+            conn.putheader("Cookie", other.encode("utf-8"))
+            conn.putheader("Cookie", ours)
+            conn.endheaders()
+            r = conn.getresponse()
+            status, body = r.status, r.read()
+        finally:
+            conn.close()
+    assert status == 200, body
+    assert {c["name"] for c in json.loads(body)} >= {"fox", "fox ogg"}
+    # ... and an other app's cookie that names ours with the wrong value lets nothing in
+    wrong = f"dictaphone-token-{server.port}=nope; {other}"
+    assert server.request("GET", "/api/clips", token=None, headers={"Cookie": wrong})[0] == 403
+
+
+def test_the_page_works_in_a_browser_that_holds_other_apps_cookies(server, browser):
+    context = browser.new_context()
+    try:
+        # what other local apps leave for this host: cookies SimpleCookie cannot read
+        context.add_cookies([{"name": "prefs", "value": '{"a":1}', "url": server.base},
+                             {"name": "lang", "value": "\u00e9t\u00e9", "url": server.base},
+                             {"name": "x", "value": "a b", "url": server.base}])
+        page = context.new_page()
+        page.set_default_timeout(UI_TIMEOUT)
+        page.goto(server.url)
+        page.wait_for_selector("#live.on")
+        card(page, "fox").wait_for()
+        # the page's own requests (its audio, with the cookie only) still pass
+        assert page.evaluate("fetch('/api/clips/fox/audio').then(r => r.status)") == 200
+    finally:
+        context.close()
+
+
+DEEP = "[" * 100_000
+
+
+def test_a_deeply_nested_sidecar_does_not_break_the_page(server, speech, browser):
+    r = cliutil.run("record", "--input", speech, "--name", "deep side", "-q", env=server.env)
+    assert r.returncode == 0, r.stderr
+    audio = server.home / "deep side.wav"
+    try:
+        for sidecar in ("json", "transcript.json", "markers.json"):
+            Path(f"{audio}.{sidecar}").write_text(DEEP)
+        status, _, body = server.request("GET", "/api/clips")
+        assert status == 200, body
+        listed = {c["name"]: c for c in json.loads(body)}
+        assert "deep side" in listed and "fox" in listed
+        assert server.request("GET", "/api/clips/deep%20side/transcript")[0] == 404
+        assert server.request("GET", "/api/search?q=fox")[0] == 200
+        assert server.request("GET", "/api/clips/deep%20side/waveform")[0] == 200
+    finally:
+        assert server.post("/api/clips/deep%20side/delete")[0] == 200
+    assert not any(p.name.startswith("deep side") for p in server.home.iterdir())
+
+
+@pytest.mark.parametrize("body", [b"[" * 4000, b'{"a":' * 800, b"[" * 40 + b"]" * 40,
+                                  b'{"name": "\xff"}'],
+                         ids=["deep-list", "deep-object", "deeper-than-ours", "not-utf8"])
+def test_a_deep_or_undecodable_request_body_is_a_bad_request(server, body):
+    for path in ("/api/clips/fox/rename", "/api/record", "/api/recordings/1/mark"):
+        status, _, reply = server.request("POST", path, body=body,
+                                          headers={"Content-Type": "application/json"})
+        assert status == 400, (path, reply)
+        assert b"Traceback" not in reply and b"Internal" not in reply
+    assert clip_path(server.home, "fox").exists()
+
+
+@pytest.mark.parametrize("name", ["a\ud800b", "\udcff", "\udc80x"])
+def test_a_lone_surrogate_in_a_name_is_a_bad_request(server, name):
+    # json.dumps writes them as \\ud800 escapes, as a hostile script would
+    for path, data in (("/api/clips/fox/rename", {"name": name}), ("/api/record", {"name": name})):
+        status, _, body = server.post(path, data)
+        assert status == 400, (path, body)
+        assert b"surrogate" in body
+    assert clip_path(server.home, "fox").exists()
+    assert cliutil.run("status", env=server.env).returncode == 1  # nothing was started
+
+
+def test_a_marker_label_too_long_is_a_bad_request_not_a_conflict(server):
+    status, _, body = server.post("/api/recordings/1/mark", {"label": "x" * 257})
+    assert status == 400 and b"at most 256" in body, body
+    status, _, body = server.post("/api/recordings/1/mark", {"label": "x" * 256})
+    assert status == 404, body  # a fine label: on to "no such recording"

@@ -64,17 +64,20 @@ def mark(label, id_, all_, as_json):
     """
     import json
 
-    from ..containers.markers import clean_label
+    from ..containers.markers import clean_label, one_line
     from .text import clock
 
+    empty = False
     if label is not None:
         clean_label(label, 1)  # refuse a label that is too long before reaching anyone
+        empty = not one_line(label)
     replies = _control("mark", id_, all_, label=label)
     for reply in replies:
         m = reply["marker"]
         where = (reply["path"] if not reply.get("starts_file")
                  else f"starts {reply['path']}" if reply.get("path") else "starts the next file")
-        say(f"{reply['id']}: marker {m['number']} {m['label']!r} at {clock(m['time'])} ({where})")
+        note = "; the label given was empty, so it has the default one" if empty else ""
+        say(f"{reply['id']}: marker {m['number']} {m['label']!r} at {clock(m['time'])} ({where}){note}")
     if as_json:
         click.echo(json.dumps([dict(r["marker"], id=r["id"], path=r["path"]) for r in replies], indent=2))
 

@@ -78,10 +78,24 @@ def clean_label(label: str | None, number: int) -> str:
     return text or default_label(number)
 
 
+#: format characters that are part of writing, kept in labels: zero-width (non-)joiners
+#: (emoji sequences, Indic and Persian script), the left-to-right, right-to-left and
+#: Arabic letter marks, the word joiner, the soft hyphen, and emoji tag characters
+#: (subdivision flags). Other format characters (bidi embeddings, overrides and isolates
+#: that reorder the rest of a line, BOMs) are controls and become spaces.
+TEXT_FORMAT_CHARS = frozenset("\u200c\u200d\u200e\u200f\u061c\u2060\u00ad") | frozenset(
+    map(chr, range(0xE0020, 0xE0080)))
+
+
+def _is_control(c: str) -> bool:
+    kind = unicodedata.category(c)
+    return kind in ("Cc", "Zl", "Zp", "Cs") or (kind == "Cf" and c not in TEXT_FORMAT_CHARS)
+
+
 def one_line(text: str) -> str:
-    """Control characters and line breaks as spaces, runs of spaces as one."""
-    text = "".join(" " if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp", "Cs") else c
-                   for c in text)
+    """Control characters and line breaks as spaces, runs of spaces as one (the format
+    characters of TEXT_FORMAT_CHARS are text and stay)."""
+    text = "".join(" " if _is_control(c) else c for c in text)
     return " ".join(text.split())
 
 

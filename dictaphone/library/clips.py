@@ -68,9 +68,19 @@ def check_name(name: str) -> str:
         raise InvalidArgumentError("a clip name cannot be empty")
     if name != name.strip():
         raise InvalidArgumentError(f"clip name {name!r} has leading or trailing spaces")
+    if any(unicodedata.category(c) == "Cs" for c in name):
+        # a lone surrogate (from JSON's "\\ud800", or bytes that are not UTF-8 on the
+        # command line): no file system can store it, and no page can show it
+        raise InvalidArgumentError(f"clip name {ascii(name)} is not valid text (a lone surrogate)")
     bad = [c for c in name if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")]
     if bad:
         raise InvalidArgumentError(f"clip name {name!r} contains control characters")
+    try:
+        os.fsencode(name)
+    except UnicodeError:
+        raise InvalidArgumentError(
+            f"clip name {name!r} cannot be a file name here (file names are "
+            f"{sys.getfilesystemencoding()})") from None
     if "/" in name or "\\" in name or (os.sep in name) or (os.altsep and os.altsep in name):
         raise InvalidArgumentError(f"clip name {name!r} contains a path separator")
     if name.startswith(".") or name in ("..", "."):

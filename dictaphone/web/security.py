@@ -20,7 +20,6 @@ Pure ASGI, so it also guards the event stream and the audio's range requests.
 from __future__ import annotations
 
 import hmac
-from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qs
 
 TOKEN_HEADER = "x-dictaphone-token"
@@ -88,7 +87,7 @@ class Guard:
             return await self._pass(scope, receive, send)
         if method not in ("GET", "HEAD"):
             return await _refuse(send, 405, "method not allowed", [(b"allow", b"GET, HEAD, POST")])
-        if self._is_token(header_token) or self._is_token(self._cookie_token(cookies)):
+        if self._is_token(header_token) or any(map(self._is_token, self._cookie_tokens(cookies))):
             return await self._pass(scope, receive, send)
         if scope["path"] == "/":
             query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
@@ -117,16 +116,29 @@ class Guard:
 
         await self.app(scope, receive, send_with_headers)
 
-    def _cookie_token(self, cookies: list[str]) -> str | None:
-        for header in cookies:
-            jar = SimpleCookie()
-            try:
-                jar.load(header)
-            except CookieError:
-                continue
-            if self.cookie in jar:
-                return jar[self.cookie].value
-        return None
+    def _cookie_tokens(self, cookies: list[str]) -> list[str]:
+        """The values of this server's cookie in the Cookie headers, read one
+        ``name=value`` pair at a time: the other pairs are other applications' business
+        (any local app may set cookies for this host), and one this parser could not
+        read (``prefs={"a":1}``, ``x=a b``, ``lang=é``, a bare ``x``) must not hide
+        ours. ``SimpleCookie`` stopped at the first such pair and every request got 403."""
+        return cookie_values(cookies, self.cookie)
+
+
+def cookie_values(headers: list[str], name: str) -> list[str]:
+    """Every value of the cookie ``name`` in these Cookie headers (RFC 6265 5.4: pairs
+    separated by ``;``, the name up to the first ``=``; a value may be quoted). Nothing
+    about the other pairs is assumed."""
+    found = []
+    for header in headers:
+        for pair in header.split(";"):
+            key, eq, value = pair.partition("=")
+            if eq and key.strip() == name:
+                value = value.strip()
+                if len(value) >= 2 and value[0] == value[-1] == '"':
+                    value = value[1:-1]
+                found.append(value)
+    return found
 
 
 async def _refuse(send, status: int, text: str, headers: list | None = None) -> None:

@@ -413,6 +413,14 @@ class Page:
             label = data["label"]
             if not isinstance(label, str) or not label.strip():
                 raise HTTPError(400, "a marker label must be text")
+            try:
+                # the recorder's own rule (one line, at most MAX_LABEL characters), here:
+                # a label it would refuse is the request's fault (400), not a conflict (409)
+                from ..containers.markers import clean_label
+
+                clean_label(label, 1)
+            except InvalidArgumentError as e:
+                raise HTTPError(400, str(e)) from None
             params["label"] = label.strip()
 
         def do():
