@@ -24,17 +24,23 @@ STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
 
 class StopRequested(Exception):
     """A stop signal came while the program waited before recording (for a stream's
-    first bytes, say): there is nothing to finish, only to leave."""
+    first bytes, or for the reader of a FIFO it writes): there is nothing to finish, only
+    to leave. ``signum`` is the signal, or None for a stop that was no signal (``reason``
+    then says what it was, e.g. "control")."""
 
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
+    def __init__(self, signum: int | str):
+        reason = signal.Signals(signum).name if isinstance(signum, int) else str(signum)
+        super().__init__(reason)
+        self.signum = signum if isinstance(signum, int) else None
+        self.reason = reason
 
 
 _original: dict[int, object] = {}  # signum -> disposition before catch_early()
 _pending: list[int] = []  # stop signals that arrived while caught early, in order
 #: whether stdin was a terminal at catch_early() (None: it was not called)
 _stdin_terminal: bool | None = None
+#: the first stop a recording's own handlers noted (see note()), after take_over()
+_noted: int | str | None = None
 
 
 def _held(signum, frame) -> None:
@@ -85,10 +91,73 @@ def pending() -> int | None:
 def take_over() -> int | None:
     """A recording installs its own handlers now: forget the held state; return the
     first signal that arrived early (the recording must stop at once), or None."""
+    global _noted
     first = pending()
     _original.clear()
     _pending.clear()
+    _noted = None
     return first
+
+
+def note(reason: int | str) -> None:
+    """A recording's own handler saw a stop (a signal number, or a word such as
+    "control"): waits that must end at a stop (open_for_writing) see it in requested()."""
+    global _noted
+    if _noted is None:
+        _noted = reason
+
+
+def requested() -> int | str | None:
+    """The stop that came, held early (pending) or noted by a recording, or None."""
+    first = pending()
+    return first if first is not None else _noted
+
+
+#: seconds between two tries to open a FIFO that has no reader yet
+FIFO_POLL = 0.05
+
+
+def open_for_writing(path: str, flags: int, mode: int = 0o666, *, on_wait=None,
+                     waited: float = 0.5) -> int:
+    """``os.open(path, flags, mode)`` for writing, except that the wait for the reader of
+    a FIFO ends at a stop: a blocking open() of a FIFO nobody reads waits in the kernel
+    for ever, and Python retries it after every signal (PEP 475), so the program could
+    not be stopped. Here the open is non-blocking; while it fails with ENXIO (no reader)
+    it is tried again every FIFO_POLL s until a reader comes or requested() says a stop
+    came (StopRequested; nothing was created). ``on_wait()`` is called once when the wait
+    has lasted ``waited`` s (to say what the program waits for). The descriptor returned
+    is blocking, as os.open's would be. OSError as os.open raises it otherwise."""
+    import errno
+    import time
+
+    begun = time.monotonic()
+    told = False
+    while True:
+        try:
+            fd = os.open(path, flags | os.O_NONBLOCK, mode)
+        except OSError as e:
+            if e.errno != errno.ENXIO or not _is_fifo(path):
+                raise  # (ENXIO also means "a device that is not there")
+        else:
+            if not flags & os.O_NONBLOCK:
+                os.set_blocking(fd, True)
+            return fd
+        stop = requested()
+        if stop is not None:
+            raise StopRequested(stop)
+        if not told and on_wait is not None and time.monotonic() - begun >= waited:
+            told = True
+            on_wait()
+        time.sleep(FIFO_POLL)  # a signal ends the sleep early (its handler runs first)
+
+
+def _is_fifo(path: str) -> bool:
+    import stat
+
+    try:
+        return stat.S_ISFIFO(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 def release() -> None:

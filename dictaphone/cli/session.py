@@ -216,7 +216,10 @@ class Session:
         self.extra = extra if extra is not None else {}  # shared with the event log and hooks
         self.stop_reason: str | None = None
         self.signals = 0  # stop signals received (a second one skips the transcript's tail)
+        self.signal_name: str | None = None  # the last of them
         self.live = None  # a LiveTranscriber, whose latest text the meter shows
+        self.hooks = None  # a HookRunner: a stop signal ends its running hook, drops its queue
+        self._hook_stops = 0  # stop signals (and hang-ups) the hooks were told of
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self._saved_handlers: dict[int, object] = {}
@@ -239,9 +242,25 @@ class Session:
             pass  # the pipe is full: the loop is awake already
 
     def request_stop(self, reason: str) -> None:
+        from ..stopsignals import note
+
         if self.stop_reason is None:
             self.stop_reason = reason
+        note(reason)  # ends a wait for a FIFO's reader (stopsignals.open_for_writing)
         self.wake()
+
+    @property
+    def stopped_by_signal(self) -> bool:
+        """A stop signal or a hang-up ended (or came during the end of) the recording."""
+        return self.signals > 0 or self.hung_up
+
+    def interrupt_hooks(self) -> None:
+        """A stop signal ends the running hook and drops the queued ones (HookRunner);
+        a stop by key, `dictaphone stop` or the recording's own end runs them all."""
+        stops = self.signals + (1 if self.hung_up else 0)
+        if self.hooks is not None and stops > self._hook_stops:
+            self._hook_stops = stops  # (once per signal: a later one ends --on-stop)
+            self.hooks.interrupt()
 
     def terminal_gone(self) -> bool:
         from .terminal import terminal_gone
@@ -258,7 +277,8 @@ class Session:
         # A second signal while finishing is ignored: the file is being finalized and a
         # second Ctrl-C must not leave it half-written.
         self.signals += 1
-        self.request_stop(signal.Signals(signum).name)
+        self.signal_name = signal.Signals(signum).name
+        self.request_stop(self.signal_name)
 
     def install_signals(self) -> None:
         from ..stopsignals import original, take_over
@@ -450,6 +470,7 @@ class Session:
                                     rec.mark()
                                 except InvalidStateError:
                                     pass  # it ended between the key and the mark
+                self.interrupt_hooks()
                 if rec.state != "inactive":
                     try:
                         rec.stop()
@@ -564,8 +585,9 @@ def _run_record(opts: RecordOptions) -> tuple[int, bool]:
                 or opts.on_mark is not None):
             from ..control.hooks import HookRunner
 
-            hooks = HookRunner(rec, opts.on_data, opts.on_stop, report=warn, extra=extra,
-                               on_text=opts.on_text, on_mark=opts.on_mark)
+            hooks = session.hooks = HookRunner(rec, opts.on_data, opts.on_stop, report=warn,
+                                               extra=extra, on_text=opts.on_text,
+                                               on_mark=opts.on_mark)
             hooks.attach()
         try:
             session.run(opts.timeslice)
@@ -584,7 +606,10 @@ def _run_record(opts: RecordOptions) -> tuple[int, bool]:
         if live is not None:
             live.abandon()  # (after finish_transcript: nothing is left; after an error: stop it)
         if hooks is not None:
-            hooks.close()
+            session.interrupt_hooks()  # (a signal during the end: drop what is queued)
+            hooks.close(signals=lambda: session.signals)
+            if hooks.dropped_total:
+                report_dropped_hooks(hooks, session, event_log)
         if events_file is not None and events_file is not sys.stdout:
             try:
                 events_file.close()
@@ -601,6 +626,16 @@ def _run_record(opts: RecordOptions) -> tuple[int, bool]:
                    f"not be written); the recording itself is complete")
         status = 1
     return status, getattr(source, "hung", False)
+
+
+def report_dropped_hooks(hooks, session: Session, event_log) -> None:
+    """One line (and a ``hooksdropped`` event) for the hooks a stop kept from running."""
+    n = hooks.dropped_total
+    by = ", ".join(f"{name}: {k}" for name, k in hooks.dropped.items())
+    why = session.signal_name or session.stop_reason or "a stop signal"
+    warn(f"stopped by {why}: {n} queued hook{'s' if n != 1 else ''} did not run ({by})")
+    if event_log is not None:
+        event_log.note("hooksdropped", count=n, hooks=dict(hooks.dropped), reason=why)
 
 
 #: the longest a stop waits for the transcript's tail (the backlog is bounded; a second
@@ -870,7 +905,10 @@ def check_scripting_options(opts: RecordOptions) -> None:
 
 def open_events(opts: RecordOptions):
     """The stream for --events: stdout for '-', else a new file (appended if it exists,
-    so several recordings can share one log)."""
+    so several recordings can share one log). A FIFO is waited for until its reader
+    comes, and a stop signal ends that wait (StopRequested: exit 130, nothing made); its
+    lines then go through FifoLines, so a reader that goes away or stops reading ends the
+    log, never the recording."""
     if opts.events is None:
         return None
     if opts.events == "-":
@@ -878,10 +916,27 @@ def open_events(opts: RecordOptions):
     directory = os.path.dirname(os.path.abspath(opts.events))
     if not os.path.isdir(directory):
         raise OutputError(f"--events {opts.events}: the directory {directory} does not exist")
+    from ..stopsignals import open_for_writing
+
+    def waiting():
+        if not opts.quiet:
+            say_safely(f"dictaphone: waiting for a reader of the FIFO {opts.events} (--events); "
+                       f"Ctrl-C or SIGTERM ends the wait")
+
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
     try:
-        return open(opts.events, "a", buffering=1, encoding="utf-8")
+        fd = open_for_writing(opts.events, flags, on_wait=waiting)
+    except IsADirectoryError:
+        raise OutputError(f"--events {opts.events} is a directory") from None
     except OSError as e:
         raise OutputError(f"--events {opts.events}: {e.strerror}") from None
+    import stat
+
+    if stat.S_ISFIFO(os.fstat(fd).st_mode):
+        from ..control.hooks import FifoLines
+
+        return FifoLines(fd, opts.events)
+    return os.fdopen(fd, "a", buffering=1, encoding="utf-8")
 
 
 def save_clip_metadata(rec, fmt: Format, created: str) -> None:

@@ -78,8 +78,11 @@ class FileSink(_VirtualPosition):
         self.path = os.fspath(path)
         flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if force else os.O_EXCL)
         flags |= getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+        from ..stopsignals import open_for_writing
+
         try:
-            self.fd = os.open(self.path, flags, 0o666)
+            # (a FIFO with no reader is waited for until a stop: StopRequested)
+            self.fd = open_for_writing(self.path, flags, 0o666)
         except FileExistsError:
             raise OutputError(f"{self.path} exists (use --force to overwrite it)") from None
         except FileNotFoundError:

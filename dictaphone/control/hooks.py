@@ -59,6 +59,55 @@ def event_record(event, recorder, extra: dict | None = None) -> dict:
     return rec
 
 
+class FifoLines:
+    """The event log's stream when --events names a FIFO: whole lines written to a
+    non-blocking descriptor. A reader that goes away (EPIPE; SIGPIPE is ignored by
+    Python) or stops reading for STALL seconds while the pipe is full is an OSError, so
+    EventLog reports the log as failed and the recording goes on: a FIFO can end the log,
+    never hold up or hang the recording (the events are dispatched on one thread, which
+    the end of a recording waits for)."""
+
+    #: seconds a full pipe may stay full before the log is given up
+    STALL = 5.0
+
+    def __init__(self, fd: int, name: str):
+        self.fd = fd
+        self.name = name
+        os.set_blocking(fd, False)
+
+    def write(self, text: str) -> int:
+        import errno
+        import select
+        import time
+
+        data = memoryview(text.encode("utf-8"))
+        deadline = None
+        while data:
+            try:
+                n = os.write(self.fd, data)
+            except BlockingIOError:
+                now = time.monotonic()
+                deadline = deadline if deadline is not None else now + self.STALL
+                if now >= deadline:
+                    raise OSError(errno.ETIMEDOUT, f"its reader has not read for {self.STALL:g} s "
+                                                   f"(the FIFO is full)") from None
+                select.select([], [self.fd], [], deadline - now)
+                continue
+            except BrokenPipeError:
+                raise OSError(errno.EPIPE, "its reader went away (the FIFO was closed)") from None
+            data = data[n:]
+            deadline = None
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+
 class EventLog:
     """Writes one JSON line per event to a file or stream, flushed at once."""
 
@@ -79,7 +128,24 @@ class EventLog:
         except (OSError, ValueError) as e:
             self.failed = True  # report once; the recording goes on
             if self.on_error:
-                self.on_error(f"cannot write the event log any more: {e}")
+                reason = getattr(e, "strerror", None) or e
+                self.on_error(f"cannot write the event log any more: {reason}")
+
+    def note(self, type: str, **fields) -> None:
+        """A line that is no recorder event (``hooksdropped``), shaped like the others."""
+        if self.failed:
+            return
+        line = {"type": type,
+                "time": datetime.datetime.now().astimezone().isoformat(timespec="milliseconds"),
+                "duration": round(self.recorder.duration, 6), **fields}
+        line.update(self.extra)
+        try:
+            self.stream.write(json.dumps(line) + "\n")
+            self.stream.flush()
+        except (OSError, ValueError) as e:
+            self.failed = True
+            if self.on_error:
+                self.on_error(f"cannot write the event log any more: {getattr(e, 'strerror', None) or e}")
 
     def attach(self) -> None:
         for t in ("start", "dataavailable", "pause", "resume", "stop", "error",
@@ -133,12 +199,25 @@ class HookRunner:
 
     A hook's stdout goes to our stderr: dictaphone's stdout is for audio (or the event
     log) only. A failing hook is reported through ``report`` and the next one runs.
+
+    Each hook runs in a process group of its own, so that a stop can end all of it (the
+    shell and what it started). A stop signal (``interrupt``) ends the running hook
+    (SIGTERM to its group; SIGKILL after KILL_GRACE s) and drops every hook queued until
+    then and every later ``--on-data`` and ``--on-mark`` one; the ``--on-stop`` hook
+    still runs, once (and ``--on-text`` hooks of the transcript's tail, which come after
+    the stop: a second stop signal drops those too). ``dropped`` counts the hooks that
+    did not run.
     """
 
     _DONE = object()
 
     NAMES = {"dataavailable": "--on-data", "stop": "--on-stop", "transcript": "--on-text",
              "mark": "--on-mark"}
+
+    #: seconds between SIGTERM and SIGKILL for a hook that a stop ends
+    KILL_GRACE = 2.0
+    #: kinds of hook that a stop drops also when they are queued after it
+    DROPPED_AFTER_STOP = ("dataavailable", "mark")
 
     def __init__(self, recorder, on_data: str | None, on_stop: str | None,
                  report: Callable[[str], None], extra: dict | None = None,
@@ -149,6 +228,13 @@ class HookRunner:
         self.report = report
         self.extra = extra if extra is not None else {}
         self.failures = 0
+        #: hooks that a stop kept from running, by option (--on-data: 4, ...)
+        self.dropped: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._seq = 0  # hooks queued so far
+        self._drop_upto = 0  # a stop came after this many were queued: those do not run
+        self._stopped = False  # a stop came: later data and mark hooks do not run
+        self._interrupts = 0  # stops asked for; the running hook ends at each
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="dictaphone-hooks", daemon=True)
         self._thread.start()
@@ -161,29 +247,97 @@ class HookRunner:
     def __call__(self, event) -> None:
         if event.type == "dataavailable" and event.data.size == 0:
             return  # an empty last chunk (e.g. split ended on a boundary) is not data
-        self._queue.put((self.commands[event.type], hook_environment(event, self.recorder, self.extra),
-                         event.type))
+        with self._lock:
+            if self._stopped and event.type in self.DROPPED_AFTER_STOP:
+                self._count_dropped(event.type)
+                return
+            self._seq += 1
+            seq = self._seq
+        self._queue.put((seq, self.commands[event.type],
+                         hook_environment(event, self.recorder, self.extra), event.type))
+
+    def interrupt(self) -> None:
+        """A stop signal: end the running hook, drop what is queued (not --on-stop)."""
+        with self._lock:
+            self._stopped = True
+            self._drop_upto = self._seq
+            self._interrupts += 1
+
+    @property
+    def dropped_total(self) -> int:
+        return sum(self.dropped.values())
+
+    def _count_dropped(self, kind: str) -> None:
+        name = self.NAMES[kind]
+        self.dropped[name] = self.dropped.get(name, 0) + 1
 
     def _run(self) -> None:
         while True:
             item = self._queue.get()
             if item is self._DONE:
                 return
-            cmd, env, kind = item
-            name = self.NAMES[kind]
-            try:
-                status = subprocess.run(cmd, shell=True, env=env, stdin=subprocess.DEVNULL,
-                                        stdout=sys.stderr.fileno(),
-                                        stderr=sys.stderr.fileno()).returncode
-            except OSError as e:
-                status = None
-                self.report(f"{name} hook could not run: {e.strerror or e}")
-            if status:
-                self.failures += 1
-                how = f"signal {-status}" if status < 0 else f"status {status}"
-                self.report(f"{name} hook failed ({how}): {cmd}")
+            seq, cmd, env, kind = item
+            with self._lock:
+                drop = kind != "stop" and seq <= self._drop_upto
+                if drop:
+                    self._count_dropped(kind)
+                interrupts = self._interrupts
+            if not drop:
+                self._run_one(cmd, env, self.NAMES[kind], interrupts)
 
-    def close(self) -> None:
-        """Wait for the queued hooks to finish."""
+    def _run_one(self, cmd: str, env: dict, name: str, interrupts: int) -> None:
+        import signal
+
+        try:
+            proc = subprocess.Popen(cmd, shell=True, env=env, stdin=subprocess.DEVNULL,
+                                    stdout=sys.stderr.fileno(), stderr=sys.stderr.fileno(),
+                                    process_group=0)
+        except OSError as e:
+            self.report(f"{name} hook could not run: {e.strerror or e}")
+            return
+        ended_by_stop = False
+        killed_at = None
+        while True:
+            try:
+                status = proc.wait(timeout=0.05)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            with self._lock:
+                stop = self._interrupts > interrupts
+                interrupts = self._interrupts
+            try:
+                if stop:
+                    ended_by_stop = True
+                    os.killpg(proc.pid, signal.SIGTERM)
+                    if killed_at is None:
+                        import time
+
+                        killed_at = time.monotonic()
+                elif killed_at is not None:
+                    import time
+
+                    if time.monotonic() - killed_at > self.KILL_GRACE:
+                        os.killpg(proc.pid, signal.SIGKILL)
+                        killed_at = float("inf")  # once
+            except ProcessLookupError:
+                pass  # the group is gone already
+        if ended_by_stop:
+            self.report(f"{name} hook was ended by the stop: {cmd}")
+        elif status:
+            self.failures += 1
+            how = f"signal {-status}" if status < 0 else f"status {status}"
+            self.report(f"{name} hook failed ({how}): {cmd}")
+
+    def close(self, signals: Callable[[], int] | None = None) -> None:
+        """Wait for the queued hooks to finish. ``signals()`` counts the stop signals so
+        far; each one that comes while waiting is an interrupt(), so that a hook that never
+        ends (one that opens a FIFO nobody reads) or a long queue cannot make the program
+        deaf to stop signals."""
         self._queue.put(self._DONE)
-        self._thread.join()
+        seen = signals() if signals is not None else 0
+        while self._thread.is_alive():
+            self._thread.join(0.05)
+            if signals is not None and signals() > seen:
+                seen = signals()
+                self.interrupt()
