@@ -112,14 +112,46 @@ def marks(clip, as_json, audacity):
             click.echo(f"{m.number:3}  {format_time(m.time)}  {m.label}")
 
 
+SPEEDS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
+
+
+class Speed(click.ParamType):
+    name = "speed"
+
+    def convert(self, value, param, ctx):
+        text = str(value).strip().lower().rstrip("x×")
+        try:
+            speed = float(text)
+        except ValueError:
+            self.fail(f"{value!r} is not a speed (0.5 to 2, e.g. 1.5 or 1.5x)", param, ctx)
+        if not 0.5 <= speed <= 2.0:
+            self.fail(f"{value!r}: the speed is 0.5 to 2 (times normal)", param, ctx)
+        return speed
+
+
+def _step(speed: float, up: bool) -> float:
+    if up:
+        return next((s for s in SPEEDS if s > speed + 1e-9), SPEEDS[-1])
+    return next((s for s in reversed(SPEEDS) if s < speed - 1e-9), SPEEDS[0])
+
+
 @cli.command()
 @click.argument("clip", nargs=-1, required=True, metavar="NAME|PATH")
 @click.option("-D", "--device", help="Output device: an index or part of a name.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress line.")
 @click.option("--at", "at", metavar="TIME|MARK",
               help="Start here: a time (1:30, 90.5, 90s) or a marker (its number, e.g. 3, or its label).")
-def play(clip, device, quiet, at):
-    """Play a clip (or any audio file). q, Esc or Ctrl-C stops.
+@click.option("--speed", type=Speed(), default=1.0, metavar="X",
+              help="Play faster or slower, 0.5 to 2 (the pitch stays); [ and ] change it.")
+@click.option("--skip-silence", is_flag=True,
+              help="Cut silent stretches (0.5 s or more below -50 dBFS) to 0.25 s; s toggles it.")
+def play(clip, device, quiet, at, speed, skip_silence):
+    """Play a clip (or any audio file).
+
+    \b
+    Keys: Space pause/resume · ←/→ 5 s back/forward · [ ] slower/faster
+    (0.5× to 2×, the pitch stays) · s skip silences on/off · m next marker ·
+    q, Esc or Ctrl-C stops.
 
     --at starts at a time or a marker ('dictaphone marks NAME' lists them); a plain
     number is a marker's number, so write 90s or 1:30 for a time.
@@ -128,35 +160,76 @@ def play(clip, device, quiet, at):
     import signal
     import threading
 
-    from ..library.clips import resolve
     from ..capture.player import Player
-    from .terminal import HANGUP, STOP, Keys
+    from ..containers.markers import load, resolve_position
+    from ..library.clips import resolve
+    from .terminal import (BACK, FASTER, FORWARD, HANGUP, NEXT_MARK, PAUSE, SKIP_SILENCE, SLOWER,
+                           STOP, Keys, parse_play_keys)
     from .text import clock
 
     path = resolve(one_clip(clip))
     start = 0.0
+    marks = load(path)
     if at is not None:
-        from ..containers.markers import load, resolve_position
-
-        start = resolve_position(load(path), at, where=os.path.basename(path))
-    player = Player(path, device=device, start=start)
+        start = resolve_position(marks, at, where=os.path.basename(path))
+    player = Player(path, device=device, start=start, speed=speed, skip_silence=skip_silence)
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
     show = not quiet and sys.stderr.isatty()
+    note, note_until = "", 0.0
+
+    def flash(text: str) -> None:
+        nonlocal note, note_until
+        import time
+
+        note, note_until = text, time.monotonic() + 2.0
+
+    def act(action: str) -> bool:
+        """Do what a key says; False to stop."""
+        if action in (STOP, HANGUP):
+            return False  # q, or the terminal is gone (never read it in a loop)
+        if action == PAUSE:
+            flash("paused" if player.toggle_pause() else "resumed")
+        elif action in (BACK, FORWARD):
+            where = player.seek(player.position + (5.0 if action == FORWARD else -5.0))
+            flash(f"{'→' if action == FORWARD else '←'} {clock(where)}")
+        elif action in (SLOWER, FASTER):
+            player.speed = _step(player.speed, action == FASTER)
+            flash(f"speed {player.speed:g}×")
+        elif action == SKIP_SILENCE:
+            player.skip_silence = not player.skip_silence
+            flash(f"skip silences {'on' if player.skip_silence else 'off'}")
+        elif action == NEXT_MARK:
+            here = player.position
+            nxt = next((m for m in marks if m.time > here + 0.5), None)
+            if nxt is None:
+                flash("no marker after this point")
+            else:
+                player.seek(nxt.time)
+                flash(f"⚑ {nxt.number} {nxt.label}")
+        return True
+
     try:
         player.start()
-        keys = Keys() if Keys.available() else None
+        keys = Keys(parser=parse_play_keys) if Keys.available() else None
         with (keys if keys else _Null()):
             while not player.wait(0) and not stop.is_set():
                 if keys is not None:
                     readable, _, _ = select.select([keys], [], [], 0.1)
-                    if readable and {STOP, HANGUP} & set(keys.read()):
-                        break  # q, or the terminal is gone (never read it in a loop)
+                    if readable and not all(act(a) for a in keys.read()):
+                        break
                 else:
                     player.wait(0.1)
                 if show:
+                    import time
+
                     total = f" / {clock(player.duration)}" if player.duration else ""
-                    sys.stderr.write(f"\r▶ {os.path.basename(path)}  {clock(player.position)}{total}  (q stops) ")
+                    state = "⏸" if player.paused else "▶"
+                    extra = (f"  {player.speed:g}×" if player.speed != 1 else "") + \
+                            ("  skipping silences" if player.skip_silence else "")
+                    hint = note if time.monotonic() < note_until else "q stops · space pause · ←/→ 5 s · [ ] speed · s silences · m marker"
+                    line = f"{state} {os.path.basename(path)}  {clock(player.position)}{total}{extra}  ({hint})"
+                    sys.stderr.write(f"\r{line}\033[K")
                     sys.stderr.flush()
     finally:
         player.stop()

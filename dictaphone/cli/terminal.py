@@ -17,8 +17,9 @@ HANGUP = "hangup"
 class Keys:
     """Non-blocking key reader. ``fileno()`` is for select(); ``read()`` returns actions."""
 
-    def __init__(self, stream=None):
+    def __init__(self, stream=None, parser=None):
         self.stream = stream or sys.stdin
+        self.parser = parser or parse_keys
         self.fd = -1
         self._saved = None
 
@@ -97,7 +98,7 @@ class Keys:
             return [HANGUP]
         if not data:
             return [HANGUP]
-        return parse_keys(data)
+        return self.parser(data)
 
 
 def terminal_gone(stream=None) -> bool:
@@ -143,5 +144,46 @@ def parse_keys(data: bytes) -> list[str]:
             actions.append(PAUSE)
         elif c in (b"m", b"M"):
             actions.append(MARK)
+        i += 1
+    return actions
+
+
+BACK, FORWARD, SLOWER, FASTER, SKIP_SILENCE, NEXT_MARK = (
+    "back", "forward", "slower", "faster", "skip-silence", "next-mark")
+
+
+def parse_play_keys(data: bytes) -> list[str]:
+    """`play`'s keys: q, Enter or a lone Esc stop; Space (or p) pauses and resumes; ← and →
+    go 5 s back and forward; [ and ] play slower and faster; s skips silences (on/off);
+    m jumps to the next marker. Other escape sequences are ignored."""
+    actions = []
+    i = 0
+    while i < len(data):
+        c = data[i:i + 1]
+        if c == b"\x1b":
+            if i + 1 < len(data) and data[i + 1:i + 2] in (b"[", b"O"):
+                j = i + 2
+                while j < len(data) and not 0x40 <= data[j] <= 0x7E:
+                    j += 1
+                final = data[j:j + 1]
+                if final == b"D":
+                    actions.append(BACK)
+                elif final == b"C":
+                    actions.append(FORWARD)
+                i = j
+            else:
+                actions.append(STOP)
+        elif c in (b"q", b"Q", b"\r", b"\n"):
+            actions.append(STOP)
+        elif c in (b" ", b"p", b"P"):
+            actions.append(PAUSE)
+        elif c == b"[":
+            actions.append(SLOWER)
+        elif c == b"]":
+            actions.append(FASTER)
+        elif c in (b"s", b"S"):
+            actions.append(SKIP_SILENCE)
+        elif c in (b"m", b"M"):
+            actions.append(NEXT_MARK)
         i += 1
     return actions
