@@ -402,7 +402,7 @@ def test_listeners_run_on_the_dispatcher_thread_not_the_audio_thread_nor_the_cal
     src = fake()
     rec, log = start_logged(recorders, src, timeslice=0.05)
     src.feed(1000)
-    writer = rec._writer
+    writer = rec._writer.thread
     rec.stop()
     assert len(log.threads) >= 4
     threads = set(log.threads)
@@ -910,7 +910,7 @@ def test_a_device_stream_that_ends_because_stop_stopped_it_is_not_an_error(fake,
     holding = threading.Event()
     released = threading.Event()
 
-    class HeldCapture(recorder_mod._Capture):
+    class HeldCapture(recorder_mod.Intake):
         hold = False
 
         @property
@@ -927,7 +927,7 @@ def test_a_device_stream_that_ends_because_stop_stopped_it_is_not_an_error(fake,
             if value:
                 released.set()
 
-    monkeypatch.setattr(recorder_mod, "_Capture", HeldCapture)
+    monkeypatch.setattr(recorder_mod, "Intake", HeldCapture)
     src = fake()
     src.end_on_stop = True
     rec, log = start_logged(recorders, src)
