@@ -601,3 +601,67 @@ def test_a_clip_whose_audio_was_removed_keeps_its_words_and_says_what_is_missing
     r = run("transcribe", "gone", "--redo", env=env)
     assert r.returncode == 2
     assert "the audio file of clip 'gone' is missing" in one_error_line(r.stderr)
+
+
+# -- a library that cannot take the transcript (issue #20 item 9) ----------------------------
+
+def _mount_tmpfs(path, size: str) -> None:
+    import subprocess
+
+    if os.geteuid() != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must run as root to mount a tmpfs")
+        pytest.skip("mounting a tmpfs needs root")
+    os.makedirs(path, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, f"cannot mount a tmpfs: {r.stderr}"
+
+
+def _fill(directory) -> None:
+    """Fill the file system of ``directory`` to the last byte."""
+    fd = os.open(os.path.join(directory, ".filler"), os.O_WRONLY | os.O_CREAT)
+    try:
+        for size in (1 << 16, 4096, 1):
+            try:
+                while True:
+                    os.write(fd, b"\0" * size)
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("how", ["read-only", "full"])
+def test_a_clip_transcribed_in_a_library_that_cannot_save_it_still_prints_its_text(
+        env, script, tmp_path, how):
+    """It printed nothing and exited 1: the text recognised was thrown away. Now the text
+    reaches stdout whole, one line says it was not saved, exit 1, and the library is left
+    as it was (no sidecar, no temporary file)."""
+    import subprocess
+
+    library = env["DICTAPHONE_HOME"]
+    _mount_tmpfs(library, "4m")
+    try:
+        _clip(env, script.path, "talk")
+        if how == "read-only":
+            r = subprocess.run(["mount", "-o", "remount,ro", library], capture_output=True,
+                               text=True)
+            assert r.returncode == 0, r.stderr
+        else:
+            _fill(library)
+        before = sorted(os.listdir(library))
+        assert "talk.wav.transcript.json" not in before
+        for args in ([], ["-f", "srt"]):
+            r = run("transcribe", "talk", *args, env=env, timeout=180)
+            assert r.returncode == 1, r.stderr
+            reason = "read-only file system" if how == "read-only" else "no space left on device"
+            assert one_error_line(r.stderr) == (
+                f"dictaphone: warning: the transcript of clip 'talk' was not saved ({reason}); "
+                "it is printed, but 'dictaphone search' will not find it")
+            text = r.stdout if not args else " ".join(
+                c[2] for c in _cues(r.stdout, ","))
+            assert speech.wer(script.text, text) <= MAX_WER, r.stdout
+            assert sorted(os.listdir(library)) == before
+    finally:
+        subprocess.run(["umount", "-l", library], capture_output=True)

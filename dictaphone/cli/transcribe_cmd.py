@@ -157,6 +157,7 @@ def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, ch
                 if t is not None:
                     results[n] = t
     todo = [n for n in range(len(items)) if n not in results]
+    unsaved: list = []  # clips whose new transcript could not be saved (printed all the same)
     for n in todo:  # a raw file's saved transcript prints without its rate; recognising needs it
         if items[n].clip and not os.path.lexists(items[n].path):  # removed by hand: say so as play does
             from ..library.clips import check_present, find
@@ -178,13 +179,16 @@ def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, ch
                                                                     item.channels, item.subtype)
                 engine.load()
                 t = engine.transcribe_16k(audio, progress=progress.task(item.name))
-                if not item.stdin:  # a stream has no file to keep its transcript beside
-                    _save(item, t, quiet)
+                if not item.stdin and not _save(item, t, quiet):  # (a stream has no file
+                    unsaved.append(item)                           # to keep it beside)
                 results[n] = t
     for n, item in enumerate(items):
         if results[n].empty and not quiet:
             say(f"dictaphone: no speech in {item.name}")
     _emit([(items[n], results[n]) for n in range(len(items))], fmt, output, out_dir, force)
+    if unsaved:
+        # The text is out (stdout or -o); the library is not up to date: exit 1.
+        raise SystemExit(EXIT_ERROR)
 
 
 def _kept_beside(item) -> set[str]:
@@ -210,16 +214,25 @@ def _target(out_dir: str, item, fmt: str) -> str:
     return os.path.join(out_dir, f"{base}.{fmt}")
 
 
-def _save(item, transcript, quiet: bool) -> None:
+def _save(item, transcript, quiet: bool) -> bool:
+    """Save the transcript beside the audio; False when a clip's could not be (a full or
+    read-only library). The text is printed either way: recognising it again would be
+    the only other way to get it. A clip's unsaved transcript is a warning and exit 1 at
+    the end (`search` cannot find it, the next `transcribe` recognises it again); a file's
+    outside the library is a note (a read-only directory is common there)."""
     from ..library.transcript import save
 
     try:
         save(item.path, transcript)
-    except OSError as e:  # a read-only directory: the transcript is still printed
+    except OSError as e:
+        reason = (e.strerror or str(e)).lower()
         if item.clip:
-            fail(f"cannot save the transcript of {item.name}: {e.strerror}", EXIT_ERROR)
+            say(f"dictaphone: warning: the transcript of clip '{item.name}' was not saved ({reason}); "
+                "it is printed, but 'dictaphone search' will not find it")
+            return False
         if not quiet:
             say(f"dictaphone: note: transcript not saved beside {item.path} ({e.strerror})")
+    return True
 
 
 def _emit(pairs, fmt, output, out_dir, force) -> None:
