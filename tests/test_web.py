@@ -21,6 +21,7 @@ import select
 import shutil
 import signal
 import subprocess
+import threading
 import time
 import urllib.parse
 from pathlib import Path
@@ -779,6 +780,37 @@ def test_recording_under_a_name_that_is_taken_shows_the_clis_error(audio_server,
     page.locator("#rec-error", has_text="exists already").wait_for()
     assert page.locator(".recording-row").count() == 0
     assert cliutil.run("status", env=audio_server.env).returncode == 1
+
+
+def test_three_record_starts_at_once_under_one_name_make_one_clip(audio_server, page_at):
+    # Three Record clicks (or three pages) at the same moment: one recording gets the name,
+    # the others are told it is taken; never two clips called "same".
+    results = [None] * 3
+    barrier = threading.Barrier(3)
+
+    def start(i):
+        barrier.wait()
+        results[i] = audio_server.post("/api/record", {"name": "same", "format": ("wav", "flac", "ogg")[i]})
+
+    threads = [threading.Thread(target=start, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    statuses = sorted(r[0] for r in results)
+    assert statuses == [200, 400, 400], results
+    for status, _, body in results:
+        if status == 400:
+            assert b"same" in body and (b"exists already" in body or b"being made" in body), body
+    started = json.loads(next(r[2] for r in results if r[0] == 200))
+    cliutil.wait_for_status(audio_server.env, lambda es: any(e["duration"] > 0 for e in es))
+    status, _, body = audio_server.post(f"/api/recordings/{started['id']}/stop")
+    assert status == 200, body
+    cliutil.wait_for_status(audio_server.env, lambda es: not es)
+    made = [p.name for p in audio_server.home.iterdir() if p.name.startswith("same")
+            and not p.name.endswith(".json")]
+    assert len(made) == 1, made
+    assert cli_names(audio_server.env) == ["same"]
 
 
 def test_stopping_the_server_saves_the_recording_the_page_started(pulse, tmp_path, speech):

@@ -23,6 +23,13 @@ from .app import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, cli, fail, o
 __all__ = ["cli", "main"]
 
 
+def _release_names() -> None:
+    """The clip names a recording held (library.clips' claims), given back."""
+    clips = sys.modules.get("dictaphone.library.clips")
+    if clips is not None:
+        clips.release_claims()
+
+
 def main(argv=None) -> None:
     """Entry point: run the CLI, turning every error into one line and an exit status."""
     debug = os.environ.get("DICTAPHONE_TRACEBACK") == "1"
@@ -39,6 +46,7 @@ def main(argv=None) -> None:
                     stream.flush()
                 except (OSError, ValueError):
                     pass  # a terminal that hung up, a closed pipe: nobody to tell
+            _release_names()  # (os._exit skips atexit)
             os._exit(done.code)
         raise
     except click.exceptions.Abort:

@@ -540,6 +540,9 @@ def run_record(opts: RecordOptions) -> int:
         # handler terminates the library, which joins the frozen stream).
         sys.stdout.flush()
         sys.stderr.flush()
+        from ..library.clips import release_claims
+
+        release_claims()  # (os._exit skips atexit)
         os._exit(status)
     return status
 

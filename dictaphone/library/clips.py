@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import errno
 import json
 import os
 import sys
@@ -24,7 +25,7 @@ import unicodedata
 
 from .. import jsontext
 from ..atomic import write_text
-from ..errors import DictaphoneError, InvalidArgumentError, OutputError, SourceError
+from ..errors import DictaphoneError, InvalidArgumentError, OutputError, SourceError, WriteError
 from ..containers.formats import format_name_for_path, is_library_audio, library_extensions
 
 MAX_NAME_BYTES = 200
@@ -135,24 +136,144 @@ class Clip:
         return dataclasses.asdict(self)
 
 
+# -- one name, one clip ----------------------------------------------------------------------
+#
+# A name is one clip whatever its extension: "memo.wav" and "memo.flac" would be two clips
+# called "memo", and `delete memo` would remove one of them. Checking "no clip has this
+# name" and then creating the file is a race (two recordings started in the same second,
+# three Record clicks on the page), so a new name is first *claimed*: the hidden file
+# ``.NAME.claim`` in the library, created if needed and locked (flock) by the claimer for
+# as long as it holds the name. Only then is the name checked against the clips and the
+# audio created. A recorder holds its claim until it exits, when its file exists; a claim
+# left by a killed process is not locked, so the next claimer takes it over. Listings skip
+# dot files, so claims are never clips.
+
+
+class _Claim:
+    def __init__(self, path: str, fd: int):
+        self.path, self.fd = path, fd
+
+    def release(self) -> None:
+        if self.fd < 0:
+            return
+        try:
+            os.unlink(self.path)  # while still locked: nobody can have taken it meanwhile
+        except OSError:
+            pass
+        os.close(self.fd)
+        self.fd = -1
+        _kept.discard(self)
+
+
+#: claims this process keeps until it exits (the recordings it is making)
+_kept: set[_Claim] = set()
+
+
+def release_claims() -> None:
+    """Give back the names this process holds (:func:`new_clip_path`, :func:`named_clip_path`):
+    at exit, which a program that leaves by ``os._exit`` must call itself."""
+    for claim in list(_kept):
+        claim.release()
+
+
+def _try_claim(name: str) -> _Claim | None:
+    """Claim ``name`` for this process; None when another one (or another thread) holds
+    it. Does not look at the clips: see :func:`_claim`."""
+    directory = clip_dir(create=True)
+    path = os.path.join(directory, "." + name + ".claim")
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        import fcntl
+    except ImportError:  # (Windows: no flock; an exclusive creation is the claim)
+        fcntl = None
+        flags |= os.O_EXCL
+    while True:
+        try:
+            fd = os.open(path, flags, 0o600)
+        except FileExistsError:
+            return None
+        except OSError as e:
+            raise OutputError(f"cannot claim the name {name!r} in {directory}: {e.strerror}") from None
+        if fcntl is None:
+            return _Claim(path, fd)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return None
+        try:
+            mine = os.path.samestat(os.fstat(fd), os.stat(path, follow_symlinks=False))
+        except OSError:
+            mine = False
+        if mine:
+            try:
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode())
+            except OSError:
+                pass  # (who holds it is for people; the lock is the claim)
+            return _Claim(path, fd)
+        os.close(fd)  # its holder released (removed) it meanwhile: claim it anew
+
+
+def _claim(name: str) -> _Claim:
+    """Claim ``name`` and check that no clip has it (any extension); ClipExistsError
+    otherwise. The caller creates the clip, then releases the claim."""
+    claim = _try_claim(name)
+    if claim is None:
+        raise ClipExistsError(f"a clip named {name!r} is being made right now")
+    try:
+        taken = find(name, missing_ok=True) is not None
+    except BaseException:
+        claim.release()
+        raise
+    if taken:
+        claim.release()
+        raise ClipExistsError(f"a clip named {name!r} exists already")
+    return claim
+
+
+def _keep(claim: _Claim) -> None:
+    if not _kept:
+        import atexit
+
+        atexit.register(release_claims)
+    _kept.add(claim)
+
+
 def new_clip_path(extension: str, now: datetime.datetime | None = None) -> str:
-    """A fresh timestamped file name in the clip directory (created if missing)."""
+    """A fresh timestamped file name in the clip directory (created if missing), whose
+    name this process holds until it exits: no other clip gets it, whatever its format."""
     directory = clip_dir(create=True)
     stamp = (now or datetime.datetime.now()).strftime("%Y-%m-%d_%H-%M-%S")
-    path = os.path.join(directory, stamp + extension)
-    n = 2
-    while os.path.exists(path.replace("{n:03d}", "001")):
-        path = os.path.join(directory, f"{stamp}-{n}{extension}")
+    n = 1
+    while True:
+        stem = stamp if n == 1 else f"{stamp}-{n}"
         n += 1
-    return path
+        claim = _try_claim(stem)
+        if claim is None:
+            continue
+        path = os.path.join(directory, stem + extension)
+        try:
+            taken = (find(stem, missing_ok=True) is not None
+                     or os.path.lexists(path.replace("{n:03d}", "001")))
+        except BaseException:
+            claim.release()
+            raise
+        if taken:
+            claim.release()
+            continue
+        _keep(claim)
+        return path
 
 
 def named_clip_path(name: str, extension: str) -> str:
-    """The file for a new clip called ``name`` (refused if the name is taken)."""
+    """The file for a new clip called ``name`` (ClipExistsError if a clip has the name,
+    in any format, or another process is making one with it). The name is this process's
+    until it exits."""
     check_name(name)
     directory = clip_dir(create=True)
-    if find(name, missing_ok=True) is not None:
-        raise ClipExistsError(f"a clip named {name!r} exists already")
+    claim = _claim(name)
+    _keep(claim)
     return os.path.join(directory, name + extension)
 
 
@@ -389,25 +510,106 @@ def rename(old: str, new: str) -> Clip:
         meta["name"] = new
         write_metadata(target, **meta)
         return _from_file(target)
+    claim = _claim(new)
     try:
-        os.link(clip.path, target)  # fails rather than overwrite; then drop the old name
-        os.unlink(clip.path)
-    except FileExistsError:
-        raise ClipExistsError(f"{target} exists already") from None
-    except OSError:  # a file system without hard links
-        os.rename(clip.path, target)
+        _move_clip(clip, target, new)
+    finally:
+        claim.release()
+    return _from_file(target)
+
+
+class _Undo(list):
+    """What a rename did so far, to be undone in reverse order if a later step fails."""
+
+    def run(self) -> list[str]:
+        """Undo everything; the steps that could not be undone, in words."""
+        left = []
+        for what, step in reversed(self):
+            try:
+                step()
+            except OSError as e:
+                left.append(f"{what} ({e.strerror or e})")
+        self.clear()
+        return left
+
+
+def _move_clip(clip: Clip, target: str, new: str) -> None:
+    """Give ``clip`` (audio, metadata, transcript, markers) the file name ``target``, all
+    or nothing. What needs space comes first (the new metadata, with the new name in it,
+    written whole beside the old), then the new names are linked to the files; only when
+    every new name exists are the old ones removed, which needs no space. A failure before
+    that removes what was made and leaves the clip as it was; if even that fails, the
+    error says what is left where."""
     from ..containers.markers import sidecar_path as markers_sidecar
     from .transcript import sidecar_path
 
-    for sidecar in (sidecar_path, markers_sidecar):
-        if os.path.exists(sidecar(clip.path)):
-            os.replace(sidecar(clip.path), sidecar(target))
+    pairs = [(sidecar(clip.path), sidecar(target)) for sidecar in (sidecar_path, markers_sidecar)]
+    pairs = [(a, b) for a, b in pairs if os.path.exists(a)]
+    undo = _Undo()
+
+    def failed(e: OSError, doing: str) -> WriteError:
+        why = "disk full" if e.errno in (errno.ENOSPC, errno.EDQUOT) else (e.strerror or str(e))
+        left = undo.run()
+        if not left:
+            return WriteError(f"cannot rename {clip.name!r} to {new!r} ({doing}: {why}); "
+                               f"nothing was changed")
+        return WriteError(f"cannot rename {clip.name!r} to {new!r} ({doing}: {why}), and undoing "
+                           f"it failed too: {'; '.join(left)}. The clip's files are all still "
+                           f"under {os.path.basename(clip.path)!r} in {os.path.dirname(clip.path)}")
+
+    def remove(path: str):
+        return lambda: os.unlink(path)
+
     if os.path.exists(clip.meta_path):
         meta = _read_meta(clip.path)
-        meta["name"] = new
-        os.replace(clip.meta_path, target + ".json")
-        write_metadata(target, **meta)
-    return _from_file(target)
+        meta.update(name=new, size=os.path.getsize(clip.path))
+        fields = {f.name for f in dataclasses.fields(Clip)}
+        try:
+            write_text(target + ".json", json.dumps({k: v for k, v in meta.items() if k in fields},
+                                                    indent=2), overwrite=False)
+        except FileExistsError:
+            raise ClipExistsError(f"{target}.json exists already") from None
+        except OSError as e:
+            raise failed(e, "writing its metadata") from None
+        undo.append((f"remove {target}.json", remove(target + ".json")))
+        pairs.append((clip.meta_path, None))  # replaced by the new one, not moved
+    linked = True
+    for old, new_path in [(clip.path, target)] + [p for p in pairs if p[1] is not None]:
+        try:
+            os.link(old, new_path)  # fails rather than overwrite
+        except FileExistsError:
+            undo.run()
+            raise ClipExistsError(f"{new_path} exists already") from None
+        except OSError as e:
+            if e.errno in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK) and not undo:
+                linked = False  # a file system without hard links: renamed one by one below
+                break
+            raise failed(e, f"linking {os.path.basename(new_path)}") from None
+        undo.append((f"remove {new_path}", remove(new_path)))
+    if not linked:
+        for old, new_path in [(clip.path, target)] + [p for p in pairs if p[1] is not None]:
+            if os.path.lexists(new_path):
+                undo.run()
+                raise ClipExistsError(f"{new_path} exists already")
+            try:
+                os.rename(old, new_path)
+            except OSError as e:
+                raise failed(e, f"renaming {os.path.basename(old)}") from None
+            undo.append((f"rename {new_path} back to {old}", lambda a=new_path, b=old: os.rename(a, b)))
+        pairs = [p for p in pairs if p[1] is None]
+    # Every new name exists: drop the old ones (no space needed; nothing to undo after this).
+    undo.clear()
+    stuck = []
+    for old, _ in ([(clip.path, None)] if linked else []) + pairs:
+        try:
+            os.unlink(old)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            stuck.append(f"{os.path.basename(old)} ({e.strerror or e})")
+    if stuck:
+        raise WriteError(f"renamed {clip.name!r} to {new!r}, but the old files could not be "
+                          f"removed: {', '.join(stuck)}")
 
 
 def delete(name: str) -> Clip:
@@ -498,8 +700,14 @@ def add(audio: str, name: str, extension: str, *, transcript=None, move: bool = 
     cannot be done) and its old name removed once the clip is whole; else it is copied
     and left as it is (a hard link would let an edit of the original change the clip)."""
     check_name(name)
-    if find(name, missing_ok=True) is not None:
-        raise ClipExistsError(f"a clip named {name!r} exists already")
+    claim = _claim(name)
+    try:
+        return _add(audio, name, extension, transcript=transcript, move=move, **meta)
+    finally:
+        claim.release()
+
+
+def _add(audio: str, name: str, extension: str, *, transcript, move: bool, **meta) -> Clip:
     directory = clip_dir(create=True)
     target = os.path.join(directory, name + extension)
     if not _inside(target, directory):

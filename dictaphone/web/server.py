@@ -346,6 +346,8 @@ class Page:
                 raise HTTPError(409, str(e)) from None
             except InvalidArgumentError as e:
                 raise HTTPError(400, str(e)) from None
+            except DictaphoneError as e:  # a full disk: what was (not) changed, in words
+                raise HTTPError(507 if "disk full" in str(e) else 500, str(e)) from None
             return clip_json(renamed, set())
 
         return JSONResponse(await run_in_threadpool(do))
