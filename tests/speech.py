@@ -222,3 +222,150 @@ def wer(reference: str, hypothesis: str) -> float:
             cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
         prev = cur
     return prev[-1] / len(ref)
+
+
+# -- conversations of several voices (speaker labels) ----------------------------------------
+
+#: Voices of real speakers (Debian's flite: CMU Arctic's slt, awb, rms, kal) and synthetic
+#: ones (espeak-ng variants), named "flite:VOICE" or "espeak:VOICE".
+FLITE_VOICES = ("flite:slt", "flite:awb", "flite:rms", "flite:kal")
+ESPEAK_VOICES = ("espeak:en+m7", "espeak:en+f2", "espeak:en+klatt", "espeak:en+whisper")
+
+
+@dataclasses.dataclass
+class Turn:
+    voice: str
+    text: str
+    start: float  #: seconds in the file of the turn's first and last samples
+    end: float
+    speech_start: float  #: first and last samples above -50 dBFS
+    speech_end: float
+
+
+@dataclasses.dataclass
+class Conversation:
+    path: Path
+    rate: int
+    duration: float
+    turns: list[Turn]
+
+    @property
+    def voices(self) -> list[str]:
+        return list(dict.fromkeys(t.voice for t in self.turns))
+
+    def voice_at(self, t: float) -> str | None:
+        """Whose speech is at ``t`` seconds (None in a gap)."""
+        for turn in self.turns:
+            if turn.speech_start - 0.05 <= t <= turn.speech_end + 0.05:
+                return turn.voice
+        return None
+
+
+def say(voice: str, text: str, rate: int = 16000) -> np.ndarray:
+    """``text`` spoken by ``voice`` ("flite:slt", "espeak:en+m3"), float64 mono at ``rate``."""
+    kind, _, name = voice.partition(":")
+    with tempfile.TemporaryDirectory(prefix="dictaphone-voice-") as tmp:
+        out = os.path.join(tmp, "v.wav")
+        if kind == "flite":
+            audiolab.require_tool("flite")
+            subprocess.run(["flite", "-voice", name, "-t", text, "-o", out], check=True,
+                           capture_output=True, timeout=60)
+        elif kind == "espeak":
+            audiolab.require_tool("espeak-ng")
+            subprocess.run(["espeak-ng", "-v", name, "-w", out, text], check=True,
+                           capture_output=True, timeout=60)
+        else:
+            raise ValueError(f"unknown voice {voice!r}")
+        x, r = sf.read(out, dtype="float32")
+    if r != rate:
+        from dictaphone.silero import Resampler
+
+        x = np.concatenate([Resampler(r, rate)(x), np.zeros(0, np.float32)])
+    return x.astype(np.float64)
+
+
+def make_conversation(path, turns: Sequence[tuple[str, str]], gaps=(0.3, 0.8), lead: float = 0.5,
+                      tail: float = 0.5, rate: int = 16000, seed: int = 0) -> Conversation:
+    """Write the turns ``(voice, text)`` one after another with gaps of silence drawn from
+    ``gaps`` (seconds, min and max); the truth of who spoke when is returned."""
+    rng = np.random.default_rng(seed)
+    path = Path(path)
+    parts, out, t = [np.zeros(int(round(lead * rate)))], [], lead
+    cache: dict[tuple[str, str], np.ndarray] = {}
+    for i, (voice, text) in enumerate(turns):
+        x = cache.get((voice, text))
+        if x is None:
+            x = cache[(voice, text)] = say(voice, text, rate)
+        x = x / max(np.max(np.abs(x)), 1e-9) * 0.5  # the voices at one level
+        a, b = _voiced(x, rate)
+        out.append(Turn(voice, text, t, t + len(x) / rate, t + a, t + b))
+        parts.append(x)
+        t += len(x) / rate
+        gap = tail if i == len(turns) - 1 else float(rng.uniform(*gaps))
+        parts.append(np.zeros(int(round(gap * rate))))
+        t += len(parts[-1]) / rate
+    audio = np.concatenate(parts)
+    write(path, audio, rate)
+    return Conversation(path=path, rate=rate, duration=len(audio) / rate, turns=out)
+
+
+def conversation_turns(voices: Sequence[str], count: int, seed: int = 0,
+                       sentences: Sequence[str] = PARAGRAPH) -> list[tuple[str, str]]:
+    """``count`` turns among ``voices`` (never the same voice twice in a row; every voice
+    speaks), each one or two sentences (2-8 s)."""
+    rng = np.random.default_rng(seed)
+    out, last, k = [], None, 0
+    for i in range(count):
+        if i < len(voices):
+            v = voices[i]
+        else:
+            v = voices[int(rng.integers(len(voices)))]
+            while v == last and len(voices) > 1:
+                v = voices[int(rng.integers(len(voices)))]
+        n = 1 + int(rng.random() < 0.35)
+        text = " ".join(sentences[(k + j) % len(sentences)] for j in range(n))
+        k += n
+        out.append((v, text))
+        last = v
+    return out
+
+
+def best_mapping(truth: Sequence[str | None], found: Sequence[str | None]) -> dict:
+    """The one-to-one map of found labels to true ones that agrees on the most items."""
+    import itertools
+
+    t_labels = sorted({t for t in truth if t is not None})
+    f_labels = sorted({f for f in found if f is not None})
+    counts = {(f, t): 0 for f in f_labels for t in t_labels}
+    for t, f in zip(truth, found):
+        if t is not None and f is not None:
+            counts[(f, t)] += 1
+    best, best_score = {}, -1
+    small, large = (f_labels, t_labels) if len(f_labels) <= len(t_labels) else (t_labels, f_labels)
+    for perm in itertools.permutations(large, len(small)):
+        pairs = list(zip(small, perm)) if small is f_labels else [(p, s) for s, p in zip(small, perm)]
+        score = sum(counts[p] for p in pairs)
+        if score > best_score:
+            best, best_score = dict(pairs), score
+    return best
+
+
+def diarization_error(conv: Conversation, turns, step: float = 0.01) -> float:
+    """DER: (missed speech + false alarm + confusion) / true speech time, on a 10 ms grid,
+    with the best one-to-one mapping of labels; ``turns`` are (start, end, label)."""
+    n = int(np.ceil(conv.duration / step))
+    grid = (np.arange(n) + 0.5) * step
+    truth = [None] * n
+    for turn in conv.turns:
+        for k in range(int(turn.speech_start / step), min(n, int(np.ceil(turn.speech_end / step)))):
+            truth[k] = turn.voice
+    found = [None] * n
+    for a, b, label in turns:
+        for k in range(max(0, int(a / step)), min(n, int(np.ceil(b / step)))):
+            found[k] = label
+    mapping = best_mapping(truth, found)
+    speech = sum(t is not None for t in truth)
+    errors = sum(1 for t, f in zip(truth, found)
+                 if (t is None) != (f is None) or (t is not None and mapping.get(f) != t))
+    del grid
+    return errors / max(speech, 1)
