@@ -3,7 +3,9 @@
 # .venv, and the package in it. Safe to run again: it installs only what is missing.
 #   --transcribe   speech to text (faster-whisper; models are fetched on first use)
 #   --web          `dictaphone serve`, the library in a browser
-#   --test         everything the test suite needs (both extras included)
+#   --speakers     speaker labels (transcribe --speakers): the transcribe extra, and the
+#                  voice encoder's weights from Resemblyzer's wheel, without its torch
+#   --test         everything the test suite needs (both extras and the speakers' weights)
 # Flags combine: sh scripts/install.sh --transcribe --web
 set -eu
 cd "$(dirname "$0")/.."
@@ -11,14 +13,17 @@ cd "$(dirname "$0")/.."
 # libvorbisenc2: Ogg Vorbis written with a page at every sync (dictaphone/containers/vorbis.py)
 packages="libportaudio2 libvorbisenc2"
 extras=""
+speakers=""
 for arg in "$@"; do
     case "$arg" in
         --transcribe) extras="$extras,transcribe" ;;
         --web) extras="$extras,web" ;;
+        --speakers) extras="$extras,transcribe"; speakers=1 ;;
         --test)
-            extras="$extras,transcribe,web,test"
-            packages="$packages pulseaudio pulseaudio-utils libasound2-plugins espeak-ng sox tmux chromium ffmpeg" ;;
-        *) echo "install.sh: unknown option $arg (use --transcribe, --web or --test)" >&2; exit 2 ;;
+            extras="$extras,transcribe,web,test"; speakers=1
+            # flite: four voices of real speakers (CMU Arctic) for the speaker-label tests
+            packages="$packages pulseaudio pulseaudio-utils libasound2-plugins espeak-ng sox tmux chromium ffmpeg flite" ;;
+        *) echo "install.sh: unknown option $arg (use --transcribe, --web, --speakers or --test)" >&2; exit 2 ;;
     esac
 done
 
@@ -49,3 +54,9 @@ fi
 spec="."
 [ -n "$extras" ] && spec=".[${extras#,}]"
 .venv/bin/python -m pip install -q --disable-pip-version-check -e "$spec"
+# Resemblyzer's wheel holds the GE2E voice encoder's weights (pretrained.pt, 17 MB,
+# Apache-2.0); dictaphone reads that file alone, so none of its dependencies (torch,
+# librosa, webrtcvad) is installed.
+if [ -n "$speakers" ]; then
+    .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "resemblyzer==0.1.4"
+fi

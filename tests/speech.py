@@ -278,7 +278,7 @@ def say(voice: str, text: str, rate: int = 16000) -> np.ndarray:
             raise ValueError(f"unknown voice {voice!r}")
         x, r = sf.read(out, dtype="float32")
     if r != rate:
-        from dictaphone.silero import Resampler
+        from dictaphone.speech.silero import Resampler
 
         x = np.concatenate([Resampler(r, rate)(x), np.zeros(0, np.float32)])
     return x.astype(np.float64)

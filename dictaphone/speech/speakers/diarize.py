@@ -63,7 +63,7 @@ class Diarization:
 def speech_probabilities(audio: np.ndarray, vad=None) -> np.ndarray:
     """Silero's speech probability for every 32 ms window of 16 kHz audio."""
     if vad is None:
-        from ...silero import SileroVAD
+        from ..silero import SileroVAD
 
         vad = SileroVAD()
     vad.reset()
