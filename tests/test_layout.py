@@ -60,3 +60,17 @@ def test_importing_dictaphone_loads_no_room_and_no_audio_library():
             "'sounddevice', 'soundfile'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_sources_module_still_offers_every_name_it_did_from_the_modules_that_hold_them():
+    from dictaphone.capture import base, devices, files, microphone, portaudio, sources
+
+    homes = {"Capture": base, "Source": base, "Microphone": microphone, "FileSource": files,
+             "check_reconnect": microphone, "list_devices": devices, "find_device": devices,
+             "find_input_device": devices, "is_server_device": devices,
+             "rates_in_words": devices, "STANDARD_RATES": devices,
+             "import_sounddevice": portaudio, "portaudio_words": portaudio}
+    assert sorted(sources.__all__) == sorted(homes)
+    for name, home in homes.items():
+        assert getattr(sources, name) is getattr(home, name), name
+    assert importlib.import_module("dictaphone.sources") is sources
