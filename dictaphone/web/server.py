@@ -363,6 +363,74 @@ class Page:
 
         return JSONResponse(await run_in_threadpool(do))
 
+    # trim and export
+
+    async def trim(self, request: Request):
+        data = await _json_body(request)
+        start, end = data.get("from"), data.get("to")
+        for label, v in (("from", start), ("to", end)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                raise HTTPError(400, f"{label} must be a number of seconds")
+        new_name, in_place = data.get("name"), bool(data.get("in_place"))
+        if new_name is not None and not isinstance(new_name, str):
+            raise HTTPError(400, "name must be text")
+
+        def do():
+            from ..library.edit import trim
+
+            clip = _find(request.path_params["name"])
+            self._not_recording(clip)
+            try:
+                result = trim(clip.name, start, end, new_name=new_name or None, in_place=in_place)
+            except library.ClipExistsError as e:
+                raise HTTPError(409, str(e)) from None
+            except DictaphoneError as e:
+                raise HTTPError(400 if e.usage else 500, str(e)) from None
+            return {"clip": clip_json(result.clip, set()), "notes": result.notes}
+
+        return JSONResponse(await run_in_threadpool(do))
+
+    async def export(self, request: Request):
+        fmt = request.query_params.get("format", "wav")
+        params = {}
+        for key in ("from", "to"):
+            if request.query_params.get(key):
+                try:
+                    params[key] = float(request.query_params[key])
+                except ValueError:
+                    raise HTTPError(400, f"{key} must be a number of seconds") from None
+
+        def do():
+            import tempfile
+
+            from ..containers.formats import format_by_name
+            from ..library.edit import export
+
+            clip = _find(request.path_params["name"])
+            self._not_recording(clip)
+            try:
+                f = format_by_name(fmt)
+            except DictaphoneError as e:
+                raise HTTPError(400, str(e)) from None
+            directory = tempfile.mkdtemp(prefix="dictaphone-export-")
+            out = os.path.join(directory, clip.name + f.extension)
+            try:
+                export(clip.name, out, f.name, start=params.get("from"), end=params.get("to"))
+            except DictaphoneError as e:
+                _remove_tree(directory)
+                raise HTTPError(400 if e.usage else 500, str(e)) from None
+            except BaseException:
+                _remove_tree(directory)
+                raise
+            return out, f, directory
+
+        out, f, directory = await run_in_threadpool(do)
+        from starlette.background import BackgroundTask
+
+        return FileResponse(out, media_type=f.mime_type, filename=os.path.basename(out),
+                            content_disposition_type="attachment",
+                            background=BackgroundTask(_remove_tree, directory))
+
     # recording
 
     def recordings(self, request: Request):
@@ -487,6 +555,12 @@ class Page:
                                  headers={"cache-control": "no-store", "x-accel-buffering": "no"})
 
 
+def _remove_tree(directory: str) -> None:
+    import shutil
+
+    shutil.rmtree(directory, ignore_errors=True)
+
+
 def _statuses() -> list[dict]:
     try:
         return control.statuses(timeout=2.0)
@@ -512,6 +586,8 @@ def create_app(token: str, port: int, host: str = "127.0.0.1", transcribe: bool 
         Route("/api/clips/{name}/rename", page.rename, methods=["POST"]),
         Route("/api/clips/{name}/delete", page.delete, methods=["POST"]),
         Route("/api/clips/{name}/transcribe", page.transcribe_clip, methods=["POST"]),
+        Route("/api/clips/{name}/trim", page.trim, methods=["POST"]),
+        Route("/api/clips/{name}/export", page.export),
         Route("/api/search", page.search),
         Route("/api/recordings", page.recordings),
         Route("/api/record", page.record, methods=["POST"]),

@@ -103,10 +103,15 @@ function makeCard(clip) {
   audio.addEventListener("play", () => pauseOthers(audio));
   canvas.addEventListener("click", (ev) => {
     const duration = audio.duration || card.clip.duration;
-    if (!duration || !card.clip.playable) return;
+    if (!duration) return;
     const rect = canvas.getBoundingClientRect();
-    playFrom(card, duration * (ev.clientX - rect.left) / rect.width);
+    const at = duration * (ev.clientX - rect.left) / rect.width;
+    if (card.trim) { trimClick(card, at); return; }
+    if (!card.clip.playable) return;
+    playFrom(card, at);
   });
+  setupSteering(card);
+  setupTrim(card);
   $(".rename", el).addEventListener("click", () => openRename(card.clip.name));
   $(".transcribe", el).addEventListener("click", async () => {
     const b = $(".transcribe", el);
@@ -302,6 +307,12 @@ function drawWave(card) {
     if (at > 0) {
       ctx.fillStyle = played;
       ctx.fillRect(Math.round(at * width), 0, Math.max(1, dpr), height);
+    }
+    if (card.trim && card.trim.from != null) {
+      const a = Math.round((card.trim.from / duration) * width);
+      const b = card.trim.to != null ? Math.round((card.trim.to / duration) * width) : a + Math.max(1, dpr);
+      ctx.fillStyle = "rgba(40, 120, 220, 0.25)";
+      ctx.fillRect(a, 0, Math.max(Math.max(1, dpr), b - a), height);
     }
   }
 }
@@ -635,3 +646,99 @@ setupSearch();
 setupDialogs();
 setupRecorder();
 connect();
+
+// ---- playback speed and skipping silences ----------------------------------------------------
+
+function setupSteering(card) {
+  const el = card.el;
+  const audio = $("audio", el);
+  const speed = $(".speed", el);
+  const skip = $(".skip-silence", el);
+  const apply = () => {
+    audio.playbackRate = Number(speed.value) || 1;
+    audio.preservesPitch = true;  // faster or slower, the voice stays at its pitch
+  };
+  speed.addEventListener("change", apply);
+  audio.addEventListener("loadedmetadata", apply);
+  // Silences as the waveform found them (0.5 s or more below -50 dBFS): 0.25 s of each plays.
+  const KEEP = 0.25;
+  const hop = () => {
+    if (!skip.checked || audio.paused) return;
+    const t = audio.currentTime;
+    for (const [a, b] of (card.peaks && card.peaks.silences) || []) {
+      if (t >= a + KEEP && t < b - 0.05) { audio.currentTime = b - 0.05; break; }
+    }
+  };
+  let timer = null;
+  audio.addEventListener("play", () => { clearInterval(timer); timer = setInterval(hop, 50); });
+  audio.addEventListener("pause", () => clearInterval(timer));
+  audio.addEventListener("ended", () => clearInterval(timer));
+}
+
+// ---- trim (choose the start and the end on the waveform) and export ---------------------------
+
+function setupTrim(card) {
+  const el = card.el;
+  const bar = $(".trim-bar", el);
+  const range = $(".trim-range", el);
+  const reset = () => {
+    card.trim = null;
+    bar.hidden = true;
+    drawWave(card);
+  };
+  $(".trim", el).addEventListener("click", () => {
+    card.trim = { from: null, to: null };
+    bar.hidden = false;
+    range.textContent = "Click the waveform where the part starts, then where it ends.";
+    $(".trim-new", el).disabled = $(".trim-replace", el).disabled = true;
+    drawWave(card);
+  });
+  $(".trim-cancel", el).addEventListener("click", reset);
+  const send = async (inPlace) => {
+    const { from, to } = card.trim || {};
+    if (from == null || to == null) return;
+    const body = { from, to, in_place: inPlace };
+    if (inPlace && !confirm(`Replace “${card.clip.name}” with ${clock(from, true)}–${clock(to, true)}?`)) return;
+    try {
+      const r = await post(clipUrl(card.clip.name, "trim"), body);
+      toast(inPlace ? `Trimmed “${card.clip.name}”` : `Saved “${r.clip.name}”` +
+            (r.notes && r.notes.length ? ` (${r.notes.join("; ")})` : ""));
+      reset();
+      refreshLibrary();
+    } catch (e) {
+      toast(e.message, "error");
+    }
+  };
+  $(".trim-new", el).addEventListener("click", () => send(false));
+  $(".trim-replace", el).addEventListener("click", () => send(true));
+  const exp = $(".export", el);
+  exp.addEventListener("change", () => {
+    if (!exp.value) return;
+    const a = document.createElement("a");
+    a.href = `${clipUrl(card.clip.name, "export")}?format=${encodeURIComponent(exp.value)}`;
+    a.download = "";
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    exp.value = "";
+  });
+}
+
+function trimClick(card, at) {
+  const t = card.trim;
+  if (t.from == null || t.to != null) {
+    t.from = at;
+    t.to = null;
+  } else if (at > t.from) {
+    t.to = at;
+  } else {
+    t.to = t.from;
+    t.from = at;
+  }
+  const ready = t.from != null && t.to != null && t.to > t.from;
+  $(".trim-range", card.el).textContent = ready
+    ? `Keep ${clock(t.from, true)} to ${clock(t.to, true)} (${clock(t.to - t.from, true)})`
+    : `From ${clock(t.from, true)}: now click where it ends.`;
+  $(".trim-new", card.el).disabled = $(".trim-replace", card.el).disabled = !ready;
+  drawWave(card);
+}
