@@ -141,19 +141,29 @@ class Transcript:
             out.append(s.text + "\n")
         return "".join(out)
 
+    def cues(self):
+        """The subtitle cues: (segment, Cue) with at most 2 lines of 42 characters and 7 s
+        each, cut from the word times (see dictaphone/library/subtitles.py)."""
+        from .subtitles import cues
+
+        return cues(self.segments, prefix=_label)
+
     def to_srt(self) -> str:
-        """SubRip: numbered cues ``HH:MM:SS,mmm --> HH:MM:SS,mmm``, blank line between cues."""
-        cues = []
-        for n, s in enumerate((s for s in self.segments if s.text), 1):
-            cues.append(f"{n}\n{_stamp(s.start, ',')} --> {_stamp(_end(s), ',')}\n{s.cue_text}\n")
-        return "\n".join(cues)
+        """SubRip: numbered cues ``HH:MM:SS,mmm --> HH:MM:SS,mmm``, blank line between cues;
+        each cue of a labelled segment starts ``[Speaker 1] ``."""
+        out = []
+        for n, (s, cue) in enumerate(self.cues(), 1):
+            out.append(f"{n}\n{_stamp(cue.start, ',')} --> {_stamp(cue.end, ',')}\n"
+                       f"{_label(s)}{cue.text}\n")
+        return "\n".join(out)
 
     def to_vtt(self) -> str:
-        """WebVTT: the ``WEBVTT`` header, then cues ``HH:MM:SS.mmm --> HH:MM:SS.mmm``."""
+        """WebVTT: the ``WEBVTT`` header, then cues ``HH:MM:SS.mmm --> HH:MM:SS.mmm``; each
+        cue of a labelled segment opens a voice span, ``<v Speaker 1>``."""
         out = ["WEBVTT\n"]
-        for s in self.segments:
-            if s.text:
-                out.append(f"\n{_stamp(s.start, '.')} --> {_stamp(_end(s), '.')}\n{_voice(s)}{s.text}\n")
+        for s, cue in self.cues():
+            text = "\n".join(_vtt_text(line) for line in cue.lines)
+            out.append(f"\n{_stamp(cue.start, '.')} --> {_stamp(cue.end, '.')}\n{_voice(s)}{text}\n")
         return "".join(out)
 
     def to_dict(self) -> dict:
@@ -196,6 +206,16 @@ def _speaker(d: dict) -> str | None:
     if not isinstance(name, str):
         raise ValueError(f"a speaker is a name, not {name!r}")
     return name
+
+
+def _label(s: Segment) -> str:
+    """What SRT shows before a labelled segment's text (its length counts in a line)."""
+    return f"[{s.speaker}] " if s.speaker else ""
+
+
+def _vtt_text(line: str) -> str:
+    """A line of cue text as WebVTT needs it: '-->' cannot appear in a cue's text."""
+    return line.replace("-->", "--&gt;")
 
 
 def _voice(s: Segment) -> str:
