@@ -239,3 +239,81 @@ def test_f_names_the_format_of_a_file_whose_name_has_no_audio_extension(
         assert out.stat().st_size == 0.3 * audiolab.RATE * 2
     else:
         assert sf.info(str(out)).format == sf_format
+
+
+# --- the examples of `record --help` run as written -------------------------------------------
+
+
+def _examples(text: str) -> list[str]:
+    block = text.split("Examples:\n", 1)[1].split("\n\n", 1)[0]
+    return [line.strip() for line in block.splitlines() if line.strip().startswith("dictaphone ")]
+
+
+def _programs(example: str) -> set[str]:
+    """The programs an example runs: each stage of its pipeline, and its hooks' first words."""
+    import shlex
+
+    words = shlex.split(example)
+    stages, current = [], []
+    for w in words:
+        if w == "|":
+            stages.append(current)
+            current = []
+        else:
+            current.append(w)
+    stages.append(current)
+    progs = {s[0] for s in stages if s}
+    for i, w in enumerate(words[:-1]):
+        if w in ("--on-data", "--on-stop", "--on-text", "--on-mark"):
+            progs.add(shlex.split(words[i + 1])[0])
+    return progs
+
+
+def test_every_record_help_example_that_can_run_here_runs(pulse, tmp_path, whisper_model):
+    """Each example as written, in bash, with `dictaphone` on PATH; one that records until it
+    is stopped gets Ctrl-C (SIGINT to its process group) a second after it started recording,
+    as a user stops it.
+    Examples that need a program this machine lacks (my-transcriber, wtype) are left out,
+    and there must be no more than those two."""
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    examples = _examples(help_of("record", columns=200))
+    assert len(examples) >= 8
+    env = cliutil.pulse_env(pulse)
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    env.update(DICTAPHONE_MODEL=whisper_model, HF_HUB_OFFLINE="1",
+               DICTAPHONE_HOME=str(tmp_path / "clips"))
+    assert shutil.which("dictaphone", path=env["PATH"]), "no dictaphone console script"
+    runnable = [e for e in examples if all(shutil.which(p, path=env["PATH"]) for p in _programs(e))]
+    assert len(examples) - len(runnable) <= 2, sorted(set(examples) - set(runnable))
+    for n, example in enumerate(runnable):
+        cwd = tmp_path / f"ex{n}"
+        cwd.mkdir()
+        audiolab.make_tone(cwd / "talk.wav", 0.5, 440.0)
+        proc = subprocess.Popen(["bash", "-c", "set -o pipefail; " + example], env=env, cwd=cwd,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            if " -d " not in example:  # it records until it is stopped: once it records
+                cliutil.wait_for_status(env, lambda es: proc.poll() is not None or any(
+                    e.get("started") for e in es), timeout=30, what=example)
+                time.sleep(1.0)
+            out, err = proc.communicate(timeout=30 if " -d " in example else 0.1)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C
+            try:
+                out, err = proc.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                raise AssertionError(f"{example!r} did not stop on Ctrl-C")
+        assert proc.returncode == 0, f"{example!r} exited {proc.returncode}:\n{err}"
+        assert "Traceback" not in err and "error:" not in err, (example, err)
+        made = [p for p in cwd.rglob("*") if p.is_file() and p.name != "talk.wav"]
+        made += list((tmp_path / "clips").glob("*")) if (tmp_path / "clips").exists() else []
+        if "| sox" not in example:
+            assert made, f"{example!r} made no file"
+        time.sleep(0.1)

@@ -11,8 +11,13 @@ What writes them (an *encoder*):
 - ``WavEncoder`` and ``RawEncoder`` write PCM themselves. libsndfile cannot write a WAV
   to a pipe (it seeks back to fix the header; see AUDIO-LAB.md), and writing the header
   ourselves lets a file's header be rewritten once a second, so a killed recorder leaves
-  a valid file. A streamed WAV says 0xFFFFFFFF for its sizes, as arecord and ffmpeg do:
-  sox and libsndfile then read it to the end.
+  a valid file. A streamed WAV of a length known in advance (``expected_frames``: a
+  recording with a duration limit, a whole file as the input) carries its real sizes,
+  as arecord's ``-d`` does, so readers that want sizes (sox's, Python's wave) take it;
+  one cut short then reads as truncated, which they tolerate. An open-ended stream says
+  0xFFFFFFFF, as arecord and ffmpeg do: sox and libsndfile then read it to the end. On a
+  stream the header goes out with the first audio, never alone: sox's format detection
+  reads the first 256 bytes in one read from a pipe and fails on a lone 44-byte header.
 - ``SndfileEncoder`` uses libsndfile (FLAC, Ogg Opus, MP3) through a virtual file, so
   stream sinks work: a seek back to rewrite a header is discarded instead of corrupting
   the stream or flooding stderr with "Illegal seek". To a file, FLAC's total length and
@@ -499,6 +504,9 @@ class PcmEncoder(Encoder):
 
     header_len = 0
     trailer_len = 0  #: bytes of chunks after the data (WAV markers, at close)
+    #: frames a stream's header declares (None: an open-ended stream, 0xFFFFFFFF)
+    expected_frames: int | None = None
+    _pending_header = b""  #: a stream's header, held until the first audio goes with it
 
     def _trailer(self) -> bytes:
         """Chunks to append after the data when the file is finished."""
@@ -509,21 +517,38 @@ class PcmEncoder(Encoder):
 
     def begin(self) -> None:
         # The streaming header (sizes 0xFFFFFFFF) until the first sync: a recorder killed
-        # in its first second still leaves a file that readers take to its end.
+        # in its first second still leaves a file that readers take to its end. A stream
+        # of known length declares it; a stream's header waits for the first audio.
+        if isinstance(self.sink, StreamSink):
+            declared = None if self.expected_frames is None else self._data_bytes(self.expected_frames)
+            self._pending_header = self._header(declared)
+            return
         header = self._header(None)
         if header:
             self.sink.append(header)
 
     def write(self, frames: np.ndarray) -> None:
         if len(frames):
+            data = pcm_bytes(frames, self.subtype)
+            if self._pending_header:
+                data = self._pending_header + data
+                self._pending_header = b""
             try:
-                self.sink.append(pcm_bytes(frames, self.subtype))
+                self.sink.append(data)
             finally:
-                self.frames = (self.sink.size - self.header_len) // (
+                self.frames = max(0, self.sink.size - self.header_len) // (
                     self.channels * _BITS[self.subtype] // 8)
 
-    def _data_bytes(self) -> int:
-        return self.frames * self.channels * _BITS[self.subtype] // 8
+    def _release_header(self) -> None:
+        """A stream that ends before any audio: its header, with the sizes it has (0)."""
+        if self._pending_header:
+            self._pending_header = b""
+            header = self._header(0)
+            if header:
+                self.sink.append(header)
+
+    def _data_bytes(self, frames: int | None = None) -> int:
+        return (self.frames if frames is None else frames) * self.channels * _BITS[self.subtype] // 8
 
     def sync(self, durable: bool = False) -> None:
         # Only a file gets its true sizes while recording (so a killed recorder leaves a
@@ -559,6 +584,14 @@ class PcmEncoder(Encoder):
                     self.sink.patch(self._header(data), 0)  # (dropped if already cut)
                 self.sink.flush(durable=True)
             else:
+                try:
+                    self._release_header()
+                    data = self._data_bytes()
+                    if (self.header_len and data & 1 and self.expected_frames is not None
+                            and data == self._data_bytes(self.expected_frames)):
+                        self.sink.append(b"\0")  # the pad byte its declared RIFF size counts
+                except WriteError:
+                    pass  # the reader went away: nothing more can reach it
                 self.sink.flush()
             return self.cut()
         finally:
@@ -840,12 +873,17 @@ def _encoder_class(fmt: Format) -> type:
 
 
 def make_encoder(output, fmt: Format, samplerate: int, channels: int,
-                 subtype: str | None = None, force: bool = False) -> Encoder:
-    """Validate, create the output (exclusively unless ``force``) and write the header."""
+                 subtype: str | None = None, force: bool = False,
+                 expected_frames: int | None = None) -> Encoder:
+    """Validate, create the output (exclusively unless ``force``) and write the header.
+    ``expected_frames``: the length the recording will have unless it is cut short (a
+    stream's WAV header declares it; None: not known)."""
     subtype = fmt.check(samplerate, channels, subtype)
     sink = open_sink(output, force=force)
     cls = _encoder_class(fmt)
     enc = cls(sink, fmt, samplerate, channels, subtype)
+    if expected_frames is not None and expected_frames >= 0:
+        enc.expected_frames = int(expected_frames)
     try:
         enc.begin()
     except BaseException:

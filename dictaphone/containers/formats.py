@@ -96,7 +96,7 @@ FORMATS: dict[str, Format] = {
     for f in (
         Format("wav", "audio/wav", ".wav", None, ("PCM_16", "PCM_24", "PCM_32", "FLOAT"),
                max_rate=MAX_RATE, lossless=True,
-               streams="full (sizes set to 0xFFFFFFFF: sox and libsndfile read to the end)",
+               streams="full (real sizes when the length is known in advance, else 0xFFFFFFFF: sox and libsndfile read to the end)",
                aliases=("audio/wave", "audio/x-wav", "audio/vnd.wave"), extensions=(".wave",)),
         Format("flac", "audio/flac", ".flac", "FLAC", ("PCM_16", "PCM_24"), max_rate=655350,
                max_channels=8, lossless=True,

@@ -22,8 +22,10 @@ class Pieces:
     """
 
     def __init__(self, output, format: Format, source, subtype: str, *, force: bool = False,
-                 cut: bool = False):
+                 cut: bool = False, expected_frames: int | None = None):
         self.output = output
+        #: the recording's length when it is known in advance (a stream's WAV header says it)
+        self.expected_frames = expected_frames
         self.format = format
         self.source = source
         self.subtype = subtype
@@ -59,7 +61,8 @@ class Pieces:
             output = split_path(os.fspath(output), self.number)
             check_not_the_input(self.source, output)
         enc = make_encoder(output, self.format, self.source.samplerate, self.source.channels,
-                           self.subtype, force=self.force)
+                           self.subtype, force=self.force,
+                           expected_frames=None if self.cut else self.expected_frames)
         self.start = frames
         if enc.sink.path:
             self.paths.append(enc.sink.path)

@@ -285,7 +285,7 @@ class MediaRecorder(EventTarget):
             cut = bool(self.split or self.split_on_mark
                        or (self.voice is not None and self.voice.split_on_silence))
             pieces = Pieces(self.output, self._format, source, self.subtype, force=self.force,
-                            cut=cut)
+                            cut=cut, expected_frames=None if cut else self._known_length())
             marks = MarkerPlacement(rate)
             self._capture, self._pieces, self._marks = intake, pieces, marks
             self._link = self._writer = None
@@ -502,6 +502,24 @@ class MediaRecorder(EventTarget):
             self._state = INACTIVE
             self._writer.stop_requested = True
         return True
+
+    #: inputs whose frame count libsndfile knows exactly (from the header, or by reading
+    #: the whole file): a recording of all of one has that length
+    EXACT_LENGTH_FORMATS = frozenset({"WAV", "WAVEX", "RF64", "W64", "FLAC", "AIFF", "CAF", "RAW"})
+
+    def _known_length(self) -> int | None:
+        """The frames this recording will have unless it is stopped early: the duration
+        limit, or all of a file whose length is exact (a stream's WAV header declares it).
+        None when only the end will tell (a device without a limit, a stream as the input,
+        a voice gate that leaves audio out)."""
+        if self.voice is not None:
+            return None
+        known = [self._limit_frames] if self._limit_frames is not None else []
+        frames = getattr(self.source, "frames", None)
+        if (not getattr(self.source, "live", False) and isinstance(frames, int) and frames >= 0
+                and getattr(self.source, "file_format", None) in self.EXACT_LENGTH_FORMATS):
+            known.append(frames)
+        return min(known) if known else None
 
     def _now_frame(self) -> int:
         """The recorded position of this moment: the frames that went into the ring, plus,
