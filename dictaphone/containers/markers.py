@@ -33,6 +33,7 @@ import unicodedata
 from .. import jsontext
 from ..atomic import write_text
 from ..errors import InvalidArgumentError, SourceError
+from . import sidecars
 
 #: the longest label accepted (characters): a marker's label is a short line, and every
 #: place it is kept (a control request, a Vorbis comment, a label track) wants it short
@@ -185,7 +186,7 @@ def resolve_position(markers: list[Marker], spec: str, where: str = "this file")
 
 
 def sidecar_path(audio: str) -> str:
-    return os.fspath(audio) + ".markers.json"
+    return os.fspath(audio) + sidecars.MARKERS
 
 
 def save_sidecar(audio: str, markers: list[Marker]) -> None:

@@ -32,9 +32,10 @@ import unicodedata
 
 from .. import jsontext
 from ..atomic import write_text
+from ..containers import sidecars
 
 VERSION = 1
-SUFFIX = ".transcript.json"
+SUFFIX = sidecars.TRANSCRIPT  # ".transcript.json"
 
 
 @dataclasses.dataclass
@@ -368,6 +369,13 @@ def find_in(transcript: Transcript, words, name: str = "", path: str = "") -> li
     return hits
 
 
+def library_clips() -> list:
+    """The whole library, newest clip first: where :func:`search` looks by default. The
+    library room (library/__init__.py) passes in clips.clips here: the clip listing stands
+    on this module (a clip shows its transcript's first words), not the other way round."""
+    raise RuntimeError("dictaphone.library did not pass in its clip listing")
+
+
 def search(words, clips=None) -> list[Hit]:
     """Every match of the phrase ``words`` in the saved transcripts of ``clips``.
 
@@ -375,9 +383,7 @@ def search(words, clips=None) -> list[Hit]:
     in the order they are said.
     """
     if clips is None:
-        from .clips import clips as library
-
-        clips = library()
+        clips = library_clips()
     hits = []
     for clip in clips:
         transcript = load(clip.path)
