@@ -18,7 +18,7 @@ from typing import Any, Callable
 log = logging.getLogger("dictaphone")
 
 EVENT_TYPES = ("start", "dataavailable", "pause", "resume", "stop", "error", "transcript",
-               "devicelost", "devicerestored", "mark")
+               "partial", "devicelost", "devicerestored", "mark")
 
 
 class Blob:
@@ -128,6 +128,22 @@ class TranscriptEvent(Event):
     start: float = 0.0
     end: float = 0.0
     segments: list = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class PartialEvent(Event):
+    """A ``partial`` event (live transcription, see speech/live.py): the utterance still
+    being spoken, as recognised so far. ``text`` is its whole current hypothesis,
+    ``committed`` the settled prefix of it (it only grows within an utterance; the
+    rest may still change), ``start`` where the utterance began and ``end`` how far the
+    recording was heard for this hypothesis, in seconds of recorded media. The
+    utterance's ``transcript`` event (its final text, which may differ) follows; a
+    partial event with empty text says the utterance held no words after all."""
+
+    text: str = ""
+    committed: str = ""
+    start: float = 0.0
+    end: float = 0.0
 
 
 Listener = Callable[[Event], Any]

@@ -464,8 +464,10 @@ def make_speech(
     rate: int = RATE,
     pad_start: float = 0.0,
     pad_end: float = 0.0,
+    voice: str | None = None,
 ) -> Path:
     """Write ``text`` spoken by espeak-ng to ``path``: WAV, ``rate`` Hz, mono, 16-bit.
+    ``voice``: an espeak-ng voice (``en+f3``, ``en-us``, ...; default its own).
 
     ``pad_start``/``pad_end`` add that many seconds of digital silence; the speech samples
     are the same with or without padding. Deterministic (sox runs without dither).
@@ -475,7 +477,8 @@ def make_speech(
     path = Path(path)
     with tempfile.TemporaryDirectory(prefix="dictaphone-speech-") as tmp:
         raw = os.path.join(tmp, "espeak.wav")
-        subprocess.run(["espeak-ng", "-w", raw, text], check=True, capture_output=True, timeout=60)
+        subprocess.run(["espeak-ng", *(["-v", voice] if voice else []), "-w", raw, text],
+                       check=True, capture_output=True, timeout=60)
         # Pad after the rate change, so padding adds exactly pad * rate samples.
         cmd = ["sox", "-D", raw, "-b", "16", os.fspath(path), "channels", "1", "rate", str(rate)]
         if pad_start or pad_end:

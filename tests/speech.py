@@ -39,6 +39,21 @@ SENTENCES = (
 )
 
 
+#: Short and long sentences (1-7 s) for the live transcriber, with the espeak-ng voices
+#: that say them in turn (LIVE_VOICES): what people dictate, and where context matters.
+LIVE = (
+    "Please remember to buy milk, eggs and bread on the way home tonight.",
+    "Call Maria.",
+    "The meeting with the dentist has been moved from Friday morning to Monday afternoon, "
+    "so I need to let the office know before they close.",
+    "Book a table for four people on Saturday evening.",
+    "Check the tyres.",
+    "Ask the neighbours to water the plants while we are away on holiday next week, and "
+    "give them the spare key.",
+)
+LIVE_VOICES = ("en", "en+f3", "en+m3", "en-us", "en+f2", "en+m7")
+
+
 #: Twenty different everyday sentences, for longer speech (benches, progress).
 PARAGRAPH = (
     "Please remember to buy milk and bread on the way home.",
@@ -118,10 +133,11 @@ def test_model_path() -> str:
 test_model_path.__test__ = False  # a helper, not a test, whatever pytest collects
 
 
-def espeak(text: str, rate: int = RATE) -> np.ndarray:
-    """``text`` spoken by espeak-ng, as float64 mono samples at ``rate`` (deterministic)."""
+def espeak(text: str, rate: int = RATE, voice: str | None = None) -> np.ndarray:
+    """``text`` spoken by espeak-ng (``voice``: one of its voices), as float64 mono samples
+    at ``rate`` (deterministic)."""
     with tempfile.TemporaryDirectory(prefix="dictaphone-speech-") as tmp:
-        path = audiolab.make_speech(os.path.join(tmp, "s.wav"), text, rate=rate)
+        path = audiolab.make_speech(os.path.join(tmp, "s.wav"), text, rate=rate, voice=voice)
         data, _ = sf.read(path, dtype="float64")
     return data
 
@@ -135,8 +151,10 @@ def _voiced(x: np.ndarray, rate: int) -> tuple[float, float]:
 
 def make_script(path, sentences: Sequence[str] = SENTENCES, pause: float = 1.5, lead: float = 0.5,
                 tail: float = 0.5, rate: int = RATE, subtype: str = "PCM_16",
-                noise_dbfs: float | None = None) -> Script:
+                noise_dbfs: float | None = None, voices: Sequence[str] | None = None) -> Script:
     """Write the sentences with ``pause`` s of silence between them; format from the suffix.
+
+    ``voices``: espeak-ng voices taken in turn, one a sentence (default: its own voice).
 
     ``noise_dbfs`` adds reproducible white noise at that RMS under everything (None: digital
     silence between sentences).
@@ -144,7 +162,7 @@ def make_script(path, sentences: Sequence[str] = SENTENCES, pause: float = 1.5, 
     path = Path(path)
     parts, spans, t = [np.zeros(int(round(lead * rate)))], [], lead
     for i, text in enumerate(sentences):
-        x = espeak(text, rate)
+        x = espeak(text, rate, voices[i % len(voices)] if voices else None)
         n = len(x)
         a, b = _voiced(x, rate)
         spans.append(Sentence(text, t, t + n / rate, t + a, t + b))

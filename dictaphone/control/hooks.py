@@ -54,6 +54,9 @@ def event_record(event, recorder, extra: dict | None = None) -> dict:
                    samplerate=recorder.samplerate, channels=recorder.channels)
     elif event.type == "transcript":
         rec.update(text=event.text, start=round(event.start, 3), end=round(event.end, 3))
+    elif event.type == "partial":
+        rec.update(text=event.text, committed=event.committed, start=round(event.start, 3),
+                   end=round(event.end, 3))
     if extra:
         rec.update(extra)
     return rec
@@ -149,7 +152,7 @@ class EventLog:
 
     def attach(self) -> None:
         for t in ("start", "dataavailable", "pause", "resume", "stop", "error",
-                  "devicelost", "devicerestored", "transcript", "mark"):
+                  "devicelost", "devicerestored", "transcript", "partial", "mark"):
             self.recorder.add_event_listener(t, self)
 
 

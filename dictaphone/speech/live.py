@@ -7,6 +7,7 @@
 
     rec = MediaRecorder(Microphone(), "audio/flac", output="memo.flac")
     live = LiveTranscriber(rec, model="base.en")  # loads the model and Silero now
+    rec.onpartial = lambda e: print(f"... {e.text}")  # the utterance being spoken
     rec.ontranscript = lambda e: print(f"{e.start:.1f}-{e.end:.1f}: {e.text}")
     rec.start()
     ...
@@ -24,9 +25,22 @@ How it works, and why it cannot cost the recording anything:
   stream into utterances: an utterance ends after ``min_silence`` seconds without speech
   (long ones are cut at a pause). Only what Silero marks as speech is recognised, so
   silence, hum and noise give no words.
-- A "transcribe" thread recognises each utterance as soon as it ends, while the recording
-  goes on, and fires a ``transcript`` event (``text``, ``start``, ``end`` in seconds of
-  recorded media) on the recorder. Utterances that wait for it are bounded
+- While an utterance goes on, the "transcribe" thread recognises it so far every
+  ``partial_every`` seconds of new audio (or as often as the machine affords: the pace
+  follows how long a hypothesis takes), greedily and alone, and fires ``partial``
+  events (``text``, ``committed``, ``start``, ``end``): words settle by LocalAgreement-2
+  between consecutive hypotheses (streaming.py), and committed words never change.
+  Partials are only made while the recognition thread has nothing else to do and the
+  detector keeps up with the recording, so they never delay final text.
+- Final text: each utterance is recognised with beam search and with the audio of the
+  utterances before it in front of it (streaming.Context: up to 28 s, whole utterances,
+  speech only), which is what makes it about as good as recognising the whole file
+  (measurements in streaming.py). It fires a ``transcript`` event (``text``, ``start``,
+  ``end`` in seconds of recorded media) on the recorder. That recognition starts as soon
+  as the speech pauses (``early`` seconds of non-speech) rather than when the pause has
+  lasted long enough to end the utterance; if the utterance does end there, the text is
+  ready when it does, and if speech goes on, the early result is only a hypothesis.
+  Utterances that wait for it are bounded
   (``max_backlog`` seconds of speech): the vad thread waits when the backlog is full, and
   the frames queue behind it absorbs the rest. CTranslate2 releases the GIL while it
   computes, and its threads are limited (``cpu_threads``, default 1), so on two cores one
@@ -50,7 +64,8 @@ import time
 
 import numpy as np
 
-from ..events import TranscriptEvent
+from ..events import PartialEvent, TranscriptEvent
+from . import streaming
 from .silero import SAMPLE_RATE, Segmenter, SileroVAD, Utterance, to_mono_float
 
 log = logging.getLogger("dictaphone")
@@ -73,12 +88,21 @@ class LiveTranscriber:
     ``max_backlog``: seconds of speech waiting for recognition before the detector waits;
     ``max_pending``: seconds of recorded audio waiting for the detector before it is left
     out of the transcription.
+
+    ``partials``: fire ``partial`` events while an utterance goes on (about every
+    ``partial_every`` seconds of new audio, less often when the machine is slower);
+    ``context``: seconds of earlier speech recognised in front of each utterance (0:
+    each alone); ``early``: seconds of non-speech after which an utterance's final
+    recognition starts (before ``min_silence`` ends it). Partials and context need a
+    :class:`~dictaphone.speech.transcribe.Transcriber` (an engine with ``recognise_16k``);
+    any other engine hears each utterance alone, and gives final text only.
     """
 
     def __init__(self, recorder, transcriber=None, *, model=None, language: str | None = None,
                  cpu_threads: int = DEFAULT_CPU_THREADS, min_silence: float = 0.6,
                  max_utterance: float = 20.0, pad: float = 0.3, max_backlog: float = 120.0,
-                 max_pending: float = 60.0, attach: bool = True):
+                 max_pending: float = 60.0, partials: bool = True, partial_every: float = 0.6,
+                 context: float = streaming.WINDOW, early: float = 0.2, attach: bool = True):
         if transcriber is None:
             from .transcribe import Transcriber
 
@@ -93,9 +117,27 @@ class LiveTranscriber:
         self.max_backlog = max_backlog
         self.max_pending = max_pending
         self.segments: list = []  #: recognised segments, in recorded time (transcript.Segment)
+        #: each utterance's final text so far: (start in recorded seconds, text)
+        self.utterances: list[tuple[float, str]] = []
         self.error: BaseException | None = None  #: the first recognition failure, if any
         self.missed_seconds = 0.0  #: audio left out of the transcription (queue full)
         self.latencies: list[float] = []  #: seconds from an utterance's end being detected to its event
+        streams = hasattr(transcriber, "recognise_16k")
+        self.partials = bool(partials) and streams
+        self.partial_every = float(partial_every)
+        self.early = float(early) if streams else 0.0
+        self._context = streaming.Context(context if streams else 0.0)
+        self._job: Utterance | None = None  # the utterance in progress, to recognise so far
+        self._job_early = False  # ... for its final text (its speech paused) or a partial
+        self._snap_end = 0.0  # where the last snapshot of the utterance in progress ended
+        self._early_done: tuple | None = None  # (start, speech_end) of the last early job
+        self._early_result: tuple | None = None  # (start, speech_end, segments, language)
+        self._pace = self.partial_every  # seconds of new audio between two partials
+        self._agreement: streaming.LocalAgreement | None = None
+        self._agreement_start: float | None = None
+        self._shown = False  # a partial with words was fired for the utterance in progress
+        self._final_upto = -1.0  # the end of the last utterance given final text
+        self.latest_partial: PartialEvent | None = None  #: the utterance in progress, or None
         self.language = getattr(transcriber, "language", None) or ""
         self._frames: collections.deque = collections.deque()
         self._frames_cond = threading.Condition()
@@ -104,6 +146,7 @@ class LiveTranscriber:
         self._utt_cond = threading.Condition()
         self._backlog = 0.0  # seconds of speech waiting in _utterances
         self._working: Utterance | None = None  # the one being recognised
+        self._working_final = False  # ... for its final text (not a hypothesis)
         self._ended = False  # no more frames will come
         self._abandon = False
         self._attached = False
@@ -130,7 +173,7 @@ class LiveTranscriber:
     def pending_seconds(self) -> float:
         """Seconds of speech (and recorded audio not yet judged) still to be transcribed."""
         with self._utt_cond:
-            busy = self._backlog + (self._working.duration if self._working else 0.0)
+            busy = self._backlog + (self._working.duration if self._working_final else 0.0)
         return busy + self._pending / self._rate
 
     @property
@@ -219,6 +262,7 @@ class LiveTranscriber:
                     seg = Segmenter(self._rate, offset=media_time, vad=self._vad, **self._seg_opts)
                 expected = media_time + len(block) / self._rate
                 self._queue(seg.feed(block))
+                self._offer(seg)
             if seg is not None and not self._abandon:
                 self._queue(seg.flush())
         except Exception as e:  # a bug: the recording must not notice; the caller reports it
@@ -243,20 +287,55 @@ class LiveTranscriber:
                 self._backlog += u.duration
                 self._utt_cond.notify_all()
 
+    def _offer(self, seg: Segmenter) -> None:
+        """On the vad thread: hand the utterance in progress to the recognition thread
+        when it has nothing else to do (a partial hypothesis, or the early final)."""
+        if not (self.partials or self.early) or not seg.in_speech or self._abandon:
+            return
+        with self._utt_cond:
+            idle = self._working is None and not self._utterances and self._job is None
+        # While the detector catches up (a file read faster than real time, a machine
+        # that fell behind) partials would only be late: final text first.
+        if not idle or self._pending > 0.5 * self._rate:
+            return
+        silent = seg.silent_for
+        early = self.early > 0 and silent >= self.early
+        if early:
+            key = tuple(round(x, 3) for x in seg.current_bounds())
+            if key == self._early_done:
+                return
+            self._early_done = key
+        elif (not self.partials or silent > 0 or seg.current_seconds < 0.3
+              or seg.heard - self._snap_end < self._pace):
+            return
+        cur = seg.current()
+        self._snap_end = cur.end
+        with self._utt_cond:
+            self._job, self._job_early = cur, early
+            self._utt_cond.notify_all()
+
     def _run_recognition(self) -> None:
         while True:
+            job = early = None
             with self._utt_cond:
-                while not self._utterances:
+                while not self._utterances and self._job is None:
                     self._utt_cond.wait()
-                u = self._utterances.popleft()
-                if u is None:
-                    return
-                self._backlog -= u.duration
-                self._working = u
+                if self._utterances:
+                    u = self._utterances.popleft()
+                    if u is None:
+                        return
+                    self._backlog -= u.duration
+                else:
+                    u = None
+                    job, early, self._job = self._job, self._job_early, None
+                self._working = u or job
+                self._working_final = u is not None
                 self._utt_cond.notify_all()
             try:
-                if self.error is None:
+                if self.error is None and u is not None:
                     self._recognise(u)
+                elif self.error is None and job is not None and job.start >= self._final_upto - 1e-6:
+                    self._hypothesis(job, early)
             except Exception as e:
                 # The model failed (it could not load, or broke): the recording goes on,
                 # later utterances are skipped, and the caller reports self.error.
@@ -264,22 +343,76 @@ class LiveTranscriber:
                 log.debug("live transcription failed", exc_info=True)
             finally:
                 with self._utt_cond:
-                    self._working = None
+                    self._working, self._working_final = None, False
 
     def _recognise(self, u: Utterance) -> None:
-        t = self.transcriber
-        fast = getattr(t, "transcribe_16k", None)
-        result = fast(u.audio) if fast is not None else t.transcribe(u.audio, SAMPLE_RATE)
-        if getattr(result, "language", None):
-            self.language = result.language
-        segments = [_shifted(s, u.start, u.end) for s in result.segments if s.text.strip()]
+        """Final text of an utterance that ended: the early result if it heard the same
+        speech, else recognised now (with the context before it)."""
+        done = self._early_result
+        self._early_result = None
+        if done is not None and done[0] == round(u.start, 3) and done[1] == round(u.speech_end or -1, 3):
+            found, language = done[2], done[3]
+        else:
+            found, language = self._final(u)
+        self._final_upto = u.end
+        self._agreement = None
+        if language:
+            self.language = language
+        segments = [_shifted(s, u.start, u.end) for s in found if s.text.strip()]
+        shown, self._shown = self._shown, False
         if not segments:
+            self.latest_partial = None
+            if shown:  # the words shown for it are gone
+                self.recorder.post_event(PartialEvent("partial", start=round(u.start, 3),
+                                                      end=round(u.end, 3)))
             return
-        self.segments.extend(segments)
         text = " ".join(s.text.strip() for s in segments)
+        self.segments.extend(segments)
+        self.utterances.append((segments[0].start, text))
+        self.latest_partial = None  # (after its final text is there: the meter never shows neither)
+        # Context for the next ones: speech that held words (what Whisper heard nothing
+        # in would only invite it to invent words later).
+        self._context.add(u.audio)
         event = TranscriptEvent("transcript", text=text, start=segments[0].start,
                                 end=segments[-1].end, segments=segments)
         self.latencies.append(time.monotonic() - getattr(u, "detected_at", time.monotonic()))
+        self.recorder.post_event(event)
+
+    def _final(self, u: Utterance):
+        t = self.transcriber
+        if not hasattr(t, "recognise_16k"):
+            fast = getattr(t, "transcribe_16k", None)
+            result = fast(u.audio) if fast is not None else t.transcribe(u.audio, SAMPLE_RATE)
+            return result.segments, getattr(result, "language", None)
+        context = self._context.before(streaming.WINDOW - u.duration)
+        return streaming.recognise(t, u.audio, context)
+
+    def _hypothesis(self, job: Utterance, early: bool) -> None:
+        """The utterance in progress recognised so far: a partial event (and, ``early``,
+        its final text in case it ends here)."""
+        began = time.monotonic()
+        if early:
+            segments, language = self._final(job)
+            self._early_result = (round(job.start, 3), round(job.speech_end, 3), segments, language)
+        else:
+            segments, _ = streaming.recognise(self.transcriber, job.audio, beam_size=1, word_times=False)
+            # The pace follows what the machine affords: a hypothesis that takes most of
+            # the interval would leave no room for anything else.
+            took = time.monotonic() - began
+            self._pace = min(3.0, max(self.partial_every, 1.5 * took))
+        if self._agreement is None or self._agreement_start != round(job.start, 3):
+            self._agreement, self._agreement_start = streaming.LocalAgreement(), round(job.start, 3)
+        words = " ".join(s.text.strip() for s in segments).split()
+        committed, tentative = self._agreement.update(words)
+        if not committed and not tentative:
+            return
+        if job.start < self._final_upto - 1e-6:
+            return  # its final text came meanwhile
+        event = PartialEvent("partial", text=" ".join(committed + tentative),
+                             committed=" ".join(committed), start=round(job.start, 3),
+                             end=round(job.end, 3))
+        self._shown = True
+        self.latest_partial = event
         self.recorder.post_event(event)
 
 

@@ -203,6 +203,9 @@ class Utterance:
     start: float  #: seconds of recorded media
     end: float
     audio: np.ndarray  #: float32 mono at 16 kHz, from ``start`` to ``end``
+    #: where its last speech window ends (seconds of recorded media): two views of one
+    #: utterance with the same start and speech end hold the same speech
+    speech_end: float | None = None
 
     @property
     def duration(self) -> float:
@@ -253,6 +256,42 @@ class Segmenter:
     @property
     def in_speech(self) -> bool:
         return self._triggered
+
+    @property
+    def silent_for(self) -> float:
+        """Seconds of non-speech at the end of the utterance in progress (0: in speech)."""
+        if not self._triggered or not self._silence_from:
+            return 0.0
+        return (self._windows * WINDOW - self._silence_from) / SAMPLE_RATE
+
+    @property
+    def current_seconds(self) -> float:
+        """Seconds of the utterance in progress so far (0: none)."""
+        return (self._total - self._start) / SAMPLE_RATE if self._triggered else 0.0
+
+    @property
+    def heard(self) -> float:
+        """The recorded time heard so far (seconds)."""
+        return self.offset + self._total / SAMPLE_RATE
+
+    def current_bounds(self) -> tuple[float, float] | None:
+        """``(start, speech_end)`` of :meth:`current`, without copying its audio."""
+        if not self._triggered:
+            return None
+        a = max(self._kept_from, self._start if self._continued else self._start - self.pad)
+        return self.offset + a / SAMPLE_RATE, self.offset + self._last_speech / SAMPLE_RATE
+
+    def current(self) -> Utterance | None:
+        """The utterance in progress as heard so far (a copy of its audio, its padding
+        before it included), or None outside speech. Its ``start`` and ``speech_end`` are
+        those of the utterance that :meth:`feed` returns once it ends, if no more speech
+        comes."""
+        if not self._triggered:
+            return None
+        a = max(self._kept_from, self._start if self._continued else self._start - self.pad)
+        b = self._total
+        return Utterance(self.offset + a / SAMPLE_RATE, self.offset + b / SAMPLE_RATE,
+                         self._slice(a, b), self.offset + self._last_speech / SAMPLE_RATE)
 
     def feed(self, samples: np.ndarray) -> list[Utterance]:
         x = self.resample(samples)
@@ -315,7 +354,8 @@ class Segmenter:
             a = max(self._kept_from, start if self._continued else start - self.pad)
             b = min(self._total, end)
             audio = self._slice(a, b)
-            out.append(Utterance(self.offset + a / SAMPLE_RATE, self.offset + b / SAMPLE_RATE, audio))
+            out.append(Utterance(self.offset + a / SAMPLE_RATE, self.offset + b / SAMPLE_RATE, audio,
+                                 self.offset + speech_end / SAMPLE_RATE))
         self._trim(end if pad_end else end - self.pad)
 
     def _slice(self, a: int, b: int) -> np.ndarray:

@@ -650,6 +650,20 @@ class Transcriber:
 
     def transcribe_16k(self, audio, progress: Callable[[float, float], None] | None = None) -> Transcript:
         """The transcript of float32 mono 16 kHz samples."""
+        return self._run(audio, progress, beam_size=self.beam_size, vad_filter=self.vad_filter,
+                         word_timestamps=self.word_timestamps)
+
+    def recognise_16k(self, audio, *, beam_size: int | None = None,
+                      word_timestamps: bool = True) -> Transcript:
+        """Recognise float32 mono 16 kHz samples that are already speech (the live
+        transcriber's utterances, which Silero gated): no second speech detection.
+        ``beam_size`` None: this transcriber's (1: greedy, for hypotheses that are only
+        shown)."""
+        return self._run(audio, None, beam_size=beam_size or self.beam_size, vad_filter=False,
+                         word_timestamps=word_timestamps)
+
+    def _run(self, audio, progress, *, beam_size: int, vad_filter: bool,
+             word_timestamps: bool) -> Transcript:
         duration = len(audio) / SAMPLE_RATE
         self.load()
         result = Transcript(model=self.model_name, language=self.language or "", duration=duration)
@@ -657,8 +671,8 @@ class Transcriber:
             return result
         with self._run_lock:
             segments, info = self._model.transcribe(
-                audio, language=self.language, beam_size=self.beam_size,
-                vad_filter=self.vad_filter, word_timestamps=self.word_timestamps)
+                audio, language=self.language, beam_size=beam_size,
+                vad_filter=vad_filter, word_timestamps=word_timestamps)
             result.language = info.language or result.language
             for seg in segments:  # a generator: recognition happens while we iterate
                 text = seg.text.strip()
@@ -668,7 +682,8 @@ class Transcriber:
                     result.segments.append(Segment(float(seg.start), float(seg.end), text, words))
                 if progress is not None:
                     progress(min(float(seg.end), duration), duration)
-        fit_to_voice(result.segments, audio)
+        if word_timestamps:
+            fit_to_voice(result.segments, audio)
         if progress is not None:
             progress(duration, duration)
         return result
