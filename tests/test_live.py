@@ -52,9 +52,8 @@ def content_words(text: str) -> set[str]:
 
 def check_events_match_the_script(events, script, shift=0.0):
     """One event for each sentence, in order, at the sentence's place in the recording
-    (``shift``: where the script starts in it) and with most of its words. (Each utterance
-    is recognised alone, without the context of the others: tiny.en mishears more of
-    espeak-ng's voice than on the whole file, so the check is on the longer words.)"""
+    (``shift``: where the script starts in it) and with most of its words (the check is
+    on the longer words: tiny.en mishears some of espeak-ng's voice)."""
     assert len(events) == len(script.sentences), [e["text"] for e in events]
     for e, s in zip(events, script.sentences):
         a, b = s.speech_start + shift, s.speech_end + shift
@@ -245,10 +244,13 @@ def test_record_input_with_transcribe_logs_the_text_and_saves_the_transcript(scr
     saved = tmod.load(tmp_path / "out.wav")
     assert saved is not None and [s.text for s in saved.segments] == [e["text"] for e in texts]
     assert abs(saved.duration - script.duration) < 0.01
-    # stderr: the summary (the audio is complete), then where the transcript went
+    # stderr: the summary (the audio is complete), then where the transcript went, then
+    # (a short dictation) its text, an utterance a line
     lines = [line for line in r.stderr.splitlines() if line.strip()]
-    assert lines[0].startswith("Saved out.wav:") and lines[-1].startswith("Transcript:"), lines
-    assert "out.wav.transcript.json" in lines[-1]
+    assert lines[0].startswith("Saved out.wav:"), lines
+    where = next(i for i, line in enumerate(lines) if line.startswith("Transcript:"))
+    assert "out.wav.transcript.json" in lines[where]
+    assert [line.strip() for line in lines[where + 1:]] == [e["text"] for e in texts]
     assert r.stdout == ""
 
 
@@ -302,6 +304,31 @@ def test_split_pieces_each_get_the_transcript_of_what_they_hold(script, env, tmp
     last = script.sentences[2]
     seg = two.segments[0]
     assert overlaps(seg.start, seg.end, last.speech_start - cut, last.speech_end - cut)
+
+
+def test_an_utterance_over_a_split_is_cut_with_it_each_piece_its_own_words_in_its_own_time(env, tmp_path):
+    """Issue #20 item 8: a cut in the middle of a long sentence; the words before the cut
+    are in the first piece, the rest in the second, each in its piece's own time (it was
+    saved whole into the first piece, and the second one's transcript was empty)."""
+    s = speech.make_script(tmp_path / "long.wav", speech.LIVE[2:3], lead=0.5, tail=1.0)
+    sentence = s.sentences[0]
+    cut = sentence.speech_start + (sentence.speech_end - sentence.speech_start) / 2
+    r = run("record", "--input", s.path, "--transcribe", "--split", f"{cut:.3f}", "p.wav",
+            env=env, cwd=tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr
+    one, two = tmod.load(tmp_path / "p-001.wav"), tmod.load(tmp_path / "p-002.wav")
+    assert one is not None and two is not None and one.text and two.text, (one, two)
+    assert abs(one.duration - cut) < 0.01
+    for piece, t in (("p-001.wav", one), ("p-002.wav", two)):
+        duration = sf.info(str(tmp_path / piece)).duration
+        for seg in t.segments:
+            assert 0 <= seg.start <= seg.end <= duration + 1e-3, (piece, seg)
+            assert all(0 <= w.start <= w.end <= duration + 1e-3 for w in seg.words), (piece, seg)
+    # the second piece starts in the middle of the sentence: its first word at once
+    assert two.segments[0].start < 1.0, two.segments[0]
+    joined = one.text + " " + two.text
+    assert speech.wer(sentence.text, joined) <= 0.3, joined
+    assert len(speech.words(joined)) <= len(speech.words(sentence.text)) + 1  # no word in both
 
 
 def test_model_language_and_on_text_need_transcribe(env, tmp_path):
@@ -433,25 +460,49 @@ def test_no_frame_is_dropped_with_both_cores_busy_while_recognition_runs(pulse, 
     assert len(transcripts(rec.events)) >= 2
 
 
-def test_the_latest_text_shows_under_the_meter(pulse, terminal, script, whisper_model, tmp_path):
+def test_a_running_transcript_shows_under_the_meter_earlier_utterances_and_words_being_spoken(
+        pulse, terminal, whisper_model, tmp_path):
+    """A 30-line terminal, NO_COLOR: while the recording goes on, the utterances said so
+    far are under the meter's two lines (which stay whole, one line each), the one being
+    spoken shows with its tentative words in brackets; after the stop, where the
+    transcript went and its text."""
+    s = speech.make_script(tmp_path / "s.wav", speech.LIVE[:3], pause=1.2, voices=speech.LIVE_VOICES)
     env = pulse_env(pulse)
     env["DICTAPHONE_MODEL"] = whisper_model
     env["PYTHONPATH"] = os.environ.get("PYTHONPATH", "")
+    env["NO_COLOR"] = "1"
     t = terminal([*cliutil.CLI, "record", "-r", str(RATE), "--transcribe", "m.wav"], env=env,
-                 cwd=tmp_path, width=110, height=12)
+                 cwd=tmp_path, width=72, height=30)
     t.wait_for("REC", timeout=30)
     assert "nothing said yet" in t.capture()
-    pulse.play_and_wait(script.path)
-    screen = t.wait_for(lambda s: "kitchen" in s.lower() or "plumber" in s.lower(), timeout=60)
+    player = pulse.play(s.path)
+    tentative = []
+    try:
+        # the long third sentence while it is spoken: words in brackets, under the first two
+        def spoken(screen):
+            low = screen.lower()
+            if "[" in screen and "dentist" in low:
+                tentative.append(screen)
+            return "milk" in low and "maria" in low and "dentist" in low and "[" in screen
+        screen = t.wait_for(spoken, timeout=60, interval=0.1)
+    finally:
+        player.wait(60)
     lines = screen.splitlines()
     meter = next(i for i, line in enumerate(lines) if "REC" in line)
-    text = next(i for i, line in enumerate(lines) if "kitchen" in line.lower() or "plumber" in line.lower())
-    assert text > meter
+    assert "m.wav" in lines[meter + 1]  # the meter's second line, whole
+    below = "\n".join(lines[meter + 2:]).lower()
+    assert "milk" in below and "maria" in below and "dentist" in below
+    assert all(len(line) <= 72 for line in lines)
+    # the earlier utterances stay while the next one is final too
+    screen = t.wait_for(lambda sc: "close" in sc.lower() or "office" in sc.lower(), timeout=60)
+    assert "milk" in screen.lower()
     t.send_keys("q")
     assert t.wait_exit(60) == 0
     after = t.capture(history=True)
     assert "Saved m.wav" in after and "Transcript:" in after
     assert after.index("Saved m.wav") < after.index("Transcript:")
+    tail = after[after.index("Transcript:"):].lower()
+    assert "m.wav.transcript.json" in tail and "milk" in tail and "dentist" in tail
 
 
 def test_ctrl_c_during_the_transcripts_tail_gives_it_up_and_keeps_the_recording(terminal, whisper_model,

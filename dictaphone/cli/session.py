@@ -383,7 +383,19 @@ class Session:
                 "format": rec.mime_type, "samplerate": rec.samplerate, "channels": rec.channels,
                 "dropped_frames": rec.dropped_frames, "started": rec.started,
                 "device_lost": rec.device_lost, "gaps": list(rec.gaps),
-                "markers": len(rec.markers)}
+                "markers": len(rec.markers), "transcript": self.live_text()}
+
+    def live_text(self, last: int = 3) -> dict | None:
+        """The running transcript (--transcribe): the last utterances' final text and the
+        one being spoken (the page shows it); None without transcription."""
+        live = self.live
+        if live is None:
+            return None
+        p = live.latest_partial
+        return {"utterances": [{"start": round(start, 3), "text": text}
+                               for start, text in live.utterances[-last:]],
+                "partial": None if p is None or not p.text else
+                {"text": p.text, "committed": p.committed, "start": p.start, "end": p.end}}
 
     def run(self, timeslice: float | None = None) -> None:
         from contextlib import ExitStack
@@ -641,6 +653,9 @@ def report_dropped_hooks(hooks, session: Session, event_log) -> None:
         event_log.note("hooksdropped", count=n, hooks=dict(hooks.dropped), reason=why)
 
 
+#: a transcript this short (utterances, characters) is printed after the stop
+SHOW_UTTERANCES, SHOW_CHARACTERS = 6, 600
+
 #: the longest a stop waits for the transcript's tail (the backlog is bounded; a second
 #: Ctrl-C skips the wait)
 TAIL_TIMEOUT = 120.0
@@ -698,17 +713,24 @@ def finish_transcript(live, rec, opts: RecordOptions, session: Session) -> str |
         where = saved[0] if len(saved) == 1 else f"{len(saved)} files"
         if n == 0:  # as `dictaphone transcribe` says it: silence is not "0 words in 0 segments"
             return f"Transcript: no speech, saved as {where}"
-        return (f"Transcript: {n} word{'s' if n != 1 else ''} in {len(t.segments)} "
+        line = (f"Transcript: {n} word{'s' if n != 1 else ''} in {len(t.segments)} "
                 f"segment{'s' if len(t.segments) != 1 else ''}, saved as {where}")
+        # A dictated note is short: its words right here, no other command needed.
+        texts = [text for _, text in getattr(live, "utterances", [])] or [s.text for s in t.segments]
+        if len(texts) <= SHOW_UTTERANCES and sum(len(x) for x in texts) <= SHOW_CHARACTERS:
+            line += "".join(f"\n  {x}" for x in texts)
+        return line
     return None
 
 
 def save_transcript(transcript, rec) -> list[str]:
-    """Save the transcript beside each file of the recording (split pieces get the
-    segments that fall into them, in their own time). Nothing for stdout or memory."""
+    """Save the transcript beside each file of the recording. Split pieces get the words
+    said in them, in their own time: an utterance that goes on over a cut is cut with it
+    (a word belongs to the piece that holds its middle). Nothing for stdout or memory."""
     import dataclasses
 
     from ..library import transcript as tmod
+    from ..library.edit import cut_transcript
 
     paths = [p for p in rec.paths if os.path.exists(p)]
     if not paths:
@@ -719,21 +741,29 @@ def save_transcript(transcript, rec) -> list[str]:
         bounds.append((p, t0, t0 + n / rec.samplerate))
         t0 += n / rec.samplerate
     saved = []
-    for path, a, b in bounds:
-        def shift(x, a=a, b=b):
-            return round(min(b, max(a, x)) - a, 3)
-
-        segs = [dataclasses.replace(s, start=shift(s.start), end=shift(s.end),
-                                    words=[dataclasses.replace(w, start=shift(w.start), end=shift(w.end))
-                                           for w in s.words])
-                for s in transcript.segments if a <= (s.start + s.end) / 2 < b or
-                (len(bounds) == 1)]
-        piece = dataclasses.replace(transcript, segments=segs, duration=round(b - a, 3))
+    for i, (path, a, b) in enumerate(bounds):
+        if len(bounds) == 1:
+            piece = dataclasses.replace(transcript, segments=[_clamped(s, a, b) for s in transcript.segments])
+        else:
+            # half open, so that a word on a cut goes to one piece only
+            piece = cut_transcript(transcript, a, b if i == len(bounds) - 1 else b - 1e-6, 0.0)
+        piece.duration = round(b - a, 3)
         try:
             saved.append(tmod.save(path, piece))
         except OSError as e:
             warn(f"cannot save the transcript of {path}: {e.strerror or e}")
     return saved
+
+
+def _clamped(segment, a: float, b: float):
+    import dataclasses
+
+    def c(x):
+        return round(min(b, max(a, x)), 3)
+
+    return dataclasses.replace(segment, start=c(segment.start), end=c(segment.end),
+                               words=[dataclasses.replace(w, start=c(w.start), end=c(w.end))
+                                      for w in segment.words])
 
 
 #: the shortest silence that --stop-on-silence, --skip-silence and --split-on-silence

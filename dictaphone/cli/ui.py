@@ -96,7 +96,7 @@ class Meter:
         for t in (line, info):
             t.no_wrap, t.overflow = True, "ellipsis"
         if self.live is not None:
-            return Group(line, info, self._text_line())
+            return Group(line, info, *self._transcript_lines())
         return Group(line, info)
 
     KEYS_HINT = "   q stop · space pause/resume · m marker"
@@ -135,26 +135,52 @@ class Meter:
         t.append(hint)
         return t
 
-    def _text_line(self) -> Text:
-        """The latest utterance's text (its end, when it is longer than the line)."""
+    def transcript_rows(self) -> int:
+        """Lines for the running transcript: a third of the terminal, at least 3 (10 on
+        a 30-line terminal), and never more than what is left under the meter."""
+        height = self.console.height
+        return max(1, min(height - 3, max(3, height // 3)))
+
+    def _transcript_lines(self) -> list[Text]:
+        """The running transcript: the latest utterances as timed paragraphs, then the
+        one being spoken (committed words normal, tentative ones dim, or in brackets
+        under NO_COLOR), wrapped to the terminal; its last lines, the newest at the
+        bottom."""
         live = self.live
-        t = Text(no_wrap=True, overflow="ellipsis")
-        segs = live.segments
-        if segs:
-            last = segs[-1]
-            room = max(10, self.console.width - 12)
-            text = last.text if len(last.text) <= room else "…" + last.text[-(room - 1):]
-            t.append(f"{clock(last.start).split('.')[0]}  ", style="dim")
-            t.append(text, style="italic")
-        else:
-            t.append("(transcript: nothing said yet)", style="dim")
-        pending = live.pending_seconds
-        if pending >= 1.0:
-            t.append(f"  [{pending:.0f} s to transcribe]", style="dim")
+        cols = max(20, self.console.width)
         if live.error is not None:
-            t = Text(f"transcription failed: {live.error}", style="bold red", no_wrap=True,
-                     overflow="ellipsis")
-        return t
+            return [Text(f"transcription failed: {live.error}", style="bold red", no_wrap=True,
+                         overflow="ellipsis")]
+        rows = self.transcript_rows()
+        paragraphs = []
+        for start, text in live.utterances[-rows:]:
+            p = Text()
+            p.append(f"{clock(start).split('.')[0]}  ", style="dim")
+            p.append(text)
+            paragraphs.append(p)
+        partial = live.latest_partial
+        if partial is not None and partial.text:
+            p = Text()
+            p.append(f"{clock(partial.start).split('.')[0]}  ", style="dim")
+            committed, rest = partial.committed, partial.text[len(partial.committed):].strip()
+            if committed:
+                p.append(committed)
+            if rest:
+                if committed:
+                    p.append(" ")
+                p.append(f"[{rest}]" if _no_color() else rest, style="dim")
+            paragraphs.append(p)
+        pending = live.pending_seconds
+        if not paragraphs:
+            paragraphs.append(Text("(transcript: nothing said yet)", style="dim"))
+        if pending >= 1.0:
+            paragraphs[-1].append(f"  [{pending:.0f} s to transcribe]", style="dim")
+        lines: list[Text] = []
+        for p in paragraphs:
+            lines.extend(p.wrap(self.console, cols - 1))
+        for t in lines:
+            t.no_wrap, t.overflow = True, "ellipsis"
+        return lines[-rows:]
 
     @staticmethod
     def _voice_text(voice) -> Text:
@@ -321,6 +347,11 @@ def waveform_view(wf, width: int, height: int = 12, markers=()) -> Group:
         more = f" and {len(markers) - 12} more" if len(markers) > 12 else ""
         lines.append(Text(f"markers (▲): {listed}{more}", style="magenta"))
     return Group(*lines)
+
+
+def _no_color() -> bool:
+    """NO_COLOR (https://no-color.org): set and not empty."""
+    return bool(os.environ.get("NO_COLOR"))
 
 
 def _short(label: str, n: int = 40) -> str:
