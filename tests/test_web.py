@@ -640,14 +640,31 @@ def test_record_with_transcribe_from_the_page_gives_a_clip_with_its_transcript(
         r.wait_for()
         page.wait_for_function("""() => { const t = document.querySelector('.recording-row .rtime');
             return t && t.textContent !== '0:00.0' && t.textContent !== '–'; }""")
-        pulse.play_and_wait(script.path)
+        player = pulse.play(script.path)
+        try:
+            # Words of the recording in progress, in its row and in its card, before the stop
+            # (through the page's event stream, as they are recognised).
+            page.wait_for_function("""() => { const t = document.querySelector('.recording-row .rtext');
+                return t && !t.hidden && /please|remember|milk|bread/i.test(t.textContent); }""",
+                                   timeout=60_000)
+            assert r.is_visible()  # still recording
+            live_card = card(page, "dictated").locator(".preview")
+            live_card.wait_for(timeout=10_000)
+            assert live_card.inner_text().strip()
+        finally:
+            player.wait(60)
         page.wait_for_timeout(500)
         r.locator(".stop").click()
+        # The transcript's tail is recognised after the stop; then the card is a clip (a
+        # player) with the saved transcript's first words.
+        sidecar = server.home / "dictated.wav.transcript.json"
+        deadline = time.monotonic() + 60
+        while not sidecar.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        card(page, "dictated").locator("audio").wait_for(timeout=30_000)
         preview = card(page, "dictated").locator(".preview")
-        preview.wait_for(timeout=60_000)  # the transcript's tail is recognised after the stop
-        # Live recognition on a loaded 2-core machine may drop some speech (the live
-        # transcriber's own tests measure that): here the page must show what was saved.
-        saved = json.loads((server.home / "dictated.wav.transcript.json").read_text())["text"].lower()
+        preview.wait_for(timeout=10_000)
+        saved = json.loads(sidecar.read_text())["text"].lower()
         said = [w for w in ("milk", "bread", "dentist", "friday") if w in saved]
         assert said, saved
         assert saved.startswith(preview.inner_text().strip("“”…").lower()[:20])

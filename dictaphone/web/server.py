@@ -448,6 +448,8 @@ class Page:
                            "duration": s.get("duration"), "peak_dbfs": s.get("peak_dbfs"),
                            "rms_dbfs": s.get("rms_dbfs"), "format": s.get("format"),
                            "device_lost": s.get("device_lost"),  # {"reason", "lost", "left"} or None
+                           # --transcribe: {"utterances": [{"start", "text"}], "partial": {...} or None}
+                           "transcript": s.get("transcript"),
                            "from_page": s.get("pid") in mine})
         return result
 

@@ -558,10 +558,38 @@ function renderRecordings(list) {
     $(".rdb", li).textContent = r.peak_dbfs == null || r.peak_dbfs < -99 ? "–∞ dB" : `${r.peak_dbfs.toFixed(0)} dB`;
     $(".pause", li).hidden = r.state !== "recording";
     $(".resume", li).hidden = r.state !== "paused";
+    showLiveText($(".rtext", li), r.transcript, 3);
+    // ... and in its card in the library, which shows the saved transcript once it ends
+    const card = r.in_library && cards.get(r.name);
+    if (card && card.clip.recording) showLiveText($(".preview", card.el), r.transcript, 1);
   }
   for (const [id, li] of rows) {
     if (!seen.has(id)) { li.remove(); rows.delete(id); }
   }
+}
+
+// The running transcript of a recording with --transcribe: its last final utterances,
+// then the one being spoken, committed words plain and tentative ones dimmed.
+function showLiveText(el, t, last) {
+  const items = t ? t.utterances.slice(-last).map((u) => [u.text, ""]) : [];
+  if (t && t.partial) {
+    const rest = t.partial.text.slice(t.partial.committed.length).trim();
+    if (last === 1) items.length = 0;  // a card has room for the words being said
+    items.push([t.partial.committed, rest]);
+  }
+  el.hidden = !t || !items.length;
+  el.replaceChildren(...items.map(([settled, tentative]) => {
+    const p = document.createElement("span");
+    p.className = "live-line";
+    p.append(settled);
+    if (tentative) {
+      const s = document.createElement("span");
+      s.className = "tentative";
+      s.textContent = (settled ? " " : "") + tentative;
+      p.append(s);
+    }
+    return p;
+  }));
 }
 
 function makeRow(id) {
@@ -579,7 +607,8 @@ function makeRow(id) {
       <button type="button" class="btn pause">Pause</button>
       <button type="button" class="btn resume" hidden>Resume</button>
       <button type="button" class="btn stop">Stop</button>
-    </div>`;
+    </div>
+    <p class="rtext" aria-live="polite" hidden></p>`;
   $(".mark", li).hidden = !CAN_MARK;
   for (const command of ["mark", "pause", "resume", "stop"]) {
     const b = $(`.${command}`, li);
