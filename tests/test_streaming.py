@@ -99,7 +99,7 @@ def check_partials(events, script, shift=0.0):
     assert partials, [e["type"] for e in events]
     long = max(script.sentences, key=lambda s: s.speech_end - s.speech_start)
     a, b = long.speech_start + shift, long.speech_end + shift
-    during = [p for p in partials if a - 0.5 <= p["start"] <= a + 0.5 and p["end"] < b - 1.0 and p["text"]]
+    during = [p for p in partials if a - 0.5 <= p["start"] <= a + 0.5 and p["end"] < b - 0.5 and p["text"]]
     assert during, (a, b, partials)  # words of the long sentence while it was being said
     for start, group in by_utterance(partials).items():
         committed = ""
@@ -174,7 +174,9 @@ def test_the_saved_transcript_is_as_good_as_the_files_own_and_partials_came_firs
     pulse.play_and_wait(script.path)
     n = len(script.sentences)
     # (the last sentence's final text before the stop: then the stop only finishes the file)
-    rec.wait_for_event(lambda e: e.get("type") == "transcript" and "spare" in e.get("text", ""), timeout=120)
+    last = ("neighbo", "plants", "holiday", "spare")  # any word of the last sentence
+    rec.wait_for_event(lambda e: e.get("type") == "transcript" and
+                       any(w in e.get("text", "").lower() for w in last), timeout=120)
     stopped = time.monotonic()
     assert rec.stop() == 0, rec.stderr()
     assert time.monotonic() - stopped < 5.0 + cliutil.EXIT_TIMEOUT  # complete soon after the stop
@@ -189,5 +191,6 @@ def test_the_saved_transcript_is_as_good_as_the_files_own_and_partials_came_firs
     assert saved is not None and [s.text for s in saved.segments] == [e["text"] for e in finals]
     offline = transcriber.transcribe(str(tmp_path / "mic.wav"))
     live_wer, file_wer = speech.wer(script.text, saved.text), speech.wer(script.text, offline.text)
+    print(f"saved transcript WER {live_wer:.3f}, transcribe of the file {file_wer:.3f}")
     assert live_wer <= file_wer + 0.02, (live_wer, file_wer, saved.text, offline.text)
     assert len(finals) >= n - 1
