@@ -609,14 +609,20 @@ needs_dev_full = pytest.mark.skipif(not os.path.exists("/dev/full"), reason="nee
 
 @needs_dev_full
 def test_a_full_disk_when_the_wav_header_is_written_is_a_write_error_and_removes_the_file(tmp_path, capfd):
-    # A link to /dev/full: every write fails with ENOSPC. make_encoder removes what it
-    # created on failure, which must be the link, never /dev/full itself.
+    # A link to /dev/full: every write fails with ENOSPC. The device is written through
+    # (never replaced), and make_encoder removes only what it created on failure: neither
+    # the link (it was there before) nor /dev/full itself (issue #20).
     link = tmp_path / "full.wav"
     link.symlink_to("/dev/full")
     with pytest.raises(WriteError, match="disk full"):
         make_encoder(link, FORMATS["wav"], 48000, 1, force=True)
-    assert not os.path.lexists(link)
+    assert os.path.islink(link) and os.readlink(link) == "/dev/full"
     assert os.path.exists("/dev/full")
+    # A new file it made itself is removed.
+    fresh = tmp_path / "fresh.wav"
+    enc = make_encoder(fresh, FORMATS["wav"], 48000, 1)
+    enc.abort()
+    assert not os.path.lexists(fresh)
     assert capfd.readouterr().err == ""
 
 

@@ -92,6 +92,15 @@ def resolve_output(opts: RecordOptions) -> tuple[Format, object, str]:
         return fmt, path, path
     path = opts.output
     fmt = format_of_output(path, opts.format_name)
+    from ..atomic import is_write_through
+
+    if is_write_through(path):  # a FIFO, a device, /dev/stdout, /dev/fd/N: written into
+        if opts.splits:
+            raise InvalidArgumentError(f"{path} is a FIFO or a device, written as a stream: "
+                                       f"pieces (--split...) need a file name")
+        if _is_terminal(path):
+            raise OutputError(f"refusing to write audio to a terminal ({path}); "
+                              f"redirect it or name a file")
     from ..recording.recorder import split_path
 
     first = split_path(path, 1) if opts.splits else path
@@ -134,6 +143,27 @@ def format_of_output(path: str, format_name: str | None) -> Format:
     return fmt
 
 
+def _is_terminal(path: str) -> bool:
+    """Whether the output ``path`` (a device or one of our descriptors) is a terminal."""
+    import stat
+
+    from ..atomic import fd_alias
+
+    fd = fd_alias(path)
+    if fd is not None:
+        return os.isatty(fd)
+    try:
+        if not stat.S_ISCHR(os.stat(path).st_mode):
+            return False
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except OSError:
+        return False
+    try:
+        return os.isatty(fd)
+    finally:
+        os.close(fd)
+
+
 def check_not_input(opts: RecordOptions, path: str) -> None:
     """OUTPUT must not be --input itself (by any link or spelling), --force or not: this
     is checked before "it exists", so that the advice is not to add --force."""
@@ -149,13 +179,23 @@ def _default_format() -> Format:
 
 
 def check_output_path(path: str, force: bool) -> None:
-    """Refuse before anything is captured: a missing directory, an existing file."""
+    """Refuse before anything is captured: a missing directory, an existing file (a FIFO
+    or a device is written through, --force or not), what is neither (a block device, a
+    socket, a symlink to nothing)."""
+    from ..atomic import NotRegularError, output_kind
+
     directory = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise OutputError(f"{path} is a directory")
     if not os.path.isdir(directory):
         raise OutputError(f"{path}: the directory {directory} does not exist")
-    if os.path.lexists(path) and not force:
+    try:
+        kind = output_kind(path)
+    except NotRegularError as e:
+        raise OutputError(str(e)) from None
+    if kind == "through":
+        return
+    if kind == "file" and not force:
         raise OutputError(f"{path} exists (use --force to overwrite it)")
     if not os.access(directory, os.W_OK):
         raise OutputError(f"{path}: cannot write to {directory}")

@@ -37,6 +37,17 @@ def _write_atomically(path: str, text: str, force: bool) -> None:
              EXIT_ERROR)
 
 
+def _output_kind(path: str) -> str:
+    """atomic.output_kind; what it refuses (a block device, a dangling symlink) is one
+    line, exit 2."""
+    from ..atomic import NotRegularError, output_kind
+
+    try:
+        return output_kind(path)
+    except NotRegularError as e:
+        fail(f"-o {e}", EXIT_USAGE)
+
+
 class _Progress:
     """A progress bar of seconds recognised, on stderr when it is a terminal; else nothing."""
 
@@ -123,7 +134,8 @@ def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, ch
             fail(f"-o {output}: several inputs need a directory to write one file each", EXIT_USAGE)
         elif not os.path.isdir(os.path.dirname(os.path.abspath(output))):
             fail(f"-o {output}: no such directory", EXIT_USAGE)
-        elif os.path.lexists(output) and not force:
+        elif _output_kind(output) == "file" and not force:
+            # (a FIFO, /dev/stdout, /dev/fd/N... are written into: nothing there to keep)
             fail(f"{output} exists (use --force to overwrite it)", EXIT_USAGE)
         elif os.path.exists(output) and any(_same_file(output, i.path) for i in items):
             fail(f"-o {output} is the recording itself: give another file", EXIT_USAGE)

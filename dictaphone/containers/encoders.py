@@ -81,13 +81,26 @@ class FileSink(_VirtualPosition):
 
     def __init__(self, path: str, force: bool = False):
         self.path = os.fspath(path)
-        flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if force else os.O_EXCL)
-        flags |= getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
-        from ..stopsignals import open_for_writing
-
+        flags = os.O_WRONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+        #: this sink made the file (exclusively): only then may remove() delete it
+        self.created = True
         try:
-            # (a FIFO with no reader is waited for until a stop: StopRequested)
-            self.fd = open_for_writing(self.path, flags, 0o666)
+            try:
+                self.fd = os.open(self.path, flags | os.O_CREAT | os.O_EXCL, 0o666)
+            except FileExistsError:
+                if not force:
+                    raise
+                # --force: an existing regular file (or a symlink to one) is truncated and
+                # written; anything else is refused (open_sink writes FIFOs and devices
+                # through, and never gets here with one).
+                self.created = False
+                self.fd = os.open(self.path, flags | os.O_TRUNC | getattr(os, "O_NONBLOCK", 0))
+                import stat
+
+                if not stat.S_ISREG(os.fstat(self.fd).st_mode):
+                    os.close(self.fd)
+                    raise OutputError(f"{self.path} is not a regular file; not writing over it")
+                os.set_blocking(self.fd, True)
         except FileExistsError:
             raise OutputError(f"{self.path} exists (use --force to overwrite it)") from None
         except FileNotFoundError:
@@ -96,6 +109,7 @@ class FileSink(_VirtualPosition):
             raise OutputError(f"{self.path} is a directory") from None
         except OSError as e:
             raise OutputError(f"cannot create {self.path}: {e.strerror}") from None
+        self._identity = os.fstat(self.fd)
         self.size = 0  # bytes that reached the file, at the end
         self._pos = 0  # libsndfile's virtual position (see seek)
         self.error: WriteError | None = None
@@ -184,12 +198,23 @@ class FileSink(_VirtualPosition):
                 self.fd = -1
 
     def remove(self) -> None:
-        """Close and delete the file (used when a recording fails before any audio)."""
+        """Close and delete the file (used when a recording fails before any audio): only
+        a regular file this sink created, and only while the path still names it. A file
+        that was there before (--force) is left as it is now."""
         self.close()
+        if not self.created:
+            return
         try:
-            os.unlink(self.path)
+            now = os.stat(self.path, follow_symlinks=False)
         except OSError:
-            pass
+            return
+        import stat
+
+        if stat.S_ISREG(now.st_mode) and os.path.samestat(now, self._identity):
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
 
 
 class _AppendOnly(_VirtualPosition):
@@ -248,11 +273,24 @@ class _AppendOnly(_VirtualPosition):
 class StreamSink(_AppendOnly):
     """A binary stream (stdout, a pipe, a socket file). Blobs carry only their size."""
 
-    def __init__(self, stream, name: str = "<stream>"):
+    def __init__(self, stream, name: str = "<stream>", owned: bool = False):
         super().__init__()
         self.stream = stream
         self.path = None
         self.name = name
+        self.owned = owned  #: opened for this recording (a FIFO, a device): closed at the end
+
+    def close(self) -> None:
+        if self.owned and not self.stream.closed:
+            try:
+                self.stream.close()  # (flushes what is buffered)
+            except (OSError, ValueError) as e:
+                if self.error is None:
+                    self.error = _write_error(e, self.name) if isinstance(e, OSError) else \
+                        BrokenPipeOutputError(f"{self.name}: {e}")
+
+    def remove(self) -> None:
+        self.close()  # (what a stream got cannot be taken back; never unlinked)
 
     def _emit(self, data: memoryview) -> None:
         try:
@@ -350,12 +388,56 @@ class MemorySink(_VirtualPosition):
         return Blob(type, data)
 
 
+class _FdStream:
+    """A descriptor as the stream of a StreamSink: every write is written whole at once
+    (unbuffered, so a device that refuses it, /dev/full, fails that write)."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    @property
+    def closed(self) -> bool:
+        return self.fd < 0
+
+    def write(self, data) -> int:
+        if self.fd < 0:
+            raise ValueError("write to closed file")
+        view = memoryview(data).cast("B")
+        while view:
+            view = view[os.write(self.fd, view):]
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)
+
+
 def open_sink(output, force: bool = False):
     """A sink for a path, a binary stream, or None (memory)."""
     if output is None:
         return MemorySink()
     if isinstance(output, (str, os.PathLike)):
-        return FileSink(os.fspath(output), force=force)
+        path = os.fspath(output)
+        from ..atomic import NotRegularError, open_through, output_kind
+
+        try:
+            kind = output_kind(path)
+        except NotRegularError as e:
+            raise OutputError(str(e)) from None
+        if kind != "through":
+            return FileSink(path, force=force)
+        # A FIFO, a character device, /dev/stdout, /dev/fd/N: written into as a stream
+        # (never created, truncated, renamed or removed; a FIFO's reader is waited for
+        # until a stop signal: StopRequested).
+        try:
+            fd = open_through(path)
+        except OSError as e:
+            raise OutputError(f"cannot open {path}: {e.strerror}") from None
+        return StreamSink(_FdStream(fd), name=path, owned=True)
     if hasattr(output, "write"):
         stream = getattr(output, "buffer", output)  # a text stream's binary buffer
         return StreamSink(stream, name=getattr(output, "name", "<stream>"))

@@ -38,6 +38,7 @@ class Pieces:
         #: frames in each finished file of ``paths`` (filled as pieces are closed)
         self.frames_in: dict[str, int] = {}
         self.bytes_closed = 0  # bytes in pieces already closed
+        self.through = False  # the output path turned out to be a FIFO or a device
 
     @property
     def bytes_written(self) -> int:
@@ -50,6 +51,8 @@ class Pieces:
         """The current file (the last piece when cut); None for memory and streams."""
         if self.paths:
             return self.paths[-1]
+        if self.through:
+            return None  # a FIFO or a device, written as a stream: no file of ours
         return os.fspath(self.output) if isinstance(self.output, (str, os.PathLike)) else None
 
     def open(self, frames: int) -> Encoder:
@@ -64,6 +67,7 @@ class Pieces:
                            self.subtype, force=self.force,
                            expected_frames=None if self.cut else self.expected_frames)
         self.start = frames
+        self.through = not enc.sink.path and isinstance(output, (str, os.PathLike))
         if enc.sink.path:
             self.paths.append(enc.sink.path)
             # A file made here is new audio: what was left beside an overwritten file (or
