@@ -159,7 +159,7 @@ def test_imported_clips_play_show_and_feed_record_input(env, made, speech, tmp_p
     assert r.returncode == 0, r.stderr
     r = run("show", "Voice memo 12", "-w", "40", env=env)
     assert r.returncode == 0, r.stderr
-    assert "Voice memo 12.m4a" in r.stdout and "00:0" in r.stdout
+    assert "Voice memo 12.m4a" in r.stdout and "0:0" in r.stdout
     for source in (made["m4a"], made["webm"], made["mp4"]):
         out = tmp_path / f"{source.stem}.wav"
         r = run("record", "--input", source, out, env=env)

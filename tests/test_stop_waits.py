@@ -146,7 +146,7 @@ def test_an_events_reader_that_goes_away_ends_the_log_and_the_recording_goes_on(
     lines = stderr_lines(rec)
     assert lines[0] == ("dictaphone: warning: cannot write the event log any more: its reader "
                         "went away (the FIFO was closed)"), lines
-    assert lines[1].startswith("Saved out.wav: 00:06.0 (288000 frames)"), lines
+    assert lines[1].startswith("Saved out.wav: 0:06.0 (288000 frames)"), lines
     assert lines[2] == (f"dictaphone: error: the event log {fifo.name} is incomplete (it could "
                         f"not be written); the recording itself is complete"), lines
     assert len(lines) == 3 and "Traceback" not in rec.stderr()

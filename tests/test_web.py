@@ -349,17 +349,19 @@ def test_a_gap_where_the_device_was_lost_is_shown_and_plays_from_there(server, p
 
 
 def test_times_on_the_page_read_as_the_clis_do(server, page_at):
-    # A marker made at 4.75 s read 00:04.7 in the terminal and 0:04.8 on the page, and a
-    # clip of 59.96 s read "0:60.0": the page cuts to the tenth, as the CLI's clock does.
-    from dictaphone.cli.text import clock
+    # A marker made at 4.75 s read 00:04.7 in the terminal, 0:04.8 on the page and
+    # 00:00:04.750 in `marks`, and a clip of 59.96 s read "0:60.0": one format now (the
+    # core's timecode.clock), cut to each place's precision.
+    from dictaphone.timecode import clock
 
     page = page_at(server)
-    for seconds in (0.0, 0.05, 2.78, 4.75, 9.99, 59.96, 59.99, 61.05, 599.97, 3599.96, 3723.45):
-        cli = clock(seconds)  # 00:04.7, 1:02:03.4
-        shown = page.evaluate("s => clock(s, true)", seconds)
-        assert shown == (cli if seconds >= 3600 else cli.removeprefix("0")), (seconds, shown, cli)
-        whole = page.evaluate("s => clock(s)", seconds)  # a transcript line's time
-        assert whole == shown.rsplit(".", 1)[0], (seconds, whole)
+    for seconds in (0.0, 0.05, 2.78, 4.75, 6.573, 9.99, 59.96, 59.99, 61.05, 599.97, 3599.96,
+                    3723.45, 36000.5):
+        for places in (0, 1, 3):
+            shown = page.evaluate("([s, p]) => clock(s, p)", [seconds, places])
+            assert shown == clock(seconds, places), (seconds, places, shown)
+        assert page.evaluate("s => clock(s, true)", seconds) == clock(seconds, 1)
+        assert page.evaluate("s => clock(s)", seconds) == clock(seconds, 0)  # a transcript line
 
 
 def test_a_clip_with_many_markers_keeps_them_to_a_few_rows_that_scroll(server, page_at, web_env, speech):

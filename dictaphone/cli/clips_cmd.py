@@ -106,10 +106,10 @@ def marks(clip, as_json, audacity):
     elif not found:
         say(f"no markers in {path}")
     else:
-        from ..containers.markers import format_time
+        from .text import clock
 
-        for m in found:
-            click.echo(f"{m.number:3}  {format_time(m.time)}  {m.label}")
+        for m in found:  # milliseconds: a marker is exact to the frame
+            click.echo(f"{m.number:3}  {clock(m.time, 3)}  {m.label}")
 
 
 SPEEDS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)

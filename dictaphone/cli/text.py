@@ -12,13 +12,11 @@ def human_size(n: int) -> str:
     return f"{n:.1f} GB"
 
 
-def clock(seconds: float) -> str:
-    """1:02:03.4 or 02:03.4: a recorded duration as people read it."""
-    tenths = int(seconds * 10)
-    h, rest = divmod(tenths, 36000)
-    m, rest = divmod(rest, 600)
-    s, t = divmod(rest, 10)
-    return f"{h}:{m:02d}:{s:02d}.{t}" if h else f"{m:02d}:{s:02d}.{t}"
+def clock(seconds: float, places: int = 1) -> str:
+    """0:02:03.4-style time (see dictaphone/timecode.py): the one format of every place."""
+    from ..timecode import clock as timecode
+
+    return timecode(seconds, places)
 
 
 def channels_name(n: int) -> str:

@@ -274,11 +274,10 @@ def _emit(pairs, fmt, output, out_dir, force) -> None:
 
 
 def stamp(seconds: float) -> str:
-    """mm:ss (h:mm:ss from an hour): where a match is, as a player shows it."""
-    s = int(seconds)
-    h, rest = divmod(s, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+    """m:ss (h:mm:ss from an hour): where a match is, as a player shows it."""
+    from .text import clock
+
+    return clock(seconds, 0)
 
 
 def snippet(text: str, span: tuple[int, int], width: int = 72) -> tuple[str, tuple[int, int]]:

@@ -155,7 +155,7 @@ class Meter:
         paragraphs = []
         for start, text in live.utterances[-rows:]:
             p = Text()
-            p.append(f"{clock(start).split('.')[0]}  ", style="dim")
+            p.append(f"{clock(start, 0)}  ", style="dim")
             p.append(text)
             paragraphs.append(p)
         partial = live.latest_partial
@@ -270,8 +270,7 @@ def transcript_view(transcript):
         out.append("(no speech)\n", style="dim")
     for seg in transcript.segments:
         if seg.text:
-            s = int(seg.start)
-            out.append(f"{s // 60:02d}:{s % 60:02d}  ", style="dim")
+            out.append(f"{clock(seg.start, 0)}  ", style="dim")
             out.append(seg.text + "\n")
     out.rstrip()
     return out
@@ -330,7 +329,7 @@ def waveform_view(wf, width: int, height: int = 12, markers=()) -> Group:
         step = max(1, cols // max(1, cols // 12))
         for c in range(0, cols, step):
             t = c * per_col
-            label = f"{t:.1f}s" if wf.duration < 60 else clock(t).split(".")[0]
+            label = f"{t:.1f}s" if wf.duration < 60 else clock(t, 0)
             if c + len(label) <= cols:
                 axis[c:c + len(label)] = list(label)
         lines.append(Text("".join(axis), style="dim"))

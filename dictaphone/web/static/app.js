@@ -9,13 +9,17 @@ const $ = (sel, root = document) => root.querySelector(sel);
 
 // ---- helpers -------------------------------------------------------------------------------
 
-function clock(seconds, tenths = false) {
+function clock(seconds, places = 0) {
+  // The one time format (dictaphone/timecode.py: the CLI writes the same text): m:ss, h:mm:ss
+  // from an hour, `places` decimals (true: tenths), cut as a stopwatch does, so 59.96 s is
+  // 0:59.9 (rounding made it "0:60.0").
   if (seconds == null || !isFinite(seconds)) return "–";
-  // Cut to the tenth, as the CLI's clock and a stopwatch do: a marker reads the same in the
-  // terminal and here, and 59.96 s is 0:59.9 (rounding made it "0:60.0").
-  const t = Math.floor(Math.max(0, seconds) * 10);
-  const h = Math.floor(t / 36000), m = Math.floor((t % 36000) / 600), s = Math.floor((t % 600) / 10);
-  const sec = String(s).padStart(2, "0") + (tenths ? `.${t % 10}` : "");
+  places = places === true ? 1 : places || 0;
+  const scale = 10 ** places;
+  const units = Math.floor(Math.max(0, seconds) * scale + 1e-6);  // (6.573 * 1000 is 6572.99…)
+  const whole = Math.floor(units / scale), fraction = units % scale;
+  const h = Math.floor(whole / 3600), m = Math.floor((whole % 3600) / 60), s = whole % 60;
+  const sec = String(s).padStart(2, "0") + (places ? `.${String(fraction).padStart(places, "0")}` : "");
   return (h ? `${h}:${String(m).padStart(2, "0")}` : `${m}`) + `:${sec}`;
 }
 
