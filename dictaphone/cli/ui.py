@@ -161,7 +161,7 @@ class Meter:
         partial = live.latest_partial
         if partial is not None and partial.text:
             p = Text()
-            p.append(f"{clock(partial.start).split('.')[0]}  ", style="dim")
+            p.append(f"{clock(partial.start, 0)}  ", style="dim")
             committed, rest = partial.committed, partial.text[len(partial.committed):].strip()
             if committed:
                 p.append(committed)
