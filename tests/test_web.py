@@ -1073,7 +1073,9 @@ def test_a_signal_stops_the_server_cleanly_with_an_open_page(web_env, library, p
 def test_serve_listens_on_loopback_and_warns_for_another_host(web_env):
     s = Server(web_env)
     try:
-        assert s.host == "127.0.0.1"
+        # loopback, on an address of the page's own (see test_the_pages_secret_...)
+        assert s.host.startswith("127.") and s.host != "127.0.0.1"
+        assert s.request("GET", "/api/clips")[0] == 200
     finally:
         s.stop()
     s = Server(web_env, "--host", "0.0.0.0")
@@ -1084,8 +1086,18 @@ def test_serve_listens_on_loopback_and_warns_for_another_host(web_env):
     assert "warning: listening on 0.0.0.0" in s.stderr
 
 
-def test_a_port_in_use_is_one_error_line(web_env, server):
-    r = cliutil.run("serve", "--port", str(server.port), env=web_env)
+def test_a_port_in_use_is_one_error_line(web_env):
+    # (another server on every address: serve's own loopback address has that port taken
+    # too; a server on another 127.x address would not be in the way)
+    import socket
+
+    other = socket.socket()
+    other.bind(("0.0.0.0", 0))
+    other.listen(1)
+    try:
+        r = cliutil.run("serve", "--port", str(other.getsockname()[1]), env=web_env)
+    finally:
+        other.close()
     assert r.returncode == 1
     assert "in use" in cliutil.one_error_line(r.stderr)
 
@@ -1262,3 +1274,93 @@ def test_a_marker_label_too_long_is_a_bad_request_not_a_conflict(server):
     assert status == 400 and b"at most 256" in body, body
     status, _, body = server.post("/api/recordings/1/mark", {"label": "x" * 256})
     assert status == 404, body  # a fine label: on to "no such recording"
+
+
+# ---------------------------------------------------------------------------------------------
+# The page's secret across ports (issue #20, 2)
+
+
+class OtherLocalServer:
+    """Another program's HTTP server on this machine, on every address (0.0.0.0) and its
+    own port: it keeps every request line and header the browser sends it."""
+
+    def __init__(self):
+        import http.server
+
+        seen = self.seen = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                seen.append((self.requestline, dict(self.headers)))
+                body = b"<html><body>another app</body></html>"
+                self.send_response(200)
+                self.send_header("content-type", "text/html")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("0.0.0.0", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_the_pages_secret_does_not_reach_other_local_servers(server, browser):
+    import ipaddress
+
+    # The page is on an address of its own: loopback, but not 127.0.0.1 (which every
+    # local server shares, whatever its port).
+    address = ipaddress.ip_address(server.host)
+    assert address.is_loopback and str(address) != "127.0.0.1", server.url
+    other = OtherLocalServer()
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.set_default_timeout(UI_TIMEOUT)
+        page.goto(server.url)
+        page.wait_for_selector("#live.on")
+        card(page, "fox").wait_for()
+        cookies = context.cookies()
+        ours = [c for c in cookies if server.token in c["value"]]
+        assert ours and all(c["domain"] == server.host for c in ours), cookies  # it holds the secret
+        # The same browser visits other local servers, as a user does (another app's page).
+        visits = [f"http://127.0.0.1:{other.port}/", f"http://localhost:{other.port}/",
+                  f"http://127.0.0.1:{other.port}/api/clips", f"http://some-app.localhost:{other.port}/"]
+        for url in visits:
+            page.goto(url)
+            assert "another app" in page.content()
+        # ... and the dictaphone page itself makes a request there (an image: no CORS)
+        page.goto(server.base + "/")
+        page.wait_for_selector("#live.on")
+        page.evaluate("""port => new Promise(done => { const i = new Image();
+            i.onload = i.onerror = done; i.src = `http://127.0.0.1:${port}/pixel`; })""", other.port)
+    finally:
+        context.close()
+        other.close()
+    assert len(other.seen) >= len(visits), other.seen  # Chromium resolved *.localhost itself
+    for line, headers in other.seen:
+        text = line + "\n" + "\n".join(f"{k}: {v}" for k, v in headers.items())
+        assert server.token not in text, text
+        assert "dictaphone-token" not in text, text
+
+
+def test_the_token_on_127_0_0_1_leads_to_the_pages_own_address_before_any_cookie(server):
+    # Typed by hand at 127.0.0.1 (or localhost): no cookie there (it would reach every other
+    # server on 127.0.0.1), only a redirect to the page's own host.
+    for host in (f"127.0.0.1:{server.port}", f"localhost:{server.port}"):
+        status, headers, _ = server.request("GET", f"/?token={server.token}", token=None, host=host)
+        assert status == 303 and "set-cookie" not in headers, headers
+        assert headers["location"] == f"http://{server.netloc}/?token={server.token}"
+        # a cookie sent to another host name is not this page's
+        status, _, _ = server.request("GET", "/api/clips", token=None, host=host,
+                                      headers={"Cookie": f"dictaphone-token-{server.port}={server.token}"})
+        assert status == 403
+    status, headers, _ = server.request("GET", f"/?token={server.token}", token=None)
+    assert status == 303 and headers["location"] == "/" and server.token in headers["set-cookie"]

@@ -12,7 +12,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 @cli.command()
 @click.option("-p", "--port", type=click.IntRange(0, 65535), help=f"TCP port (default {DEFAULT_PORT}, or the next free one; 0: any free port).")
-@click.option("--host", help="Listen on this address instead of 127.0.0.1 (anyone who can reach it and has the token can use the microphone).")
+@click.option("--host", help="Listen on this address instead of a loopback address of the page's own (anyone who can reach it and has the token can use the microphone).")
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in the default browser.")
 def serve(port, host, open_browser):
     """Serve the clip library as a local web page: play, search, rename, delete, record.
@@ -29,19 +29,43 @@ def serve(port, host, open_browser):
 
     from ..web import serve as run_server
 
+    page_host = None
     if host is None:
-        bind = "127.0.0.1"
+        sock, bind, page_host = _bind_private(port)
     else:
         bind = host.strip("[]")
         if bind not in LOOPBACK:
             say(f"dictaphone serve: warning: listening on {host}: other machines that can reach it "
                 "and have the token can play, delete and record")
-    sock = _bind(bind, port)
+        sock = _bind(bind, port)
     run_server(sock, host=bind, open_browser=open_browser,
-               transcribe=_record_can_transcribe(), announce=_announce)
+               transcribe=_record_can_transcribe(), announce=_announce, page_host=page_host)
 
 
-def _bind(host: str, port: int | None):
+def _bind_private(port: int | None):
+    """(socket, address, host name of the page): a loopback address of the page's own.
+
+    Browsers keep cookies per host, not per port: a cookie set by 127.0.0.1:8765 goes to
+    every other server on 127.0.0.1, so any local program the browser visits would get the
+    page's secret. The page is served on a random address of 127.0.0.0/8 instead (all of it
+    is loopback on Linux and Windows), which no other server's address is; where only
+    127.0.0.1 exists (macOS), on 127.0.0.1 under a random ``*.localhost`` name, which
+    browsers resolve to loopback themselves (RFC 6761)."""
+    import errno
+    import secrets
+
+    for _ in range(5):
+        address = "127.{}.{}.{}".format(*(1 + secrets.randbelow(254) for _ in range(3)))
+        sock = _bind(address, port, unavailable_ok=True)
+        if sock is not None:
+            return sock, address, address
+    sock = _bind("127.0.0.1", port)
+    return sock, "127.0.0.1", f"dictaphone-{secrets.token_hex(6)}.localhost"
+
+
+def _bind(host: str, port: int | None, unavailable_ok: bool = False):
+    """A listening socket on ``host``; None when ``unavailable_ok`` and the address is not
+    this machine's (EADDRNOTAVAIL); else one line and an exit."""
     import errno
     import socket
 
@@ -62,6 +86,8 @@ def _bind(host: str, port: int | None):
         except OSError as e:
             sock.close()
             last = e
+            if e.errno == errno.EADDRNOTAVAIL and unavailable_ok:
+                return None
             if e.errno != errno.EADDRINUSE:
                 break
     if last is not None and last.errno == errno.EADDRINUSE:

@@ -9,6 +9,10 @@ other page the user has open, so every request must pass, in order:
 2. The token: the secret in the printed address. The first visit trades it for a cookie
    (HttpOnly, SameSite=Strict: other sites' pages never carry it) and is redirected to a
    clean address; scripts may send it in the ``X-Dictaphone-Token`` header instead.
+   Cookies are kept per host, not per port, so a cookie of 127.0.0.1:8765 would go to
+   every other server on 127.0.0.1 that the browser visits: `serve` listens on a random
+   address of 127.0.0.0/8 of its own (or, where there is only 127.0.0.1, under a random
+   ``*.localhost`` name), and the cookie is set for, and taken from, that host only.
 3. Changes (rename, delete, record, stop, ...) only by POST, and only with the token in
    the header: a cross-site form or image cannot set a header, and a cross-site fetch
    that tries needs a CORS preflight, which gets no CORS headers. A browser's Origin (and
@@ -41,8 +45,11 @@ def host_names(host: str, port: int) -> set[str] | None:
 
 class Guard:
     def __init__(self, app, token: str, port: int, hosts: set[str] | None,
-                 headers: dict[str, str] | None = None):
+                 headers: dict[str, str] | None = None, cookie_host: str | None = None):
         self.app = app
+        #: the only Host the cookie is set for and taken from (the page's own address);
+        #: None: whatever Host the request came to
+        self.cookie_host = cookie_host
         self.headers = [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
         self.token = token
         self.hosts = hosts
@@ -87,11 +94,18 @@ class Guard:
             return await self._pass(scope, receive, send)
         if method not in ("GET", "HEAD"):
             return await _refuse(send, 405, "method not allowed", [(b"allow", b"GET, HEAD, POST")])
-        if self._is_token(header_token) or any(map(self._is_token, self._cookie_tokens(cookies))):
+        cookie_here = self.cookie_host is None or host == self.cookie_host
+        if self._is_token(header_token) or (cookie_here and any(map(self._is_token, self._cookie_tokens(cookies)))):
             return await self._pass(scope, receive, send)
         if scope["path"] == "/":
             query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
             if self._is_token((query.get("token") or [None])[0]):
+                if not cookie_here:
+                    # (127.0.0.1 or localhost typed by hand: the cookie is set only for the
+                    # page's own host, which no other server shares)
+                    location = f"http://{self.cookie_host}/?token={self.token}"
+                    return await _refuse(send, 303, "see the page's own address",
+                                         [(b"location", location.encode())])
                 # Trade the token for a cookie and drop it from the address bar (and history).
                 cookie = f"{self.cookie}={self.token}; Path=/; HttpOnly; SameSite=Strict"
                 return await _refuse(send, 303, "see /", [(b"location", b"/"),

@@ -575,7 +575,7 @@ def _event(name: str, data) -> str:
 
 
 def create_app(token: str, port: int, host: str = "127.0.0.1", transcribe: bool = False,
-               launcher: Launcher | None = None) -> Starlette:
+               launcher: Launcher | None = None, page_host: str | None = None) -> Starlette:
     notices = Notices()
     page = Page(token, transcribe, launcher or Launcher(notices), notices)
     routes = [
@@ -599,13 +599,20 @@ def create_app(token: str, port: int, host: str = "127.0.0.1", transcribe: bool 
     app = Starlette(routes=routes, exception_handlers={HTTPError: _error_response})
     app.state.page = page
 
-    guarded = Guard(app, token, port, host_names(host, port), SECURITY_HEADERS)
+    hosts = host_names(host, port)
+    if hosts is not None and page_host is not None:
+        hosts.add(f"{page_host}:{port}".lower())
+    guarded = Guard(app, token, port, hosts, SECURITY_HEADERS,
+                    cookie_host=f"{page_host}:{port}".lower() if page_host else None)
     guarded.page = page
     return guarded
 
 
-def serve(sock, host: str, open_browser: bool, transcribe: bool, announce) -> None:
-    """Run the server on the listening socket ``sock`` until SIGINT or SIGTERM."""
+def serve(sock, host: str, open_browser: bool, transcribe: bool, announce,
+          page_host: str | None = None) -> None:
+    """Run the server on the listening socket ``sock`` until SIGINT or SIGTERM.
+    ``page_host``: the host name of the page's address (its own loopback address or
+    ``*.localhost`` name, so that its cookie goes to no other server; see security.py)."""
     import signal
     import sys
 
@@ -613,10 +620,10 @@ def serve(sock, host: str, open_browser: bool, transcribe: bool, announce) -> No
 
     port = sock.getsockname()[1]
     token = secrets.token_urlsafe(24)
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    shown = page_host or ("127.0.0.1" if host in ("0.0.0.0", "::", "") else host)
     url_host = f"[{shown}]" if ":" in shown else shown
     url = f"http://{url_host}:{port}/?token={token}"
-    app = create_app(token, port, host, transcribe)
+    app = create_app(token, port, host, transcribe, page_host=page_host)
     page = app.page
 
     class Server(uvicorn.Server):
