@@ -229,7 +229,7 @@ def test_search_finds_a_word_with_its_clip_and_time_and_exits_1_on_a_miss(env, s
     assert "dentist" in m.group(3)
 
     hits = json.loads(run("search", "KITCHEN", "sink", "--json", env=env).stdout)
-    assert [set(h) for h in hits] == [{"name", "path", "start", "end", "text"}]
+    assert [set(h) >= {"name", "path", "start", "end", "text", "spans", "speaker", "created"} for h in hits] == [True]
     third = script.sentences[2]
     assert hits[0]["name"] == "errands"
     assert third.speech_start < hits[0]["start"] < hits[0]["end"] < third.speech_end + END_SLACK

@@ -90,16 +90,20 @@ def test_list_json_gives_the_documented_fields_newest_first(library):
     assert items[0]["path"] == str(library / "newer.wav")
 
 
-def test_list_table_renders_on_a_capture_console(library):
-    from dictaphone.cli.ui import clip_table
+def test_list_lines_are_aligned_and_give_the_transcript_what_is_left(library):
+    from dictaphone.cli.text import ClipLines
 
     add_clip(library, "memo one", seconds=2.0)
-    console = Console(width=100, color_system=None, record=True)
-    with console.capture() as cap:
-        console.print(clip_table(clips.clips()))
-    text = cap.get()
-    assert "memo one" in text and "0:02.0" in text and "wav 48 kHz mono" in text
-    assert "name" in text.splitlines()[0] and "duration" in text.splitlines()[0]
+    found = clips.clips()
+    table = ClipLines(found, width=100)
+    header, line = table.header(), table.line(found[0])
+    assert "memo one" in line and "0:02.0" in line and "wav 48 kHz mono" in line
+    assert header.split()[:3] == ["name", "date", "duration"]
+    assert line.index("0:02.0") + len("0:02.0") == header.index("duration") + len("duration")
+    found[0].transcript = "word " * 40
+    table = ClipLines(found, width=100)
+    line = table.line(found[0])
+    assert len(line) <= 100 and line.endswith("…") and "transcript" in table.header()
 
 
 def test_show_draws_the_waveform_in_the_given_width_with_levels_and_silences(library, tmp_path):
@@ -299,8 +303,10 @@ def test_a_clip_whose_audio_was_removed_is_listed_as_missing_and_delete_removes_
     r = run("delete", "--yes", "gone", env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert not any(p.exists() for p in sidecars)
-    assert sorted(p.name for p in library.iterdir()) == ["kept.wav"]
+    # (and the index, a hidden directory that `list` made)
+    assert sorted(p.name for p in library.iterdir()) == [".dictaphone-index", "kept.wav"]
     assert [c.name for c in clips.clips()] == ["kept"]
+    assert [c["name"] for c in json.loads(run("list", "--json", env=env, cwd=tmp_path).stdout)] == ["kept"]
 
 
 def test_metadata_of_the_wrong_types_does_not_break_the_listing(library, tmp_path):

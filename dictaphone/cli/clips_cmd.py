@@ -17,28 +17,122 @@ def _stdout_console():
     return Console(highlight=False)
 
 
+LIST_FIELDS = ("name", "path", "duration", "created", "format", "size", "samplerate", "channels",
+               "device", "dropped_frames", "transcript", "gaps", "markers", "missing")
+#: clips read from the index at a time while a listing is shown
+CHUNK = 200
+
+
+def open_library_index():
+    """The library's index, brought up to date; its warning (read-only or full disk) said once."""
+    from ..library.index import open_index
+
+    index = open_index()
+    index.sync()
+    if index.warning:
+        say(f"dictaphone: warning: {index.warning}")
+    return index
+
+
+def _newest(index, limit):
+    """The clips newest first, read from the index a chunk at a time."""
+    before, left = None, limit
+    while left is None or left > 0:
+        n = CHUNK if left is None else min(CHUNK, left)
+        chunk = index.clips(limit=n, before=before, sync=False)
+        yield from chunk
+        if len(chunk) < n:
+            return
+        before = (chunk[-1].created or "", chunk[-1].name)
+        if left is not None:
+            left -= len(chunk)
+
+
 @cli.command("list")
 @click.option("--json", "as_json", is_flag=True,
-              help="A JSON list: name, path, duration, created, format, size, transcript (first words).")
-def list_(as_json):
-    """List the clips in the library, newest first."""
-    from ..library.clips import clip_dir, clips
+              help="A JSON list, one clip a line: name, path, duration, created, format, size, "
+                   "transcript (first words), markers, ...")
+@click.option("-n", "--limit", type=click.IntRange(min=1), metavar="N", help="Only the N newest clips.")
+@click.option("--no-pager", is_flag=True, help="Print everything, also on a terminal (no pager).")
+def list_(as_json, limit, no_pager):
+    """List the clips in the library, newest first.
 
-    found = clips()
+    On a terminal a long list goes through a pager (less; $PAGER or $DICTAPHONE_PAGER
+    choose another): the newest clips show at once. The list comes from the library's
+    index (see 'dictaphone index'), which notices every change to the clip directory.
+    """
+    from ..library.clips import clip_dir
+
+    index = open_library_index()
+    total = index.count(sync=False)
     if as_json:
-        click.echo(json.dumps([{k: c.to_json()[k] for k in
-                                ("name", "path", "duration", "created", "format", "size",
-                                 "samplerate", "channels", "device", "dropped_frames", "transcript",
-                                 "gaps", "markers", "missing")}
-                               for c in found], indent=2))
+        out = sys.stdout
+        out.write("[")
+        first = True
+        for c in _newest(index, limit):
+            out.write(("\n" if first else ",\n") + json.dumps({k: getattr(c, k) for k in LIST_FIELDS}))
+            first = False
+        out.write("\n]\n" if not first else "]\n")
+        out.flush()
         return
-    if not found:
+    if not total:
         say(f"no clips in {clip_dir()} (record one with: dictaphone record --name NAME)")
         return
-    from .ui import clip_table
+    import shutil
 
-    console = _stdout_console()
-    console.print(clip_table(found, width=console.width))
+    from . import pager
+    from .text import ClipLines
+
+    sample = index.clips(limit=min(CHUNK, limit or CHUNK), sync=False)
+    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else 200
+    table = ClipLines(sample, width=width)
+    bold = "\033[1m{}\033[0m" if sys.stdout.isatty() else "{}"
+
+    def lines():
+        yield bold.format(table.header())
+        for c in _newest(index, limit):
+            yield table.line(c)
+
+    pager.show(lines(), pager=not no_pager)
+    if limit is not None and total > limit:
+        say(f"{limit} of {total} clips (the newest); without --limit, all of them")
+
+
+@cli.command("index")
+@click.option("--rebuild", is_flag=True, help="Throw the index away and read every clip again.")
+@click.option("--json", "as_json", is_flag=True, help="What the index holds, as JSON.")
+def index_(rebuild, as_json):
+    """The library's index: what it holds, or --rebuild it.
+
+    The index (an SQLite database in .dictaphone-index/ in the clip directory) is made
+    from the clips' files, which stay the truth; every command brings it up to date with
+    the directory before it answers, and a damaged one is rebuilt on its own. This
+    command also looks at every file (a file overwritten in place by another program is
+    otherwise noticed within minutes); --rebuild starts afresh.
+    """
+    import time
+
+    from ..library.index import open_index
+
+    index = open_index()
+    started = time.monotonic()
+    if rebuild:
+        count = index.rebuild()
+    else:
+        index.sync(full=True)  # every file looked at, whatever the directory says
+        count = index.count(sync=False)
+    took = time.monotonic() - started
+    if index.warning:
+        say(f"dictaphone: warning: {index.warning}")
+    info = index.stats()
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+    else:
+        where = info["path"] if info["on_disk"] else "memory only"
+        click.echo(f"{count} clips, {info['transcribed']} with transcripts, {info['segments']} "
+                   f"segments; {where} ({info['bytes'] / 1e6:.1f} MB)")
+    if rebuild:
+        say(f"rebuilt the index of {count} clips in {took:.1f} s")
 
 
 @cli.command()

@@ -7,7 +7,6 @@ recognised: printing a saved transcript and searching need no engine.
 from __future__ import annotations
 
 import os
-import re
 import sys
 
 import click
@@ -280,59 +279,101 @@ def stamp(seconds: float) -> str:
     return clock(seconds, 0)
 
 
-def snippet(text: str, span: tuple[int, int], width: int = 72) -> tuple[str, tuple[int, int]]:
-    """``text`` cut to about ``width`` characters around ``span``; the span moved with it."""
-    a, b = span
-    if len(text) <= width:
-        return text, span
-    room = max(0, width - (b - a))
-    start = max(0, a - room // 2)
-    end = min(len(text), max(b, start + width))
-    start = max(0, min(start, end - width))
-    if start > 0:
-        cut = text.find(" ", start, a)
-        start = cut + 1 if cut != -1 else start
-    if end < len(text):
-        cut = text.rfind(" ", b, end)
-        end = cut if cut != -1 else end
-    pre, post = ("…" if start > 0 else ""), ("…" if end < len(text) else "")
-    return pre + text[start:end] + post, (a - start + len(pre), b - start + len(pre))
+class When(click.ParamType):
+    """A time for --since/--until (see dictaphone.library.index.parse_when)."""
+
+    name = "time"
+
+    def __init__(self, end: bool = False):
+        self.end = end
+
+    def convert(self, value, param, ctx):
+        from ..errors import InvalidArgumentError
+        from ..library.index import parse_when
+
+        try:
+            return parse_when(str(value), end=self.end)
+        except InvalidArgumentError as e:
+            self.fail(str(e), param, ctx)
 
 
 @cli.command()
 @click.argument("words", nargs=-1, required=True)
-@click.option("--json", "as_json", is_flag=True, help="A JSON list: name, path, start, end, text.")
-def search(words, as_json):
+@click.option("--json", "as_json", is_flag=True,
+              help="A JSON list: name, path, start, end, text, spans, speaker, created.")
+@click.option("--since", type=When(), metavar="TIME", help="Only clips made since TIME (2026-11-24, yesterday, 3d, 2w).")
+@click.option("--until", type=When(end=True), metavar="TIME", help="Only clips made before TIME (a date: to its end).")
+@click.option("--clip", "clip_names", multiple=True, metavar="NAME", help="Only in this clip (repeat for more).")
+@click.option("--speaker", metavar="NAME", help="Only what this speaker said (transcribe --speakers labels).")
+@click.option("-n", "--limit", type=click.IntRange(min=1), metavar="N", help="Only the N best hits (it says how many more).")
+@click.option("--no-pager", is_flag=True, help="Print every hit, also on a terminal (no pager).")
+def search(words, as_json, since, until, clip_names, speaker, limit, no_pager):
     """Find where WORDS were said, in every saved transcript of the clip library.
 
-    Whole words in that order, any case; exit 1 when nothing matches.
+    Every word must be said in the clip, in any order; "quoted words" are a phrase, in
+    that order; dent* is a prefix. Word forms match each other (dentists finds dentist,
+    planning finds plan), any case, accents or not. The best matches come first (the
+    rarer the words and the closer together, the better), then the newest clips. Exit 1
+    when nothing matches.
 
     \b
-      dictaphone search dentist
-      dictaphone search "kitchen sink" --json
+      dictaphone search dentist morning
+      dictaphone search '"kitchen sink"' --json
+      dictaphone search plan* --since 2w --speaker Anna
     """
-    from ..library.transcript import search as find
+    from ..library.index import QueryError, snippet
 
-    if not any(re.search(r"\w", w) for w in words):
-        fail("nothing to search for: give a word", EXIT_USAGE)
-    hits = find(words)
+    # One argument of several words ("kitchen sink", quoted in the shell) is a phrase.
+    query = " ".join(f'"{w}"' if len(w.split()) > 1 and '"' not in w else w for w in words)
+    for name in clip_names:
+        from ..library.clips import check_name
+
+        check_name(name)
+    from .clips_cmd import open_library_index
+
+    index = open_library_index()
+    try:
+        results = index.search(query, since=since, until=until, clips=list(clip_names) or None,
+                               speaker=speaker, limit=limit, sync=False)
+    except QueryError as e:
+        fail(str(e), EXIT_USAGE)
+    hits = results.hits
     if as_json:
         import json
 
-        click.echo(json.dumps([h.to_json() for h in hits], indent=2, ensure_ascii=False))
+        out = sys.stdout
+        out.write("[")
+        for i, h in enumerate(hits):
+            out.write(("\n" if i == 0 else ",\n") + json.dumps(h.to_json(), ensure_ascii=False))
+        out.write("\n]\n" if hits else "]\n")
+        out.flush()
     elif hits:
-        from rich.console import Console
-        from rich.text import Text
+        import shutil
 
-        console = Console(highlight=False, soft_wrap=True)
-        width = max(len(h.name) for h in hits)
-        for h in hits:
-            cut, (a, b) = snippet(h.text, h.span)
-            line = Text(f"{h.name:<{width}}  {stamp(h.start)}  ")
-            line.append(cut[:a])
-            line.append(cut[a:b], style="bold reverse")
-            line.append(cut[b:])
-            console.print(line)
+        from . import pager
+
+        tty = sys.stdout.isatty()
+        columns = shutil.get_terminal_size().columns if tty else 0
+        width = min(30, max(len(h.name) for h in hits))
+        on, off = ("\033[1;7m", "\033[0m") if tty else ("", "")
+
+        def lines():
+            for h in hits:
+                name = h.name if len(h.name) <= width else h.name[:width - 1] + "…"
+                who = f"{h.speaker}: " if h.speaker else ""
+                lead = f"{name:<{width}}  {stamp(h.start)}  {who}"
+                room = max(30, columns - len(lead) - 1) if tty else 10_000
+                cut, spans = snippet(h.text, h.spans, width=room)
+                out, at = [], 0
+                for a, b in spans:
+                    out += [cut[at:a], on, cut[a:b], off]
+                    at = b
+                out.append(cut[at:])
+                yield lead + "".join(out)
+
+        pager.show(lines(), pager=not no_pager)
     if not hits:
-        say(f"dictaphone: no match for {' '.join(words)!r} in the saved transcripts")
+        say(f"dictaphone: no match for {query!r} in the saved transcripts")
         raise SystemExit(EXIT_ERROR)
+    if len(hits) < results.total:
+        say(f"{len(hits)} of {results.total} hits (the best); --limit {results.total} shows them all")

@@ -224,41 +224,6 @@ class Meter:
 # ------------------------------------------------------------------ clip library views
 
 
-def clip_table(clips, width: int | None = None):
-    """The clips as a table; with ``width``, a transcript column gets what the others leave."""
-    from rich.table import Table
-
-    headers = ["name", "date", "duration", "size", "format"]
-    rows = []
-    for c in clips:
-        date = (c.created or "")[:19].replace("T", " ")
-        dur = clock(c.duration) if c.duration is not None else "?"
-        fmt = c.format or "?"
-        if c.samplerate:
-            fmt += f" {c.samplerate // 1000 if c.samplerate % 1000 == 0 else c.samplerate / 1000:g} kHz"
-        if c.channels:
-            fmt += f" {channels_name(c.channels)}"
-        rows.append([c.name, date, dur, "missing" if c.missing else human_size(c.size), fmt])
-    used = sum(max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-               for i, h in enumerate(headers)) + 2 * len(headers)
-    room = (width or 80) - used
-    words = room >= 12 and any(c.transcript for c in clips)
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    table.add_column("name", overflow="fold")
-    table.add_column("date")
-    table.add_column("duration", justify="right")
-    table.add_column("size", justify="right")
-    table.add_column("format")
-    if words:
-        table.add_column("transcript", no_wrap=True)
-    for c, row in zip(clips, rows):
-        if words:
-            text = c.transcript or ""
-            row.append(text if len(text) <= room else text[:room - 1].rstrip() + "…")
-        table.add_row(*row)
-    return table
-
-
 def transcript_view(transcript):
     """A transcript as timed lines: ``00:04  The meeting is on Friday.``"""
     from rich.text import Text

@@ -26,6 +26,7 @@ import unicodedata
 from .. import jsontext
 from ..atomic import write_text
 from ..errors import DictaphoneError, InvalidArgumentError, OutputError, SourceError, WriteError
+from .changes import changed
 from ..containers.formats import format_name_for_path, is_library_audio, library_extensions
 
 MAX_NAME_BYTES = 200
@@ -332,7 +333,12 @@ def _orphan_audio_path(directory: str, filename: str) -> str | None:
     return None if os.path.lexists(path) else path
 
 
-def _from_file(path: str) -> Clip:
+_UNREAD = object()
+
+
+def _from_file(path: str, saved=_UNREAD) -> Clip:
+    """The clip of the audio file ``path``, from its metadata, else from the file; ``saved``
+    is its transcript when the caller has read it already (the index does)."""
     meta = _read_meta(path)
     st = os.stat(path)
     clip = Clip(name=_name_of(os.path.basename(path)), path=path, size=st.st_size)
@@ -346,9 +352,10 @@ def _from_file(path: str) -> Clip:
         except DictaphoneError:
             clip.markers = []
 
-    from . import transcript
+    if saved is _UNREAD:
+        from . import transcript
 
-    saved = transcript.load(path)
+        saved = transcript.load(path)
     clip.transcript = saved.first_words() if saved is not None else None
     if clip.created is None:
         clip.created = datetime.datetime.fromtimestamp(st.st_mtime).astimezone().isoformat(timespec="seconds")
@@ -478,6 +485,7 @@ def write_metadata(path: str, **meta) -> None:
     data["name"] = _name_of(os.path.basename(path))
     data["size"] = os.path.getsize(path) if os.path.exists(path) else 0
     write_text(path + ".json", json.dumps(data, indent=2))
+    changed(path)
 
 
 def check_present(clip: Clip) -> None:
@@ -509,12 +517,15 @@ def rename(old: str, new: str) -> Clip:
         meta = _read_meta(target)
         meta["name"] = new
         write_metadata(target, **meta)
+        changed(clip.path)
         return _from_file(target)
     claim = _claim(new)
     try:
         _move_clip(clip, target, new)
     finally:
         claim.release()
+    changed(clip.path)
+    changed(target)
     return _from_file(target)
 
 
@@ -628,31 +639,8 @@ def delete(name: str) -> Clip:
             os.unlink(sidecar)
         except FileNotFoundError:
             pass
+    changed(clip.path)
     return clip
-
-
-def fingerprint(ignore: frozenset[str] | set[str] = frozenset()) -> tuple:
-    """A cheap summary of the library directory (names, sizes, modification times of
-    every visible file, sidecars included) that changes whenever a clip, its metadata,
-    transcript or markers change: compare two to notice another process's changes.
-    Files in ``ignore`` (absolute paths: recordings still being written) are left out."""
-    directory = clip_dir()
-    try:
-        entries = list(os.scandir(directory))
-    except OSError:
-        return ()
-    result = []
-    for entry in entries:
-        if entry.name.startswith(".") or entry.path in ignore:
-            continue
-        if any(entry.path.startswith(p) for p in ignore):  # its sidecars while recording
-            continue
-        try:
-            st = entry.stat(follow_symlinks=False)
-        except OSError:
-            continue
-        result.append((entry.name, st.st_size, st.st_mtime_ns))
-    return tuple(sorted(result))
 
 
 # -- clips made from finished files (import, trim) ------------------------------------------

@@ -33,6 +33,7 @@ import unicodedata
 from .. import jsontext
 from ..atomic import write_text
 from ..containers import sidecars
+from .changes import changed
 
 VERSION = 1
 SUFFIX = sidecars.TRANSCRIPT  # ".transcript.json"
@@ -250,6 +251,7 @@ def save(audio: str | os.PathLike, transcript: Transcript) -> str:
     """Write ``audio``'s sidecar atomically; return its path. OSError if it cannot be written."""
     path = sidecar_path(audio)
     write_text(path, transcript.to_json() + "\n")
+    changed(audio)
     return path
 
 
@@ -258,7 +260,8 @@ def remove(audio: str | os.PathLike) -> None:
     try:
         os.unlink(sidecar_path(audio))
     except FileNotFoundError:
-        pass
+        return
+    changed(audio)
 
 
 def load(audio: str | os.PathLike) -> Transcript | None:
