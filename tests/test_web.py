@@ -1135,29 +1135,6 @@ def test_a_silent_waveform_is_still_strict_json(tmp_path):
     json.dumps(data, allow_nan=False)
 
 
-def test_the_library_fingerprint_changes_with_every_change_and_only_then(tmp_path, monkeypatch, speech):
-    from dictaphone import clips
-
-    monkeypatch.setenv("DICTAPHONE_HOME", str(tmp_path))
-    shutil.copy(speech, tmp_path / "one.wav")
-    first = clips.fingerprint()
-    assert first == clips.fingerprint()
-    (tmp_path / ".hidden").write_text("x")
-    assert clips.fingerprint() == first  # hidden files are not the library
-    clips.write_metadata(str(tmp_path / "one.wav"), duration=2.8)
-    second = clips.fingerprint()
-    assert second != first
-    clips.rename("one", "two")
-    third = clips.fingerprint()
-    assert third != second
-    with open(tmp_path / "two.wav", "ab") as f:
-        f.write(b"\0\0")  # a recording that grows
-    assert clips.fingerprint() != third
-    busy = str(tmp_path / "two.wav")
-    assert clips.fingerprint(ignore={busy}) == clips.fingerprint(ignore={busy})
-    assert all(not name.startswith("two.wav") for name, *_ in clips.fingerprint(ignore={busy}))
-
-
 def test_open_starts_the_browser_on_the_address_with_its_token(web_env, tmp_path):
     opened = tmp_path / "opened.txt"
     browser = tmp_path / "browser.sh"

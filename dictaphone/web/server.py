@@ -36,7 +36,9 @@ PREVIEW_WORDS = 12
 RECORD_FORMATS = ("wav", "flac", "ogg", "opus", "mp3")
 TICK_RECORDING = 0.25  # s between two status reads while something records (the meter)
 TICK_IDLE = 0.5  # s between two looks at the registry while nothing records
-LIBRARY_EVERY = 1.0  # s between two looks at the clip directory
+PAGE_MAX = 500  # clips or hits in one page of /api/clips or /api/search
+SEARCH_PAGE = 50  # hits in a page of /api/search when the page does not say
+SNIPPET = 110  # characters of a hit's snippet, centred on the match
 PING_EVERY = 15.0  # s: a comment line keeps proxies and the browser from timing out
 
 SECURITY_HEADERS = {
@@ -131,12 +133,27 @@ def _has_transcript(path: str) -> bool:
     return mod is not None and os.path.isfile(sidecar(path) if sidecar else path + ".transcript.json")
 
 
+def _version(stamp: str) -> str:
+    """The audio's part of an index stamp ("size:mtime_ns|...") as the page's version."""
+    audio = stamp.split("|", 1)[0]
+    if audio == "-":
+        return "0"
+    size, mtime = audio.split(":")
+    return f"{int(mtime):x}-{int(size):x}"
+
+
 def clip_json(clip, recording: set[str], transcribing: dict[str, str] | None = None) -> dict:
-    try:
-        st = os.stat(clip.path)
-        version = f"{st.st_mtime_ns:x}-{st.st_size:x}"
-    except OSError:
-        version = "0"
+    stamp = getattr(clip, "stamp", None)  # a clip from the index: no need to look at the files
+    if stamp:
+        version = _version(stamp)
+        has_transcript = stamp.split("|")[2] != "-"
+    else:
+        try:
+            st = os.stat(clip.path)
+            version = f"{st.st_mtime_ns:x}-{st.st_size:x}"
+        except OSError:
+            version = "0"
+        has_transcript = _has_transcript(clip.path)
     mime = mime_for_path(clip.path)
     gaps = [g for g in (_plain(getattr(clip, "gaps", None)) or []) if isinstance(g, dict)]
     return {"name": clip.name, "file": os.path.basename(clip.path), "created": clip.created,
@@ -148,7 +165,7 @@ def clip_json(clip, recording: set[str], transcribing: dict[str, str] | None = N
             # headerless PCM they cannot.
             "playable": mime is not None and format_name_for_path(clip.path) != "raw",
             "recording": os.path.realpath(clip.path) in recording,
-            "transcript": _preview(clip), "has_transcript": _has_transcript(clip.path),
+            "transcript": _preview(clip), "has_transcript": has_transcript,
             "markers": _clip_markers(clip), "gaps": gaps,
             "transcribing": (transcribing or {}).get(os.path.realpath(clip.path))}
 
@@ -216,6 +233,26 @@ class WaveformCache:
         return data
 
 
+class LibraryFeed:
+    """The library as the pages see it: the index, kept current as the clip directory
+    changes (``library.watch``: inotify, else a cheap poll), shared by every request and
+    event stream of this server."""
+
+    def __init__(self):
+        from ..library.index import open_index
+        from ..library.watch import Watcher
+
+        try:
+            library.clip_dir(create=True)  # so that it can be watched from the start
+        except DictaphoneError:
+            pass  # (not writable: the index works from memory, and says so)
+        self.index = open_index()
+        self.watcher = Watcher(self.index, lambda changes: None).start()
+
+    def close(self) -> None:
+        self.watcher.close()
+
+
 class Page:
     """The application's state and handlers."""
 
@@ -227,6 +264,7 @@ class Page:
         self.transcriptions = Transcriptions(notices)
         self.stopping = threading.Event()
         self.waveforms = WaveformCache()
+        self.feed = LibraryFeed()
 
     # the page and its files
 
@@ -255,13 +293,48 @@ class Page:
             statuses = _statuses()
         return {os.path.realpath(p) for s in statuses for p in (s.get("paths") or [s.get("path")]) if p}
 
-    def clip_list(self, statuses: list[dict] | None = None) -> list[dict]:
+    def clip_list(self, clips, statuses: list[dict] | None = None) -> list[dict]:
         recording = self.recording_paths(statuses)
         transcribing = self.transcriptions.busy()
-        return [clip_json(c, recording, transcribing) for c in library.clips()]
+        return [clip_json(c, recording, transcribing) for c in clips]
 
     def list_clips(self, request: Request):
-        return JSONResponse(self.clip_list())
+        """The clips, newest first: all of them, or ``limit`` of them after the clip whose
+        key (``created`` + newline + ``name``, as ``key`` in each clip) is ``before``. The
+        header x-dictaphone-total counts them all."""
+        limit = request.query_params.get("limit")
+        before = request.query_params.get("before")
+        if limit is not None:
+            try:
+                limit = min(PAGE_MAX, max(1, int(limit)))
+            except ValueError:
+                raise HTTPError(400, "limit must be a number") from None
+        cursor = None
+        if before:
+            created, sep, name = before.partition("\n")
+            if not sep:
+                raise HTTPError(400, "before is a clip's key (created, a new line, name)")
+            cursor = (created, name)
+
+        def do():
+            index = self.feed.index
+            clips = index.clips(limit=limit, before=cursor, sync=False)
+            return self.clip_list(clips), index.count(sync=False)
+
+        # (sync=False: the watcher keeps the index current, so a page costs no listing)
+        clips, total = do()
+        return JSONResponse(clips, headers={"x-dictaphone-total": str(total)})
+
+    def one_clip(self, request: Request):
+        name = request.path_params["name"]
+        try:
+            library.check_name(name)
+        except InvalidArgumentError as e:
+            raise HTTPError(400, str(e)) from None
+        clip = self.feed.index.find(name, sync=False)
+        if clip is None:
+            clip = _find(name)  # not indexed yet (a moment ago): from its files, or 404
+        return JSONResponse(self.clip_list([clip])[0])
 
     def audio(self, request: Request):
         clip = _find(request.path_params["name"])
@@ -291,23 +364,30 @@ class Page:
         return JSONResponse(_plain(t))
 
     def search(self, request: Request):
+        from ..library.index import QueryError, snippet
+
         query = request.query_params.get("q", "").strip()
         if len(query) > 200:
             raise HTTPError(400, "the search is too long")
-        mod = _transcripts()
-        if mod is None or not hasattr(mod, "search"):
-            return JSONResponse({"available": False, "hits": []})
         if not query:
-            return JSONResponse({"available": True, "hits": []})
+            return JSONResponse({"available": True, "hits": [], "total": 0, "offset": 0})
         try:
-            hits = mod.search(query.split())  # the words of the phrase, as `dictaphone search` takes them
-        except InvalidArgumentError as e:
+            limit = min(PAGE_MAX, max(1, int(request.query_params.get("limit", SEARCH_PAGE))))
+            offset = max(0, int(request.query_params.get("offset", 0)))
+        except ValueError:
+            raise HTTPError(400, "limit and offset must be numbers") from None
+        try:
+            results = self.feed.index.search(query, limit=limit, offset=offset, sync=False)
+        except QueryError as e:
             raise HTTPError(400, str(e)) from None
-        result = []
-        for h in hits[:200]:
-            span = list(getattr(h, "span", (0, 0)))
-            result.append({"name": h.name, "start": h.start, "end": h.end, "text": h.text, "span": span})
-        return JSONResponse({"available": True, "hits": result})
+        hits = []
+        for h in results.hits:
+            cut, spans = snippet(h.text, h.spans, width=SNIPPET)
+            hits.append({"name": h.name, "start": h.start, "end": h.end, "text": h.text,
+                         "span": list(h.span), "spans": [list(x) for x in h.spans],
+                         "snippet": cut, "snippet_spans": [list(x) for x in spans],
+                         "speaker": h.speaker, "created": h.created})
+        return JSONResponse({"available": True, "hits": hits, "total": results.total, "offset": offset})
 
     def _not_recording(self, clip) -> None:
         if os.path.realpath(clip.path) in self.recording_paths():
@@ -515,39 +595,56 @@ class Page:
     # the event stream
 
     async def events(self, request: Request):
+        """One stream of events: ``hello`` {total, gen} first (the page loads its first
+        clips then, and again after a reconnect), then ``clip`` {clip, total} for each clip
+        that appeared or changed, ``clip-removed`` {name, file, total}, ``recordings``
+        [...] while they change, and ``notice`` {level, text}. Every event's data is one
+        JSON value, and a page ignores the events it does not know: others may be added.
+
+        Nothing is scanned here: the feed's watcher keeps the index current (inotify), and
+        each stream only compares the index's change counter with the last one it sent."""
+        feed = self.feed
+
+        def look():
+            statuses = _statuses()
+            return statuses, feed.index.gen()
+
         async def stream():
             yield "retry: 2000\n\n"
             last_recordings = None
-            last_library = None
-            next_library = 0.0
+            statuses, gen = await run_in_threadpool(look)
+            total = await run_in_threadpool(feed.index.count, False)
+            yield _event("hello", {"total": total, "gen": gen})
+            last_busy = (self.recording_paths(statuses), self.transcriptions.busy())
             next_ping = time.monotonic() + PING_EVERY
             seen = self.notices.last()  # only what happens from now on
+            first = True
             while not self.stopping.is_set():
-                statuses = await run_in_threadpool(_statuses)
+                if not first:
+                    statuses, now_gen = await run_in_threadpool(look)
+                else:
+                    now_gen, first = gen, False
                 recordings = self.recording_list(statuses)
                 if recordings != last_recordings:
                     last_recordings = recordings
                     yield _event("recordings", recordings)
-                now = time.monotonic()
-                if now >= next_library:
-                    next_library = now + LIBRARY_EVERY
-                    # A file being recorded changes every moment: it is left out until it is done.
-                    busy = self.recording_paths(statuses)
-                    # As the recorder names them, and resolved (a symlinked clip directory).
-                    ignore = busy | {p for st in statuses for p in (st.get("paths") or [st.get("path")]) if p}
-                    fingerprint = await run_in_threadpool(library.fingerprint, ignore)
-                    state = (fingerprint, busy, self.transcriptions.busy())
-                    if state != last_library:
-                        try:
-                            clips = await run_in_threadpool(self.clip_list, statuses)
-                        except OSError:
-                            clips = None  # a file went away while it was listed: next second
-                        if clips is not None:
-                            last_library = state
-                            yield _event("library", clips)
+                busy = (self.recording_paths(statuses), self.transcriptions.busy())
+                if now_gen < gen:  # the index was made anew (it was damaged): start again
+                    gen = now_gen
+                    total = await run_in_threadpool(feed.index.count, False)
+                    yield _event("hello", {"total": total, "gen": gen})
+                elif now_gen != gen or busy != last_busy:
+                    try:
+                        events, gen = await run_in_threadpool(self._changes, gen, busy, last_busy, statuses)
+                    except (OSError, DictaphoneError):
+                        events = []  # the next tick tries again
+                    last_busy = busy
+                    for name, data in events:
+                        yield _event(name, data)
                 for seq, notice in self.notices.since(seen):
                     seen = seq
                     yield _event("notice", notice)
+                now = time.monotonic()
                 if now >= next_ping:
                     next_ping = now + PING_EVERY
                     yield ": ping\n\n"
@@ -555,6 +652,27 @@ class Page:
 
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"cache-control": "no-store", "x-accel-buffering": "no"})
+
+    def _changes(self, gen: int, busy, last_busy, statuses) -> tuple[list, int]:
+        """The events for what changed since change ``gen``, and the change counter now:
+        the clips that changed, and those whose recording or transcribing state did."""
+        index = self.feed.index
+        changes = index.changes_since(gen)
+        files = set(changes.changed)
+        recording, transcribing = busy
+        was_recording, was_transcribing = last_busy
+        for path in (recording ^ was_recording) | {p for p in set(transcribing) | set(was_transcribing)
+                                                   if transcribing.get(p) != was_transcribing.get(p)}:
+            if os.path.dirname(path) == os.path.realpath(index.directory):
+                files.add(os.path.basename(path))
+        events = []
+        total = index.count(sync=False)
+        for name in changes.removed.values():
+            events.append(("clip-removed", {"name": name, "total": total}))
+        clips = index.clip_rows(sorted(files)) if files else []
+        for data in self.clip_list(clips, statuses):
+            events.append(("clip", {"clip": data, "total": total}))
+        return events, changes.gen
 
 
 def _remove_tree(directory: str) -> None:
@@ -582,6 +700,7 @@ def create_app(token: str, port: int, host: str = "127.0.0.1", transcribe: bool 
         Route("/", page.index),
         Route("/static/{file}", page.static),
         Route("/api/clips", page.list_clips),
+        Route("/api/clips/{name}", page.one_clip),
         Route("/api/clips/{name}/audio", page.audio),
         Route("/api/clips/{name}/waveform", page.waveform),
         Route("/api/clips/{name}/transcript", page.transcript),
@@ -649,6 +768,7 @@ def serve(sock, host: str, open_browser: bool, transcribe: bool, announce,
     try:
         server.run(sockets=[sock])
     finally:
+        page.feed.close()
         page.transcriptions.close()
         page.launcher.stop_all(say=lambda m: print(f"dictaphone serve: {m}", file=sys.stderr))
         sock.close()

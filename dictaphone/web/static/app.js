@@ -70,30 +70,175 @@ function toast(text, level = "info") {
 
 const cards = new Map(); // name -> {el, clip, peaks, transcript}
 
-function renderLibrary(list) {
+// The library is long (years of memos): the page holds a window of it, newest first, that
+// grows as the user scrolls (PAGE_SIZE clips at a time), and the server pushes each change
+// (a clip that appeared, changed or went away) as it happens. A clip opened from a search
+// that is not in the window yet waits in #found until the window reaches it.
+const PAGE_SIZE = 40;
+const lib = { total: 0, cursor: null, done: false, loading: null, started: false };
+
+function newer(a, b) { // true when clip a comes before clip b (newest first, as `list`)
+  const ca = a.created || "", cb = b.created || "";
+  return ca !== cb ? ca > cb : a.name > b.name;
+}
+
+function keyOf(clip) { return `${clip.created || ""}\n${clip.name}`; }
+
+function lastInWindow() {
   const root = $("#clips");
-  const seen = new Set();
-  list.forEach((clip, i) => {
-    seen.add(clip.name);
-    let card = cards.get(clip.name);
-    if (!card) {
-      card = makeCard(clip);
-      cards.set(clip.name, card);
-    } else {
-      updateCard(card, clip);
-    }
-    // Move only what is out of place: a playing <audio> keeps playing.
-    if (root.children[i] !== card.el) root.insertBefore(card.el, root.children[i] || null);
-  });
-  for (const [name, card] of cards) {
-    if (!seen.has(name)) {
-      card.el.querySelector("audio").pause();
-      card.el.remove();
-      cards.delete(name);
-    }
+  const el = root.lastElementChild;
+  return el ? cards.get(el.dataset.name) : null;
+}
+
+function inWindow(clip) {
+  const last = lastInWindow();
+  return lib.done || !last || last.clip.name === clip.name || newer(clip, last.clip);
+}
+
+function place(card) {
+  // Put the card where it belongs in the window (moving only what is out of place: a
+  // playing <audio> keeps playing), or in #found when the window does not reach it.
+  const root = $("#clips");
+  if (!inWindow(card.clip)) {
+    if (card.el.parentElement === root) dropCard(card.clip.name);
+    else if (card.el.parentElement !== $("#found")) $("#found").append(card.el);
+    updateFound();
+    return;
   }
-  $("#count").textContent = list.length ? `(${list.length})` : "";
-  $("#empty").hidden = list.length > 0;
+  let before = null;
+  for (const el of root.children) {
+    if (el === card.el) continue;
+    const other = cards.get(el.dataset.name);
+    if (other && newer(card.clip, other.clip)) { before = el; break; }
+  }
+  if (before ? card.el.nextElementSibling !== before || card.el.parentElement !== root
+             : root.lastElementChild !== card.el) {
+    root.insertBefore(card.el, before);
+  }
+  updateFound();
+}
+
+function updateFound() {
+  $("#found-box").hidden = !$("#found").children.length;
+}
+
+function dropCard(name) {
+  const card = cards.get(name);
+  if (!card) return;
+  card.el.querySelector("audio").pause();
+  card.el.remove();
+  cards.delete(name);
+  updateFound();
+}
+
+function showClip(clip) {
+  let card = cards.get(clip.name);
+  if (card) {
+    updateCard(card, clip);
+    place(card);
+  } else if (inWindow(clip)) {
+    card = makeCard(clip);
+    cards.set(clip.name, card);
+    place(card);
+  }
+  return card;
+}
+
+function showCount() {
+  $("#count").textContent = lib.total ? `(${lib.total})` : "";
+  $("#empty").hidden = lib.total > 0 || cards.size > 0;
+  $("#more").hidden = lib.done;
+}
+
+async function fetchClips(limit, cursor) {
+  const q = new URLSearchParams({ limit: String(limit) });
+  if (cursor) q.set("before", cursor);
+  const r = await fetch(`/api/clips?${q}`);
+  if (!r.ok) throw new Error(`${r.status} ${r.statusText}`);
+  const total = +r.headers.get("x-dictaphone-total");
+  return { list: await r.json(), total: isFinite(total) ? total : null };
+}
+
+async function loadMore() {
+  // The next PAGE_SIZE clips after the window's last one.
+  if (lib.loading || lib.done) return lib.loading;
+  lib.loading = (async () => {
+    try {
+      const { list, total } = await fetchClips(PAGE_SIZE, lib.cursor);
+      if (total != null) lib.total = total;
+      if (list.length < PAGE_SIZE) lib.done = true;
+      for (const clip of list) {
+        let card = cards.get(clip.name);
+        if (!card) { card = makeCard(clip); cards.set(clip.name, card); }
+        else updateCard(card, clip);
+        $("#clips").append(card.el); // in order: the server sends them newest first
+      }
+      if (list.length) lib.cursor = keyOf(list[list.length - 1]);
+    } catch (e) {
+      toast(`Cannot load the clips: ${e.message}`, "error");
+    } finally {
+      lib.loading = null;
+      showCount();
+      updateFound();
+    }
+    // Still at the end (a tall window, a fast scroll): the next page too.
+    if (!lib.done && $("#more").getBoundingClientRect().top < window.innerHeight + 600) loadMore();
+  })();
+  return lib.loading;
+}
+
+async function reloadWindow() {
+  // (Re)connected: read the window again, as many clips as it holds (changes may have
+  // been missed while the stream was down), then carry on from there.
+  const n = Math.max(PAGE_SIZE, Math.min(500, $("#clips").children.length));
+  try {
+    const { list, total } = await fetchClips(n, null);
+    if (total != null) lib.total = total;
+    lib.done = list.length < n;
+    lib.cursor = list.length ? keyOf(list[list.length - 1]) : null;
+    const keep = new Set(list.map((c) => c.name));
+    for (const el of [...$("#clips").children]) if (!keep.has(el.dataset.name)) dropCard(el.dataset.name);
+    const root = $("#clips");
+    list.forEach((clip, i) => {
+      let card = cards.get(clip.name);
+      if (!card) { card = makeCard(clip); cards.set(clip.name, card); }
+      else updateCard(card, clip);
+      if (root.children[i] !== card.el) root.insertBefore(card.el, root.children[i] || null);
+    });
+  } catch (e) {
+    toast(`Cannot load the clips: ${e.message}`, "error");
+  }
+  showCount();
+  updateFound();
+  lib.started = true;
+}
+
+function onClipEvent(data) {
+  if (data.total != null) lib.total = data.total;
+  showClip(data.clip);
+  showCount();
+}
+
+function onClipRemoved(data) {
+  if (data.total != null) lib.total = data.total;
+  dropCard(data.name);
+  showCount();
+}
+
+async function ensureCard(name) {
+  // The card of a clip (a search hit), loading it on its own when the window has not
+  // reached it yet.
+  let card = cards.get(name);
+  if (card) return card;
+  const r = await fetch(clipUrl(name, "").replace(/\/$/, ""));
+  if (!r.ok) return null;
+  const clip = await r.json();
+  card = cards.get(name);
+  if (card) return card;
+  card = makeCard(clip);
+  cards.set(name, card);
+  place(card);
+  return card;
 }
 
 function makeCard(clip) {
@@ -401,15 +546,55 @@ function setupSearch() {
   input.addEventListener("focus", () => { if (hits.children.length) hits.hidden = false; });
 }
 
-async function runSearch(q) {
+const HITS_PAGE = 20;
+
+function hitItem(h) {
+  const li = document.createElement("li");
+  const b = document.createElement("button");
+  b.type = "button";
+  b.className = "hit";
+  const name = document.createElement("strong");
+  name.textContent = h.name;
+  const at = document.createElement("span");
+  at.className = "at";
+  at.textContent = clock(h.start, true);
+  const text = document.createElement("span");
+  text.className = "text";
+  // The snippet is cut around the match (the server centres it), every match marked.
+  const snippet = h.snippet ?? h.text;
+  const spans = h.snippet_spans ?? (h.span ? [h.span] : []);
+  if (h.speaker) {
+    const who = document.createElement("span");
+    who.className = "speaker";
+    who.textContent = `${h.speaker}: `;
+    text.append(who);
+  }
+  let from = 0;
+  for (const [a, z] of spans) {
+    if (z <= a || a < from) continue;
+    const mark = document.createElement("mark");
+    mark.textContent = snippet.slice(a, z);
+    text.append(snippet.slice(from, a), mark);
+    from = z;
+  }
+  text.append(snippet.slice(from));
+  b.append(name, at, text);
+  b.addEventListener("click", () => { $("#hits").hidden = true; jumpTo(h.name, h.start); });
+  li.append(b);
+  return li;
+}
+
+async function runSearch(q, offset = 0) {
   const hits = $("#hits");
-  const seq = ++searchSeq;
+  const seq = offset ? searchSeq : ++searchSeq;
   q = q.trim();
   if (!q) { hits.hidden = true; hits.replaceChildren(); return; }
-  const r = await fetch(`/api/search?q=${encodeURIComponent(q)}`);
+  const params = new URLSearchParams({ q, limit: String(HITS_PAGE), offset: String(offset) });
+  const r = await fetch(`/api/search?${params}`);
   const data = await r.json().catch(() => ({ hits: [] }));
   if (seq !== searchSeq) return;
-  hits.replaceChildren();
+  if (!offset) hits.replaceChildren();
+  hits.querySelector("li.more")?.remove();
   if (!r.ok || !data.available || !data.hits.length) {
     const li = document.createElement("li");
     li.className = "none";
@@ -417,24 +602,17 @@ async function runSearch(q) {
       : !data.available ? "Search needs transcripts (dictaphone transcribe)" : "No match in the transcripts";
     hits.append(li);
   }
-  for (const h of data.hits || []) {
+  for (const h of data.hits || []) hits.append(hitItem(h));
+  const shown = offset + (data.hits || []).length;
+  if (r.ok && data.total > shown) {
+    // No silent cap: the rest are a click away, a page at a time.
     const li = document.createElement("li");
+    li.className = "more";
     const b = document.createElement("button");
     b.type = "button";
-    b.className = "hit";
-    const name = document.createElement("strong");
-    name.textContent = h.name;
-    const at = document.createElement("span");
-    at.className = "at";
-    at.textContent = clock(h.start, true);
-    const text = document.createElement("span");
-    text.className = "text";
-    const [from, to] = h.span && h.span[1] > h.span[0] ? h.span : [0, 0];
-    const mark = document.createElement("mark");
-    mark.textContent = h.text.slice(from, to);
-    text.append(h.text.slice(0, from), mark, h.text.slice(to));
-    b.append(name, at, text);
-    b.addEventListener("click", () => { hits.hidden = true; jumpTo(h.name, h.start); });
+    b.className = "btn small more-hits";
+    b.textContent = `More results (${data.total - shown} more)`;
+    b.addEventListener("click", (ev) => { ev.stopPropagation(); runSearch(q, shown); });
     li.append(b);
     hits.append(li);
   }
@@ -442,9 +620,9 @@ async function runSearch(q) {
 }
 
 async function jumpTo(name, seconds) {
-  const card = cards.get(name);
+  const card = await ensureCard(name);
   if (!card) return toast(`${name} is no longer in the library`, "error");
-  card.el.scrollIntoView({ behavior: "smooth", block: "center" });
+  card.el.scrollIntoView({ block: "center" });
   card.el.classList.add("flash");
   setTimeout(() => card.el.classList.remove("flash"), 1500);
   const details = $(".transcript", card.el);
@@ -455,7 +633,11 @@ async function jumpTo(name, seconds) {
     for (const span of card.el.querySelectorAll(".word")) {
       if (+span.dataset.start <= seconds + 0.01) best = span;
     }
-    if (best) best.classList.add("current");
+    if (best) {
+      best.classList.add("current");
+      // The word itself on the screen (on a phone the card is taller than the screen).
+      best.scrollIntoView({ block: "center" });
+    }
   }
   playFrom(card, seconds);
 }
@@ -496,10 +678,11 @@ function setupDialogs() {
     const old = dialog.dataset.name, name = $("#rename-input").value.trim();
     if (name === old) return dialog.close();
     try {
-      await post(clipUrl(old, "rename"), { name });
+      const renamed = await post(clipUrl(old, "rename"), { name });
       dialog.close();
       toast(`Renamed to “${name}”`);
-      await refreshLibrary();
+      dropCard(old);  // (the event stream says so too, a moment later)
+      showClip(renamed);
     } catch (e) {
       showError($("#rename-error"), e.message);
     }
@@ -512,17 +695,13 @@ function setupDialogs() {
       await post(clipUrl(name, "delete"));
       dialog.close();
       toast(`Deleted “${name}”`);
-      await refreshLibrary();
+      dropCard(name);
     } catch (e) {
       showError($("#delete-error"), e.message);
     }
   });
 }
 
-async function refreshLibrary() {
-  const r = await fetch("/api/clips");
-  if (r.ok) renderLibrary(await r.json());
-}
 
 // ---- recording -----------------------------------------------------------------------------
 
@@ -663,7 +842,9 @@ function connect() {
   const live = $("#live");
   const source = new EventSource("/api/events");
   source.addEventListener("open", () => { live.textContent = "live"; live.className = "live on"; live.title = "changes appear as they happen"; });
-  source.addEventListener("library", (ev) => renderLibrary(JSON.parse(ev.data)));
+  source.addEventListener("hello", (ev) => { lib.total = JSON.parse(ev.data).total; reloadWindow(); });
+  source.addEventListener("clip", (ev) => onClipEvent(JSON.parse(ev.data)));
+  source.addEventListener("clip-removed", (ev) => onClipRemoved(JSON.parse(ev.data)));
   source.addEventListener("recordings", (ev) => renderRecordings(JSON.parse(ev.data)));
   source.addEventListener("notice", (ev) => { const n = JSON.parse(ev.data); toast(n.text, n.level); });
   source.addEventListener("error", () => {
@@ -675,9 +856,18 @@ function connect() {
   });
 }
 
+function setupScrolling() {
+  // More clips as the end of the window comes into view.
+  new IntersectionObserver((entries) => {
+    if (entries.some((e) => e.isIntersecting) && lib.started) loadMore();
+  }, { rootMargin: "600px" }).observe($("#more"));
+  $("#more-button").addEventListener("click", () => loadMore());
+}
+
 setupSearch();
 setupDialogs();
 setupRecorder();
+setupScrolling();
 connect();
 
 // ---- playback speed and skipping silences ----------------------------------------------------
