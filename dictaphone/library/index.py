@@ -65,7 +65,7 @@ class QueryError(InvalidArgumentError):
 
 def _owner(filename: str):
     """(audio file name, kind) for a file of the library, or (None, None)."""
-    from ..containers.formats import format_for_path
+    from ..containers.formats import is_library_audio
 
     if filename.endswith(".transcript.json"):
         audio, kind = filename[:-16], "transcript"
@@ -75,15 +75,15 @@ def _owner(filename: str):
         audio, kind = filename[:-5], "meta"
     else:
         audio, kind = filename, "audio"
-    if not audio or audio.startswith(".") or format_for_path(audio) is None:
+    if not audio or audio.startswith(".") or not is_library_audio(audio):
         return None, None
     return audio, kind
 
 
 def _audio_extensions() -> frozenset[str]:
-    from ..containers.formats import FORMATS
+    from ..containers.formats import library_extensions
 
-    return frozenset(e.lower() for f in FORMATS.values() for e in (f.extension, *f.extensions))
+    return frozenset(e.lower() for e in library_extensions())
 
 
 def listing(directory: str, newest: list | None = None) -> dict[str, str]:
@@ -154,9 +154,11 @@ _TOKEN = re.compile(r"[\w']+")
 
 
 def _read_json(path: str):
+    from .. import jsontext
+
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
+            return jsontext.loads(f.read())
     except (OSError, ValueError, RecursionError):
         return None
 
