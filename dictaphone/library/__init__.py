@@ -9,4 +9,5 @@ from . import clips, transcript
 # imports transcript (each clip shows its first words), so it is passed in here rather
 # than imported by transcript: no import circle.
 transcript.library_clips = clips.clips
+
 from . import index as _index  # noqa: F401,E402  (keeps the index current: it listens to changes)

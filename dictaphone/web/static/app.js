@@ -927,7 +927,7 @@ function setupTrim(card) {
       toast(inPlace ? `Trimmed “${card.clip.name}”` : `Saved “${r.clip.name}”` +
             (r.notes && r.notes.length ? ` (${r.notes.join("; ")})` : ""));
       reset();
-      refreshLibrary();
+      if (r.clip) showClip(r.clip);  // (the event stream says so too, a moment later)
     } catch (e) {
       toast(e.message, "error");
     }
