@@ -244,7 +244,7 @@ def test_the_terminal_shows_the_match_highlighted_and_a_pipe_gets_plain_text(not
     r = run("search", "plumber", env=notes)
     assert r.returncode == 0 and "\x1b" not in r.stdout
     [line] = r.stdout.splitlines()
-    assert line.startswith("real  00:") and "plumber" in line
+    assert line.startswith("real  0:") and "plumber" in line
     master, slave = pty.openpty()
     proc = subprocess.Popen([*CLI, "search", "plumber", "--no-pager"], env=dict(notes, COLUMNS="80"),
                             stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.PIPE)
