@@ -196,3 +196,19 @@ def test_both_stretchers_keep_the_pitch_length_and_level_of_a_tone(kind, speed):
     rms = np.sqrt((mid[:len(mid) // w * w].reshape(-1, w) ** 2).mean(axis=1))
     assert rms.max() / rms.min() < 1.1  # steady: the periods line up (no beating)
     assert rms.mean() == pytest.approx(0.5 / np.sqrt(2), rel=0.05)
+
+
+def test_an_m4a_plays_from_a_time_and_seeks(pulse, env, tmp_path):
+    # PyAV's reader under the player: --at 2 starts at the file's second 2 (an AAC file).
+    import subprocess
+
+    audiolab.require_tool("ffmpeg")
+    wav = steps(tmp_path / "s.wav", 5)
+    m4a = tmp_path / "s.m4a"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(wav), "-c:a", "aac", "-b:a", "128k", str(m4a)],
+                   check=True)
+    r, heard = play_and_hear(pulse, env, tmp_path, m4a, "--at", "2s")
+    assert r.returncode == 0, r.stderr
+    seconds = [round(k) for k in heard_windows(heard, whole=True) if k is not None]
+    assert seconds and seconds[0] == 2 and sorted(set(seconds)) == [2, 3, 4], seconds
+    assert "played s.m4a: from 00:02" in r.stderr

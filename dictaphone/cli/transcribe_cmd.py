@@ -178,18 +178,25 @@ def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, ch
             fail(f"{items[n].path} is raw audio (no header): give its rate with -r "
                  "(and -c and --subtype if it is not mono PCM_16)", EXIT_USAGE)
     if todo:
-        from ..speech.transcribe import Transcriber, read_audio, read_stdin
+        from ..speech.transcribe import Transcriber, open_16k, read_stdin
 
         engine = Transcriber(model, language, download_progress=not quiet)
-        # Each file is read before the model loads, so a file that is not audio says so
-        # (not that a model is missing); nothing is printed until every input is done.
+        # Each file is opened before the model loads, so a file that is not audio says so
+        # (not that a model is missing); nothing is printed until every input is done. A
+        # file is decoded and recognised in windows (memory does not grow with its length);
+        # an interruption saves nothing (the transcript is written once, whole, at the end).
         with _Progress(enabled=not quiet and sys.stderr.isatty()) as progress:
             for n in todo:
                 item = items[n]
-                audio = read_stdin() if item.stdin else read_audio(item.path, item.samplerate,
-                                                                    item.channels, item.subtype)
+                audio = read_stdin() if item.stdin else open_16k(item.path, item.samplerate,
+                                                                  item.channels, item.subtype)
                 engine.load()
-                t = engine.transcribe_16k(audio, progress=progress.task(item.name))
+                task = progress.task(item.name)
+                if item.stdin or not hasattr(audio, "blocks"):
+                    t = engine.transcribe_16k(audio, progress=task)
+                else:
+                    with audio:
+                        t = engine.transcribe_long(audio, progress=task)
                 if not item.stdin and not _save(item, t, quiet):  # (a stream has no file
                     unsaved.append(item)                           # to keep it beside)
                 results[n] = t

@@ -265,6 +265,11 @@ def open_audio(path: str | os.PathLike, *, pyav: bool = True):
 
     path = os.fspath(path)
     try:
+        if _looks_like_mp3(path):
+            # libsndfile's MP3 decoder (mpg123) prints "Note: Illegal Audio-MPEG-Header"
+            # lines on stderr while it looks at a damaged file: the error below says it
+            with _quiet_stderr():
+                return sf.SoundFile(path)
         return sf.SoundFile(path)
     except TypeError:  # headerless (raw): soundfile asks for a rate it cannot know
         raise SourceError(f"{path}: raw audio has no header to read its rate from") from None
@@ -286,6 +291,42 @@ def open_audio(path: str | os.PathLike, *, pyav: bool = True):
         raise SourceError(f"{path}: libsndfile cannot read it (it reads WAV, FLAC, Ogg and "
                           f"MP3); FFmpeg could, through PyAV: {INSTALL_HINT}")
     raise SourceError(f"{path}: {explain(sf_error, path)}") from None
+
+
+def _looks_like_mp3(path: str) -> bool:
+    if path.lower().endswith(".mp3"):
+        return True
+    try:
+        with open(path, "rb") as f:
+            head = f.read(3)
+    except OSError:
+        return False
+    return head[:3] == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
+
+
+class _quiet_stderr:
+    """File descriptor 2 pointed at /dev/null for a moment (a C library's notes)."""
+
+    def __enter__(self):
+        import sys
+
+        try:
+            sys.stderr.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+        try:
+            self.saved = os.dup(2)
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 2)
+            os.close(null)
+        except OSError:
+            self.saved = None
+        return self
+
+    def __exit__(self, *exc):
+        if self.saved is not None:
+            os.dup2(self.saved, 2)
+            os.close(self.saved)
 
 
 def _worth_asking_ffmpeg(path: str) -> bool:

@@ -645,8 +645,49 @@ class Transcriber:
         ``progress(done_seconds, total_seconds)`` is called as segments are recognised.
         Times in the transcript are seconds of the given audio.
         """
+        if isinstance(path_or_frames, (str, os.PathLike)) and not os.fspath(path_or_frames) == "-":
+            audio = open_16k(os.fspath(path_or_frames), samplerate, channels, subtype)
+            if isinstance(audio, Audio16k):
+                with audio:
+                    return self.transcribe_long(audio, progress=progress)
+            return self.transcribe_16k(audio, progress=progress)
         audio = _audio_of(path_or_frames, samplerate, channels, subtype)
         return self.transcribe_16k(audio, progress=progress)
+
+    def transcribe_long(self, audio: Audio16k, progress=None, window_seconds: float | None = None) -> Transcript:
+        """The transcript of a file of any length, recognised window by window (see
+        WINDOW_SECONDS): peak memory does not grow with the file. ``progress(done, total)``
+        after each window (total: the file's duration, or what has been read so far)."""
+        window = int((window_seconds or WINDOW_SECONDS) * SAMPLE_RATE)
+        search = min(int(SEARCH_SECONDS * SAMPLE_RATE), window // 2)
+        self.load()
+        result = Transcript(model=self.model_name, language=self.language or "", duration=0.0)
+        done = 0
+        languages: dict[str, float] = {}
+        for offset, piece in _windows(audio.blocks(), window, search):
+            start = offset / SAMPLE_RATE
+            done = offset + len(piece)
+            if len(piece) and float(abs(piece).max()) >= SILENT_PEAK:
+                within = None
+                if progress is not None:
+                    def within(done_s, _total, _start=start):
+                        total = audio.duration if audio.duration else _start + _total
+                        progress(min(_start + done_s, total), total)
+                part = self.transcribe_16k(piece, progress=within)
+                if part.language and part.segments:
+                    languages[part.language] = languages.get(part.language, 0.0) + len(piece)
+                for seg in part.segments:
+                    seg.start, seg.end = round(seg.start + start, 3), round(seg.end + start, 3)
+                    for w in seg.words:
+                        w.start, w.end = round(w.start + start, 3), round(w.end + start, 3)
+                    result.segments.append(seg)
+            if progress is not None:
+                total = audio.duration if audio.duration else done / SAMPLE_RATE
+                progress(min(done / SAMPLE_RATE, total), total)
+        result.duration = done / SAMPLE_RATE
+        if languages:
+            result.language = max(languages, key=languages.get)
+        return result
 
     def transcribe_16k(self, audio, progress: Callable[[float, float], None] | None = None) -> Transcript:
         """The transcript of float32 mono 16 kHz samples."""
@@ -687,3 +728,149 @@ class Transcriber:
         if progress is not None:
             progress(duration, duration)
         return result
+
+
+# -- long files: decoded and recognised in windows -------------------------------------------
+
+#: seconds of audio recognised at once. Memory is bounded by it (samples, Whisper's features
+#: and its intermediate results for one window), not by the file's length: 5 min is ~19 MB of
+#: 16 kHz samples.
+WINDOW_SECONDS = 300.0
+#: a window is cut at the quietest moment of its last SEARCH_SECONDS (a pause, so that no
+#: word is split), the rest carried into the next one
+SEARCH_SECONDS = 30.0
+#: a window whose loudest sample is below this (-60 dBFS) holds no speech: not even given
+#: to the speech detector (hours of a quiet room cost next to nothing)
+SILENT_PEAK = 10 ** (-60 / 20)
+
+
+class Audio16k:
+    """A file read as float32 mono 16 kHz in blocks: libsndfile or PyAV, resampled on the
+    way (libswresample, its state kept across blocks). Raw files need ``samplerate``."""
+
+    BLOCK = 1 << 16
+
+    def __init__(self, path: str, samplerate: int | None = None, channels: int | None = None,
+                 subtype: str | None = None):
+        path = os.fspath(path)
+        _check_readable_file(path)
+        if path.lower().endswith((".raw", ".pcm")):
+            if samplerate is None:
+                raise InvalidArgumentError(f"{path} is raw audio (no header): give its rate "
+                                           "(-r, and -c and --subtype if not mono PCM_16)")
+            import soundfile as sf
+
+            try:
+                self._reader = sf.SoundFile(path, samplerate=int(samplerate), channels=int(channels or 1),
+                                            subtype=subtype or "PCM_16", format="RAW", endian="LITTLE")
+            except Exception as e:
+                raise SourceError(f"cannot read {path} as raw audio: {e}") from None
+        else:
+            from ..containers.decode import open_audio
+
+            try:
+                self._reader = open_audio(path)
+            except SourceError:
+                check_engine()
+                raise
+        self.path = path
+        self.rate = int(self._reader.samplerate)
+        frames = self._reader.frames
+        self.duration = frames / self.rate if 0 < frames < 2**62 else None
+        self._resampler = None
+        if self.rate != SAMPLE_RATE:
+            import av
+
+            self._av = av
+            self._resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+
+    def blocks(self):
+        """float32 mono 16 kHz arrays to the end; SourceError (in words) for a file that is
+        damaged past its header."""
+        read = 0
+        try:
+            for block in self._blocks():
+                read += len(block)
+                yield block
+        except DictaphoneError:
+            raise
+        except Exception as e:
+            raise SourceError(f"{self.path}: the audio is damaged after {read / SAMPLE_RATE:.1f} s "
+                              f"({str(e).strip() or type(e).__name__}); if a recorder was killed while "
+                              "writing it, 'dictaphone recover FILE' may repair it") from None
+
+    def _blocks(self):
+        import numpy as np
+
+        for block in self._reader.blocks(self.BLOCK, dtype="float32", always_2d=True):
+            mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+            if self._resampler is None:
+                yield np.ascontiguousarray(mono)
+                continue
+            frame = self._av.AudioFrame.from_ndarray(np.ascontiguousarray(mono)[None, :], format="flt",
+                                                     layout="mono")
+            frame.sample_rate = self.rate
+            for out in self._resampler.resample(frame):
+                yield out.to_ndarray().reshape(-1)
+        if self._resampler is not None:
+            for out in self._resampler.resample(None):
+                yield out.to_ndarray().reshape(-1)
+
+    def close(self) -> None:
+        self._reader.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def open_16k(path: str, samplerate: int | None = None, channels: int | None = None,
+             subtype: str | None = None):
+    """An :class:`Audio16k` of ``path`` to recognise in windows; for a file only the
+    engine's own reader decodes, its samples read whole (``read_audio``), and for one
+    neither reads, read_audio's error in words."""
+    try:
+        return Audio16k(path, samplerate, channels, subtype)
+    except (SourceError, InvalidArgumentError):
+        return read_audio(path, samplerate, channels, subtype)
+
+
+def _quietest_cut(audio, search: int) -> int:
+    """Where to end a window: the middle of the quietest 0.4 s within its last ``search``
+    samples (20 ms frames' energy, summed over 0.4 s)."""
+    import numpy as np
+
+    frame = 320
+    tail = audio[len(audio) - search:]
+    n = len(tail) // frame
+    if n < 20:
+        return len(audio)
+    x = tail[:n * frame].reshape(n, frame)
+    energy = np.einsum("ij,ij->i", x, x)
+    run = np.convolve(energy, np.ones(20), mode="valid")
+    best = int(np.argmin(run)) + 10
+    return len(audio) - search + best * frame
+
+
+def _windows(blocks, window: int, search: int):
+    """(offset in samples, samples) pieces of at most ``window`` samples, each cut at a
+    pause (see _quietest_cut); memory: one window and one block."""
+    import numpy as np
+
+    parts, have, offset = [], 0, 0
+    for block in blocks:
+        parts.append(np.asarray(block, np.float32))
+        have += len(block)
+        if have < window:
+            continue
+        buf = np.concatenate(parts)
+        while len(buf) >= window:
+            cut = _quietest_cut(buf[:window], search)
+            yield offset, buf[:cut]
+            offset += cut
+            buf = buf[cut:]
+        parts, have = [buf.copy()], len(buf)
+    if have:
+        yield offset, np.concatenate(parts)
