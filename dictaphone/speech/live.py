@@ -101,7 +101,7 @@ class LiveTranscriber:
     def __init__(self, recorder, transcriber=None, *, model=None, language: str | None = None,
                  cpu_threads: int = DEFAULT_CPU_THREADS, min_silence: float = 0.6,
                  max_utterance: float = 20.0, pad: float = 0.3, max_backlog: float = 120.0,
-                 max_pending: float = 60.0, partials: bool = True, partial_every: float = 0.6,
+                 max_pending: float = 60.0, partials: bool = True, partial_every: float = 0.8,
                  context: float = streaming.WINDOW, early: float = 0.2, attach: bool = True):
         if transcriber is None:
             from .transcribe import Transcriber
