@@ -7,10 +7,16 @@ writes its section of bench/RESULTS.md (``<!-- section: versus -->``) and bench/
 Both systems get the same file (84 s of espeak-ng speech: 18 sentences of 1-7 s in six voices,
 pauses of 0.8-2.2 s), the same model (the packaged tiny.en, CTranslate2 int8 on the CPU) and the
 same CTranslate2 threads (``--threads``, default 1), each in a fresh process of its own, in
-real time: the audio becomes available at the pace it was spoken, and each system computes
-as fast as it can meanwhile (whisper_streaming's *computation-aware* simulation, its own
-main loop of whisper_online.py re-done here around its OnlineASRProcessor; dictaphone's
-LiveTranscriber on a real-time FileSource).
+a *computation-aware simulation* (whisper_streaming's term): the audio becomes available at
+the pace it was spoken, and every recognition step takes as long as it really computed. The
+clock is virtual and a step counts the CPU time it took, not the wall time, so the numbers are
+those of an otherwise idle machine with one core for recognition even when the machine is
+shared (it was: other work ran on its two cores). whisper_streaming: its own main loop of
+whisper_online.py re-done around its OnlineASRProcessor. dictaphone: the LiveTranscriber's own
+methods, called in the order its detector and recognition threads call them (audio in 0.25 s
+blocks, as the writer hands it over; partials only when recognition is idle; the early final
+at a 0.2 s pause; finals first). `python bench/live.py` measures the real pipeline in real
+time through the virtual microphone.
 
 - whisper_streaming: its ``whisper_online.py`` (faster-whisper backend, LocalAgreement-2,
   ``--min-chunk-size 1``, buffer trimmed at segments after 15 s: its defaults), taken from
@@ -28,7 +34,8 @@ LiveTranscriber on a real-time FileSource).
   appears, *end of utterance to final* the time from the end of each script sentence's
   speech (known from the script) to when its last word is final.
 - WER of the final text against the script; CPU (user + system) of the process after the
-  model was loaded, per recorded minute; peak memory (GNU time's maximum resident set).
+  model was loaded, per recorded minute (its speech detection included); peak memory (GNU
+  time's maximum resident set).
 """
 
 from __future__ import annotations
@@ -115,40 +122,93 @@ def _cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
+class _Recorder:
+    """What the live transcriber needs of a recorder, for the simulation."""
+
+    def __init__(self, rate: int):
+        self.samplerate = rate
+        self.duration = 0.0
+        self.events: list = []
+
+    def post_event(self, event) -> None:
+        self.events.append(event)
+
+
 def worker_dictaphone(audio: str, model: str, threads: int) -> dict:
-    from dictaphone import FileSource, MediaRecorder
+    """dictaphone's LiveTranscriber on a virtual clock: its own methods (the detector's
+    step: _queue and _offer; the recognition thread's: _recognise and _hypothesis) called in
+    the order their threads would call them, audio arriving in 0.25 s blocks as the writer
+    hands them over, each recognition taking the CPU time it really took."""
+    import soundfile as sf
+
     from dictaphone.speech.live import LiveTranscriber
+    from dictaphone.speech.silero import Segmenter, to_mono_float
     from dictaphone.speech.transcribe import Transcriber
 
     engine = Transcriber(model, "en", cpu_threads=threads).load()
-    rec = MediaRecorder(FileSource(audio, realtime=True), "audio/wav", output=None)
-    live = LiveTranscriber(rec, engine)
+    x, rate = sf.read(audio, dtype="float32")
+    rec = _Recorder(rate)
+    live = LiveTranscriber(rec, engine, attach=False)
+    seg = Segmenter(rate, offset=0.0, vad=live._vad, **live._seg_opts)
+    block = rate // 4
     finals: list[str] = []
     shows, final_shows = [], []
-    t0 = [0.0]
-
-    def on(e):
-        now = time.monotonic() - t0[0]
-        if e.type == "transcript":
-            finals.append(e.text)
-            final_shows.append((now, " ".join(finals)))
-            shows.append((now, " ".join(finals)))
-        else:
-            shows.append((now, " ".join(finals + [e.text])))
-
-    rec.onpartial = on
-    rec.ontranscript = on
+    busy_until, total = 0.0, 0.0
     cpu0 = _cpu()
-    t0[0] = time.monotonic()
-    rec.start()
-    rec.wait()
-    ended = time.monotonic() - t0[0]
-    t = live.close()
-    return {"shows": shows, "finals": final_shows, "text": t.text, "cpu": _cpu() - cpu0,
-            "audio_end": ended, "complete": time.monotonic() - t0[0]}
+
+    def run(t: float) -> None:
+        """The recognition thread, up to virtual time ``t``."""
+        nonlocal busy_until, total
+        while busy_until <= t:
+            live._working = None
+            if live._utterances:
+                item = live._utterances.popleft()
+                if item is None:
+                    return
+                live._backlog -= item.duration
+                job = None
+            elif live._job is not None:
+                item, job, early = None, live._job, live._job_early
+                live._job = None
+            else:
+                return
+            live._working = item or job
+            began, n = _cpu(), len(rec.events)
+            if item is not None:
+                live._recognise(item)
+            elif job.start >= live._final_upto - 1e-6:
+                live._hypothesis(job, early)
+                if not early:  # the pace as the real thread sets it, from the time it took
+                    live._pace = min(3.0, max(live.partial_every, 1.5 * (_cpu() - began)))
+            cost = _cpu() - began
+            total += cost
+            busy_until = max(busy_until, t) + cost
+            for e in rec.events[n:]:
+                if e.type == "transcript":
+                    finals.append(e.text)
+                    final_shows.append((busy_until, " ".join(finals)))
+                    shows.append((busy_until, " ".join(finals)))
+                elif e.text:
+                    shows.append((busy_until, " ".join(finals + [e.text])))
+
+    for i in range(0, len(x), block):
+        t = min(len(x), i + block) / rate
+        rec.duration = t
+        live._queue(seg.feed(to_mono_float(x[i:i + block])))
+        run(t)
+        live._offer(seg)
+        run(t)
+    ended = len(x) / rate
+    live._queue(seg.flush())
+    live._utterances.append(None)
+    run(float("inf"))
+    return {"shows": shows, "finals": final_shows, "text": live.transcript.text, "cpu": _cpu() - cpu0,
+            "recognition_cpu": total, "audio_end": ended, "complete": max(busy_until, ended)}
 
 
 def worker_whisper_streaming(audio: str, model: str, threads: int, source: str) -> dict:
+    """whisper_streaming's computation-aware simulation (whisper_online.py's main loop)
+    on the same virtual clock: each process_iter takes the CPU time it really took."""
     import soundfile as sf
 
     from dictaphone.speech.transcribe import to_mono_16k
@@ -171,20 +231,18 @@ def worker_whisper_streaming(audio: str, model: str, threads: int, source: str) 
     min_chunk = 1.0
     committed: list[str] = []
     shows, final_shows = [], []
-    # warm up as whisper_online.py does (its first call is slow)
-    asr.transcribe(a16[:16000])
+    asr.transcribe(a16[:16000])  # warm up, as whisper_online.py does
     cpu0 = _cpu()
-    start = time.monotonic()
-    beg = end = 0.0
+    now = beg = end = 0.0
     while True:
-        now = time.monotonic() - start
         if now < end + min_chunk:
-            time.sleep(min_chunk + end - now)
-        end = min(duration, time.monotonic() - start)
+            now = end + min_chunk
+        end = min(duration, now)
+        began = _cpu()
         online.insert_audio_chunk(a16[int(beg * 16000):int(end * 16000)])
         beg = end
         b, e, text = online.process_iter()
-        now = time.monotonic() - start
+        now += _cpu() - began
         if text:
             committed.append(text.strip())
             final_shows.append((now, " ".join(committed)))
@@ -192,15 +250,16 @@ def worker_whisper_streaming(audio: str, model: str, threads: int, source: str) 
         shows.append((now, " ".join(committed + ([pending] if pending else []))))
         if end >= duration:
             break
-    ended = time.monotonic() - start
+    ended = duration
+    began = _cpu()
     b, e, text = online.finish()
-    now = time.monotonic() - start
+    now = max(now, ended) + _cpu() - began
     if text:
         committed.append(text.strip())
         final_shows.append((now, " ".join(committed)))
         shows.append((now, " ".join(committed)))
     return {"shows": shows, "finals": final_shows, "text": " ".join(committed), "cpu": _cpu() - cpu0,
-            "audio_end": ended, "complete": time.monotonic() - start}
+            "recognition_cpu": _cpu() - cpu0, "audio_end": ended, "complete": now}
 
 
 # ------------------------------------------------------------------------------ scoring
@@ -340,11 +399,13 @@ def write_results(res) -> None:
              f"at start, {' '.join(res['loadavg_end'])} at end: other work shared the machine). Same "
              f"{res['audio_seconds']} s file (18 espeak-ng sentences of 1-7 s, six voices), same model "
              f"({res['model']}, int8, {res['threads']} CTranslate2 thread{'s' if res['threads'] != 1 else ''}), "
-             f"in real time, each in its own process; ufal/whisper_streaming at {res['whisper_streaming_commit']} "
+             f"each in its own process, in a computation-aware simulation on a virtual clock where each "
+             f"recognition step takes the CPU time it took (so the load of others does not count); "
+             f"ufal/whisper_streaming at {res['whisper_streaming_commit']} "
              f"(whisper_online.py, faster-whisper backend on the CPU, LocalAgreement-2, min chunk 1 s). "
              f"`dictaphone transcribe` of the same file: WER {res['transcribe_wer']:.3f}. Method in the "
              "script's docstring.", "",
-             "| measurement | dictaphone `record --transcribe` | whisper_streaming |", "|---|---|---|",
+             "| measurement | dictaphone (LiveTranscriber) | whisper_streaming |", "|---|---|---|",
              f"| word spoken to first shown (tentative) | {lat(d['first_tentative'])} ({d['words_seen']} of {d['words']} words) | "
              f"{lat(w['first_tentative'])} ({w['words_seen']} of {w['words']} words) |",
              f"| end of utterance to final text | {lat(d['final'])} ({d['sentences_final']} of {d['sentences']}) | "
