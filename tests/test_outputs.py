@@ -363,3 +363,16 @@ def test_the_atomic_writer_classifies_outputs(root, tmp_path):
     with pytest.raises(FileExistsError):
         write_text(regular, "c", overwrite=False)
     assert kind(null) == "chr" and kind(f) == "fifo"
+
+
+def test_the_python_api_refuses_pieces_into_a_device(root, tmp_path):
+    from dictaphone.capture.sources import FileSource
+    from dictaphone.errors import InvalidArgumentError
+    from dictaphone.recording.recorder import MediaRecorder
+
+    null = char_device(tmp_path / "null", 3)
+    src = audiolab.make_tone(tmp_path / "tone.wav", 0.5, 440)
+    for kw in ({"split": 1.0}, {"split_on_mark": True}):
+        with pytest.raises(InvalidArgumentError, match="need a file name"):
+            MediaRecorder(FileSource(str(src)), output=str(null), **kw)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["null", "tone.wav"]

@@ -149,6 +149,13 @@ class MediaRecorder(EventTarget):
         self.voice = voice
         if voice is not None and voice.split_on_silence and not isinstance(output, (str, os.PathLike)):
             raise InvalidArgumentError("split on silence needs a file path as output")
+        if ((split is not None or split_on_mark or (voice is not None and voice.split_on_silence))
+                and isinstance(output, (str, os.PathLike))):
+            from ..atomic import is_write_through
+
+            if is_write_through(output):  # pieces next to /dev/null would be files in /dev
+                raise InvalidArgumentError(f"{os.fspath(output)} is a FIFO or a device, written "
+                                           f"as a stream: pieces need a file name")
         can_reopen = callable(getattr(source, "reopen", None)) and callable(getattr(source, "lost", None))
         if reconnect is None:
             self.reconnect = check_reconnect(getattr(source, "reconnect", 0) or 0) if can_reopen else 0.0
