@@ -211,7 +211,9 @@ def cli(ctx):
       dictaphone record - -f wav | ...  stream a WAV to another program
       dictaphone stop                   stop it from another shell
       dictaphone mark "question 2"      flag this moment (or press m); marks NAME lists them
-      dictaphone list / show / play     the clip library
+      dictaphone list / show / play     the clip library (play: space, arrows, [ ], s, m)
+      dictaphone import memo.m4a        a recording made elsewhere becomes a clip
+      dictaphone trim / export          a part as a new clip; a clip in another format
       dictaphone transcribe "idea"      what was said (search WORDS finds it later)
       dictaphone doctor                 check the set-up
     """
