@@ -404,3 +404,49 @@ def test_an_rf64_file_without_its_ds64_chunk_is_one_clear_error(tmp_path):
     path.write_bytes(b"RF64" + wav_header(RATE, 1, "PCM_16", 100)[4:] + bytes(100))
     with pytest.raises(SourceError, match="without its ds64 chunk"):
         recover(str(path))
+
+
+def _flac_without_length(path, damage: str) -> None:
+    """A FLAC as a killed recorder leaves it (no total length in STREAMINFO), damaged
+    further: ``garbage`` (its frames overwritten) or ``no-rate`` (STREAMINFO's rate 0)."""
+    rng = np.random.default_rng(0)
+    sf.write(os.fspath(path), rng.uniform(-0.3, 0.3, 48000 * 2), 48000, subtype="PCM_16")
+    b = bytearray(path.read_bytes())
+    si = 8  # STREAMINFO's body
+    b[si + 13] &= 0xF0
+    b[si + 14:si + 18] = b"\0\0\0\0"
+    if damage == "garbage":
+        first = b.find(b"\xff\xf8", 42)
+        for k in range(first, len(b)):
+            b[k] = (k * 7) & 0xFF
+    else:
+        b[si + 10:si + 13] = b"\0\0\0"
+    path.write_bytes(bytes(b))
+
+
+@pytest.mark.parametrize("damage", ["garbage", "no-rate"])
+def test_recover_does_not_say_repaired_for_a_file_libsndfile_still_cannot_read(tmp_path, damage):
+    """It said "repaired (flac)" (exit 0) for files no reader opens afterwards."""
+    import cliutil
+
+    path = tmp_path / "bad.flac"
+    _flac_without_length(path, damage)
+    r = cliutil.run("recover", path.name, env=cliutil.no_device_env(tmp_path), cwd=tmp_path)
+    line = cliutil.one_error_line(r.stderr)
+    assert r.returncode == 2 and r.stdout == "", r.stderr
+    assert line.startswith("dictaphone: error: bad.flac: could not be repaired (flac): ")
+    assert "but libsndfile still cannot read it (" in line and ": repaired (" not in line
+    with pytest.raises(Exception):
+        sf.read(os.fspath(path))
+
+
+def test_recover_still_says_repaired_for_a_flac_it_makes_readable(tmp_path):
+    path = tmp_path / "killed.flac"
+    rng = np.random.default_rng(1)
+    sf.write(os.fspath(path), rng.uniform(-0.3, 0.3, 48000), 48000, subtype="PCM_16")
+    b = bytearray(path.read_bytes())
+    b[8 + 13] &= 0xF0
+    b[8 + 14:8 + 18] = b"\0\0\0\0"
+    path.write_bytes(bytes(b))
+    assert recover(os.fspath(path)).describe().startswith(f"{path}: repaired (flac)")
+    assert sf.info(os.fspath(path)).frames == 48000

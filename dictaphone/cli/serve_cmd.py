@@ -29,6 +29,10 @@ def serve(port, host, open_browser):
 
     from ..web import serve as run_server
 
+    if host is not None and not host.strip("[] \t"):
+        # ("" would reach getaddrinfo as "any address": every interface, not none)
+        fail("--host is empty; give an address to listen on, or leave --host out for "
+             "127.0.0.1", EXIT_USAGE)
     page_host = None
     if host is None:
         sock, bind, page_host = _bind_private(port)

@@ -125,6 +125,9 @@ def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, ch
     items = [audio_input(i, samplerate, channels, subtype) for i in clip_words(inputs)]
     if (samplerate or channels or subtype) and not any(i.raw for i in items):
         fail("-r, -c and --subtype are for raw (headerless) files only", EXIT_USAGE)
+    if output is not None and not output.strip():
+        fail("-o is empty; give a file or a directory, or leave -o out to print to stdout",
+             EXIT_USAGE)
     out_dir = None
     if output is not None:
         if os.path.isdir(output):

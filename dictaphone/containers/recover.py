@@ -68,15 +68,48 @@ def recover(path: str, dry_run: bool = False) -> Repair:
     except OSError as e:
         raise SourceError(f"{path}: {e.strerror}") from None
     if magic in (b"RIFF", b"RF64"):
-        return recover_wav(path, dry_run)
-    if magic == b"fLaC":
-        return _restore_chapters(recover_flac(path, dry_run), dry_run)
-    if magic == b"OggS":
-        return _restore_chapters(recover_ogg(path, dry_run), dry_run)
-    if magic[:3] == b"ID3" or _mp3_frame(magic, 0) is not None:
-        return recover_mp3(path, dry_run)
-    raise NotSupportedError(
-        f"{path}: not a recording dictaphone can repair (WAV, FLAC, Ogg Vorbis, Opus or MP3)")
+        repair = recover_wav(path, dry_run)
+    elif magic == b"fLaC":
+        repair = _restore_chapters(recover_flac(path, dry_run), dry_run)
+    elif magic == b"OggS":
+        repair = _restore_chapters(recover_ogg(path, dry_run), dry_run)
+    elif magic[:3] == b"ID3" or _mp3_frame(magic, 0) is not None:
+        repair = recover_mp3(path, dry_run)
+    else:
+        raise NotSupportedError(
+            f"{path}: not a recording dictaphone can repair (WAV, FLAC, Ogg Vorbis, Opus or MP3)")
+    if not dry_run:
+        # "repaired" only for a file that reads: a header set right over frames that are
+        # not audio (or a STREAMINFO with no sample rate) is still a file no player opens.
+        why = unreadable(path)
+        if why is not None:
+            done = ("its header was changed to say " if repair.changed else "its header says ")
+            raise SourceError(f"{path}: could not be repaired ({repair.kind}): {done}"
+                              f"{repair.frames} frames, but libsndfile still cannot read it "
+                              f"({why})")
+    return repair
+
+
+def unreadable(path: str) -> str | None:
+    """Why libsndfile cannot read ``path`` (its header, its first and last blocks), or
+    None when it can."""
+    import soundfile as sf
+
+    from .sfmessages import raw_text
+
+    try:
+        with sf.SoundFile(path) as f:
+            if f.samplerate <= 0 or f.channels <= 0:
+                return "no sample rate or channel count"
+            f.read(min(f.frames, 4096), dtype="float32")
+            if f.frames > 4096:
+                f.seek(max(0, f.frames - 4096))
+                tail = f.read(4096, dtype="float32")
+                if len(tail) == 0:
+                    return "its last frames cannot be read"
+    except Exception as e:  # LibsndfileError, RuntimeError (a seek libsndfile refuses)
+        return raw_text(e) or type(e).__name__
+    return None
 
 
 # ------------------------------------------------------------------------------ WAV
