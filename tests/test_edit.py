@@ -242,3 +242,43 @@ def test_trim_of_real_speech_keeps_the_words_where_they_are_said(env, tmp_path, 
     assert "dentist" in " ".join(w["word"].lower() for w in again)
     dentist = lambda ws, key: next(key(w) for w in ws if "dentist" in (w["word"] if isinstance(w, dict) else w.word).lower())  # noqa: E731
     assert dentist(again, lambda w: w["start"]) == pytest.approx(dentist(words_after, lambda w: w.start), abs=0.3)
+
+
+def _interrupt(args, env, cwd, after=1.5):
+    import signal
+    import time
+
+    proc = subprocess.Popen([*cliutil.CLI, *map(str, args)], env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(after)
+    assert proc.poll() is None, "it finished before it could be interrupted: make the file longer"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    return proc.returncode, err
+
+
+def test_an_interrupted_import_or_in_place_trim_leaves_nothing_half_made(env, tmp_path):
+    # 40 minutes of a tone: ALAC (converted on import: seconds of work) and a FLAC clip
+    # trimmed in place; SIGINT in the middle of each.
+    audiolab.require_tool("ffmpeg")
+    alac = tmp_path / "long.m4a"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "sine=f=440:d=2400:r=48000",
+                    "-c:a", "alac", str(alac)], check=True, timeout=120)
+    status, err = _interrupt(["import", alac], env, tmp_path)
+    assert status == 130, err
+    assert "long.m4a was not imported" in err and "Traceback" not in err
+    assert not [p for p in library(env).iterdir() if not p.name.startswith(".index")], \
+        list(library(env).iterdir())
+    flac = tmp_path / "take.flac"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "sine=f=440:d=2400:r=48000",
+                    "-c:a", "flac", str(flac)], check=True, timeout=120)
+    r = run("import", flac, env=env)
+    assert r.returncode == 0, r.stderr
+    clip = library(env) / "take.flac"
+    before = clip.read_bytes()
+    status, err = _interrupt(["trim", "take", "--from", "1", "--in-place"], env, tmp_path)
+    assert status == 130, err
+    assert "Traceback" not in err
+    assert clip.read_bytes() == before  # the clip as it was
+    assert sorted(p.name for p in library(env).iterdir() if not p.name.startswith(".index")) == [
+        "take.flac", "take.flac.json"]

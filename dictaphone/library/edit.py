@@ -119,19 +119,21 @@ def _encode(reader, a: int, b: int, output: str, fmt, subtype: str, markers) -> 
                      f"{', '.join(str(r) for r in fmt.rates)} Hz)")
     dtype = enc.dtype if resample is None else "float32"
     try:
-        reader.seek(a)
-        left = b - a
-        while left > 0:
-            block = reader.read(min(_BLOCK, left), dtype=dtype, always_2d=True)
-            if len(block) == 0:
-                break
-            left -= len(block)
+        with between_blocks() as signals:
+            reader.seek(a)
+            left = b - a
+            while left > 0:
+                block = reader.read(min(_BLOCK, left), dtype=dtype, always_2d=True)
+                if len(block) == 0:
+                    break
+                left -= len(block)
+                if resample is not None:
+                    block = resample(block, enc.dtype)
+                enc.write(block)
+                signals.check()
             if resample is not None:
-                block = resample(block, enc.dtype)
-            enc.write(block)
-        if resample is not None:
-            enc.write(resample(None, enc.dtype))
-        enc.close()
+                enc.write(resample(None, enc.dtype))
+            enc.close()
     except BaseException:
         enc.close()
         raise
@@ -142,6 +144,42 @@ def _encode(reader, a: int, b: int, output: str, fmt, subtype: str, markers) -> 
         notes.append(f"{fmt.name} has no place for markers: they are not in the file")
     return Result(path=output, format=fmt.name, frames=enc.frames, samplerate=out_rate,
                   markers=len(markers), notes=notes)
+
+
+class between_blocks:
+    """Ctrl-C (SIGINT) and SIGTERM held while a block is encoded and acted on between two
+    blocks (``check()``): a KeyboardInterrupt inside libsndfile's write callback is printed
+    by cffi and swallowed, and the encoder then fails with a misleading error, leaving the
+    temporary file. Only in the main thread (elsewhere signals are not delivered anyway)."""
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        self.hit = None
+        self.saved = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    self.saved[sig] = signal.signal(sig, self._hold)
+                except (ValueError, OSError):
+                    pass
+        return self
+
+    def _hold(self, signum, frame):
+        self.hit = signum
+
+    def check(self) -> None:
+        if self.hit is not None:
+            raise KeyboardInterrupt
+
+    def __exit__(self, kind, *exc):
+        import signal
+
+        for sig, handler in self.saved.items():
+            signal.signal(sig, handler)
+        if kind is None:
+            self.check()
 
 
 class _Resampler:

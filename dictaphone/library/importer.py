@@ -177,12 +177,16 @@ def _convert(reader, path: str, tmp: str, lossless: bool, markers) -> tuple[str,
     enc = make_encoder(tmp, fmt, rate, channels, subtype, force=True)
     for m in markers:
         enc.add_marker(int(round(m.time * rate)), m.number, m.label)
+    from .edit import between_blocks
+
     n = 0
     try:
-        for block in reader.blocks(_BLOCK, dtype=enc.dtype, always_2d=True):
-            enc.write(block)
-            n += len(block)
-        enc.close()
+        with between_blocks() as signals:
+            for block in reader.blocks(_BLOCK, dtype=enc.dtype, always_2d=True):
+                enc.write(block)
+                n += len(block)
+                signals.check()
+            enc.close()
     except BaseException:
         enc.close()
         raise
