@@ -17,7 +17,7 @@ import sys
 import click
 
 from ..errors import DictaphoneError
-from . import clips_cmd, control_cmd, edit_cmd, record_cmd, serve_cmd, system_cmd, transcribe_cmd  # noqa: F401  (register commands)
+from . import clips_cmd, control_cmd, edit_cmd, record_cmd, serve_cmd, speakers_cmd, system_cmd, transcribe_cmd  # noqa: F401  (register commands)
 from .app import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, cli, fail, one_line, say
 
 __all__ = ["cli", "main"]

@@ -18,7 +18,7 @@ def _stdout_console():
 
 
 LIST_FIELDS = ("name", "path", "duration", "created", "format", "size", "samplerate", "channels",
-               "device", "dropped_frames", "transcript", "gaps", "markers", "missing")
+               "device", "dropped_frames", "transcript", "speakers", "gaps", "markers", "missing")
 #: clips read from the index at a time while a listing is shown
 CHUNK = 200
 
@@ -51,7 +51,7 @@ def _newest(index, limit):
 @cli.command("list")
 @click.option("--json", "as_json", is_flag=True,
               help="A JSON list, one clip a line: name, path, duration, created, format, size, "
-                   "transcript (first words), markers, ...")
+                   "transcript (first words), speakers, markers, ...")
 @click.option("-n", "--limit", type=click.IntRange(min=1), metavar="N", help="Only the N newest clips.")
 @click.option("--no-pager", is_flag=True, help="Print everything, also on a terminal (no pager).")
 def list_(as_json, limit, no_pager):

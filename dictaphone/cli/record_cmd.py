@@ -19,7 +19,7 @@ SECTIONS = (
     ("Length", ("duration", "split")),
     ("Stopping", ("stop_on_silence", "reconnect")),
     ("Hands-free", ("wait_for_sound", "skip_silence", "split_on_silence", "threshold", "vad")),
-    ("Transcripts", ("transcribe", "model", "language", "on_text")),
+    ("Transcripts", ("transcribe", "model", "language", "speakers", "on_text")),
     ("Markers", ("split_on_mark", "on_mark")),
     ("Scripting", ("timeslice", "events", "on_data", "on_stop")),
 )
@@ -61,13 +61,14 @@ SECTIONS = (
 @click.option("--transcribe", is_flag=True, help="Transcribe while recording (needs the transcribe extra); the text is saved with the recording.")
 @click.option("--model", metavar="NAME|PATH", help="Whisper model for --transcribe: a size (tiny.en, base.en, small, ...) or a CTranslate2 directory. Default: $DICTAPHONE_MODEL, else base.en.")
 @click.option("--language", metavar="CODE", help="Language for --transcribe (en, de, ...). Default: detect (English for .en models).")
+@click.option("--speakers", is_flag=True, help="With --transcribe: label who speaks in the saved transcript, at the stop (dictaphone transcribe --speakers).")
 @click.option("--on-text", metavar="CMD", help="With --transcribe: run CMD (with sh) for each utterance; the text is in DICTAPHONE_TEXT, its times in DICTAPHONE_START and DICTAPHONE_END.")
 @click.option("--on-mark", metavar="CMD", help="Run CMD (with sh) at each marker; DICTAPHONE_MARK_TIME, _LABEL and _NUMBER say which.")
 @click.option("--split-on-mark", is_flag=True, help="Each marker (m key, 'dictaphone mark') also starts a new file: NAME-001.EXT, ...")
 def record(output, format_name, samplerate, channels, device, duration, input_path, realtime,
            subtype, force, quiet, timeslice, split, events, on_data, on_stop, name,
            wait_for_sound, stop_on_silence, skip_silence, split_on_silence, threshold,
-           reconnect, vad, transcribe, model, language, on_text, on_mark, split_on_mark):
+           reconnect, vad, transcribe, model, language, speakers, on_text, on_mark, split_on_mark):
     """Record from the microphone (or --input FILE) into OUTPUT.
 
     OUTPUT is a file, or - for stdout (audio only; messages go to stderr). Without OUTPUT
@@ -108,7 +109,7 @@ def record(output, format_name, samplerate, channels, device, duration, input_pa
                          wait_for_sound=wait_for_sound, stop_on_silence=stop_on_silence,
                          skip_silence=skip_silence, split_on_silence=split_on_silence,
                          threshold=threshold, reconnect=reconnect, vad=vad, transcribe=transcribe,
-                         model=model, language=language, on_text=on_text,
+                         model=model, language=language, speakers=speakers, on_text=on_text,
                          on_mark=on_mark, split_on_mark=split_on_mark)
     status = run_record(opts)
     # The recording is finished: from here on a stop signal has nothing to stop. Ignored

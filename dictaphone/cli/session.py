@@ -52,6 +52,7 @@ class RecordOptions:
     transcribe: bool = False
     model: str | None = None
     language: str | None = None
+    speakers: bool = False
     on_text: str | None = None
     on_mark: str | None = None
     split_on_mark: bool = False
@@ -608,6 +609,7 @@ def _run_record(opts: RecordOptions) -> tuple[int, bool]:
     # The speech model is loaded before the device is even looked up: a missing extra or
     # a bad model is one line, and nothing is recorded.
     transcriber = load_transcriber(opts) if opts.transcribe else None
+    labeller = load_labeller() if opts.speakers else None
     silero = None
     if opts.vad == "silero" and opts.uses_voice:
         from ..speech.silero import SileroVAD
@@ -626,6 +628,7 @@ def _run_record(opts: RecordOptions) -> tuple[int, bool]:
         from ..speech.live import LiveTranscriber
 
         live = session.live = LiveTranscriber(rec, transcriber)
+    session.labeller = labeller
     created = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     new_events_file = opts.events not in (None, "-") and not os.path.exists(opts.events)
     events_file = open_events(opts)
@@ -746,21 +749,57 @@ def finish_transcript(live, rec, opts: RecordOptions, session: Session) -> str |
     if not complete and rec.paths:
         warn(f"the transcript is incomplete and was not saved; 'dictaphone transcribe "
              f"{rec.paths[0]}' makes it from the recording")
-    saved = save_transcript(live.transcript, rec) if complete else []
+    t = live.transcript
+    if complete and getattr(session, "labeller", None) is not None and not t.empty:
+        t = label_speakers(session.labeller, t, rec, tty)
+    saved = save_transcript(t, rec) if complete else []
     if saved and not opts.quiet:
-        t = live.transcript
         n = len(t.text.split())
         where = saved[0] if len(saved) == 1 else f"{len(saved)} files"
         if n == 0:  # as `dictaphone transcribe` says it: silence is not "0 words in 0 segments"
             return f"Transcript: no speech, saved as {where}"
+        who = (f", {len(t.speakers)} speaker{'s' if len(t.speakers) != 1 else ''}"
+               if t.labelled else "")
         line = (f"Transcript: {n} word{'s' if n != 1 else ''} in {len(t.segments)} "
-                f"segment{'s' if len(t.segments) != 1 else ''}, saved as {where}")
+                f"segment{'s' if len(t.segments) != 1 else ''}{who}, saved as {where}")
         # A dictated note is short: its words right here, no other command needed.
         texts = [text for _, text in getattr(live, "utterances", [])] or [s.text for s in t.segments]
         if len(texts) <= SHOW_UTTERANCES and sum(len(x) for x in texts) <= SHOW_CHARACTERS:
             line += "".join(f"\n  {x}" for x in texts)
         return line
     return None
+
+
+def load_labeller():
+    """The voice encoder for --speakers, loaded before recording (a missing model: one line)."""
+    from ..speech.speakers import Labeller
+
+    labeller = Labeller().load()
+    labeller.voices()
+    return labeller
+
+
+def label_speakers(labeller, transcript, rec, tty: bool):
+    """The transcript labelled with speakers from the recorded files (read back whole, at
+    the stop); unlabelled, with a warning, when they cannot be read."""
+    import numpy as np
+
+    from ..speech.transcribe import read_audio
+
+    if tty:
+        print("\r\033[Klabelling speakers…", end="", file=sys.stderr, flush=True)
+    try:
+        paths = [p for p in rec.paths if os.path.exists(p)]
+        audio = np.concatenate([read_audio(p) for p in paths]) if paths else None
+        if audio is None:
+            return transcript
+        return labeller.label(transcript, audio)
+    except Exception as e:  # the transcript is still worth saving without labels
+        warn(f"speaker labels failed ({e}); the transcript is saved without them")
+        return transcript
+    finally:
+        if tty:
+            print("\r\033[K", end="", file=sys.stderr, flush=True)
 
 
 def save_transcript(transcript, rec) -> list[str]:
@@ -957,9 +996,11 @@ def check_scripting_options(opts: RecordOptions) -> None:
         raise InvalidArgumentError("--events - needs stdout, which carries the audio; give the events a file")
     if not opts.transcribe:
         for name, value in (("--model", opts.model), ("--language", opts.language),
-                            ("--on-text", opts.on_text)):
+                            ("--on-text", opts.on_text), ("--speakers", opts.speakers or None)):
             if value is not None:
                 raise InvalidArgumentError(f"{name} goes with --transcribe")
+    if opts.speakers and opts.output == "-":
+        raise InvalidArgumentError("--speakers labels the saved transcript; a recording to stdout has none")
     for name, value in (("--model", opts.model), ("--language", opts.language),
                         ("--on-text", opts.on_text)):
         if value is not None and not str(value).strip():

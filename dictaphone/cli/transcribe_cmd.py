@@ -98,8 +98,14 @@ class _Progress:
 @click.option("-c", "--channels", type=Bounded(1, MAX_CHANNELS, "channel count"),
               help="Raw files: channels (default 1).")
 @click.option("--subtype", type=Subtype(), help="Raw files: sample format (default PCM_16).")
+@click.option("--speakers", is_flag=True,
+              help="Label who speaks: 'Speaker 1', 'Speaker 2'... or the name of a known voice "
+                   "(dictaphone speakers add). Needs the voice encoder: pip install --no-deps resemblyzer.")
+@click.option("--num-speakers", type=Bounded(1, 20, "number of speakers"), metavar="N",
+              help="With --speakers: there are N speakers (default: found from the voices).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no notes on stderr.")
-def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, channels, subtype, quiet):
+def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, channels, subtype,
+               speakers, num_speakers, quiet):
     """Print what was said in recordings (clip names or files of any format dictaphone writes;
     - reads one from stdin).
 
@@ -113,6 +119,12 @@ def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, ch
       dictaphone transcribe "shopping list" -f srt -o list.srt
       dictaphone transcribe talk.raw -r 16000 --model small --language de
       dictaphone record -d 30 - -f wav | dictaphone transcribe -
+      dictaphone transcribe interview --speakers --num-speakers 2 -f srt
+
+    With --speakers, segments are split where the speaker changes and each segment and word
+    carries its speaker (txt: a "Speaker 1:" line at each change; srt: [Speaker 1]; vtt:
+    <v Speaker 1>). A saved transcript keeps its labels (and names given with speakers
+    rename-in); they are found again with --redo, or when --num-speakers differs.
     """
     from ..speech.transcribe import audio_input, model_choice
     from ..library.transcript import saved, sidecar_path
@@ -170,6 +182,16 @@ def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, ch
                 t = saved(item.path, model=asked_model, language=lang, duration=item.duration())
                 if t is not None:
                     results[n] = t
+    if num_speakers is not None:
+        speakers = True
+    labeller = None
+    if speakers:
+        # The voice encoder is checked before anything is recognised or written.
+        from ..speech.speakers import Labeller
+
+        labeller = Labeller().load()
+        labeller.voices()  # a damaged voices file says so now
+    relabel = [n for n, t in results.items() if speakers and _needs_labels(t, num_speakers)]
     todo = [n for n in range(len(items)) if n not in results]
     unsaved: list = []  # clips whose new transcript could not be saved (printed all the same)
     for n in todo:  # a raw file's saved transcript prints without its rate; recognising needs it
@@ -200,9 +222,24 @@ def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, ch
                 else:
                     with audio:
                         t = engine.transcribe_long(audio, progress=task)
+                if labeller is not None:
+                    # The speaker step needs the whole recording at once (64 KB a second).
+                    if hasattr(audio, "blocks"):
+                        from ..speech.transcribe import read_audio
+
+                        audio = read_audio(item.path, item.samplerate, item.channels, item.subtype)
+                    t = labeller.label(t, audio, num_speakers)
                 if not item.stdin and not _save(item, t, quiet):  # (a stream has no file
                     unsaved.append(item)                           # to keep it beside)
                 results[n] = t
+    for n in relabel:  # a saved transcript labelled afresh: its words stay, no Whisper
+        from ..speech.transcribe import read_audio
+
+        item = items[n]
+        audio = read_audio(item.path, item.samplerate, item.channels, item.subtype)
+        results[n] = labeller.label(results[n], audio, num_speakers)
+        if not _save(item, results[n], quiet):
+            unsaved.append(item)
     for n, item in enumerate(items):
         if results[n].empty and not quiet:
             say(f"dictaphone: no speech in {item.name}")
@@ -210,6 +247,16 @@ def transcribe(inputs, fmt, output, force, model, language, redo, samplerate, ch
     if unsaved:
         # The text is out (stdout or -o); the library is not up to date: exit 1.
         raise SystemExit(EXIT_ERROR)
+
+
+def _needs_labels(transcript, num_speakers) -> bool:
+    """A saved transcript is labelled again when it has no labels, or not the number asked
+    for (its labels, and names given since, are kept otherwise)."""
+    if transcript.empty:
+        return False
+    if not transcript.labelled:
+        return True
+    return num_speakers is not None and len(transcript.speakers) != num_speakers
 
 
 def _kept_beside(item) -> set[str]:

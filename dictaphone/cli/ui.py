@@ -233,9 +233,13 @@ def transcript_view(transcript):
     out.append(f"  {transcript.model or '?'}, {transcript.language or '?'}\n")
     if transcript.empty:
         out.append("(no speech)\n", style="dim")
+    current = None
     for seg in transcript.segments:
         if seg.text:
             out.append(f"{clock(seg.start, 0)}  ", style="dim")
+            if seg.speaker is not None and seg.speaker != current:
+                out.append(f"{seg.speaker}: ", style="bold")
+                current = seg.speaker
             out.append(seg.text + "\n")
     out.rstrip()
     return out

@@ -123,6 +123,8 @@ class Clip:
     #: where the device was lost and came back: [{"time": s, "duration": s, "reason": str}]
     gaps: list = dataclasses.field(default_factory=list)
     transcript: str | None = None  #: the first words of its saved transcript ("" if silent)
+    #: who speaks in its saved transcript, in order ([] when it is not labelled)
+    speakers: list = dataclasses.field(default_factory=list)
     #: the file it was imported from (dictaphone import), as given then
     imported: str | None = None
     #: the audio file is gone (removed by hand): only its metadata is left, which
@@ -357,6 +359,7 @@ def _from_file(path: str, saved=_UNREAD) -> Clip:
 
         saved = transcript.load(path)
     clip.transcript = saved.first_words() if saved is not None else None
+    clip.speakers = saved.speakers if saved is not None else []
     if clip.created is None:
         clip.created = datetime.datetime.fromtimestamp(st.st_mtime).astimezone().isoformat(timespec="seconds")
     if clip.format is None:

@@ -711,7 +711,11 @@ class Index:
     # -- reading ---------------------------------------------------------------------------
 
     _COLUMNS = ("file, name, created, duration, format, samplerate, channels, size, device,"
-                " dropped_frames, markers, gaps, preview, missing, stamp")
+                " dropped_frames, markers, gaps, preview, missing, stamp,"
+                # who speaks in its transcript, in the order they are first heard
+                " (SELECT group_concat(speaker, char(31)) FROM (SELECT speaker FROM segments s"
+                " WHERE s.clip_id = clips.id AND s.speaker IS NOT NULL GROUP BY speaker"
+                " ORDER BY min(s.seq)))")
 
     def _clip(self, row):
         """A ``clips.Clip`` from a row; it also carries ``stamp`` (its files' sizes and
@@ -719,13 +723,14 @@ class Index:
         from .clips import Clip
 
         (file, name, created, duration, fmt, rate, channels, size, device, dropped, markers,
-         gaps, preview, missing, stamp) = row
+         gaps, preview, missing, stamp, speakers) = row
         clip = Clip(name=name, path=os.path.join(self.directory, file), created=created or None,
                     duration=duration, format=fmt, samplerate=rate, channels=channels, size=size or 0,
                     device=device, dropped_frames=dropped,
                     markers=json.loads(markers) if markers != "[]" else [],
                     gaps=json.loads(gaps) if gaps != "[]" else [],
-                    transcript=preview, missing=bool(missing))
+                    transcript=preview, missing=bool(missing),
+                    speakers=speakers.split("\x1f") if speakers else [])
         clip.stamp = stamp
         return clip
 

@@ -133,3 +133,65 @@ class Labeller:
             return np.zeros(0), 0.0
         emb = normalise(self.encoder.embed(chunks))
         return normalise((emb * np.array(weights)[:, None]).sum(axis=0)), seconds
+
+
+class SpeakerNotFoundError(InvalidArgumentError):
+    """The transcript has no speaker of that label."""
+
+
+def rename_in(audio_path: str, old: str, new: str, remember: bool = False,
+              labeller: "Labeller | None" = None, source: str = ""):
+    """Call speaker ``old`` ``new`` in the saved transcript of ``audio_path``; with
+    ``remember``, keep the voice as a known one (its print made from that speaker's
+    speech). Nothing is saved unless everything worked. Returns (transcript, voice or None)."""
+    from ...library import transcript as tmod
+    from ...library import voices as vmod
+
+    new = vmod.check_name(new)
+    t = tmod.load(audio_path)
+    if t is None:
+        raise SpeakerNotFoundError(f"{source or audio_path} has no saved transcript "
+                                   "(dictaphone transcribe --speakers makes one)")
+    if not t.labelled:
+        raise SpeakerNotFoundError(f"the transcript of {source or audio_path} has no speaker "
+                                   "labels (dictaphone transcribe --speakers --redo adds them)")
+    match = [s for s in t.speakers if s == old] or [s for s in t.speakers if s.casefold() == old.strip().casefold()]
+    if not match:
+        raise SpeakerNotFoundError(f"no speaker {old!r} in {source or audio_path} (its speakers: "
+                                   f"{', '.join(t.speakers)})")
+    old = match[0]
+    voice = None
+    if remember:
+        known = vmod.find(vmod.load(), new)
+        spans = [(s.start, s.end) for s in t.segments if s.speaker == old]
+        if known is None:
+            from ..transcribe import read_audio
+
+            labeller = labeller or Labeller()
+            vector, seconds = labeller.voice_print(read_audio(audio_path), spans)
+            if seconds < MIN_PRINT:
+                raise InvalidArgumentError(f"{old} speaks only {seconds:.1f} s in {source or audio_path}: "
+                                           f"a voice print needs {MIN_PRINT:g} s of speech")
+            voice = (vector, seconds, labeller.encoder.name)
+    t.rename_speaker(old, new)
+    tmod.save(audio_path, t)
+    saved = None
+    if voice is not None:
+        saved = vmod.add(new, voice[2], voice[0], voice[1], source=source or audio_path)
+    return t, saved
+
+
+#: seconds of speech a voice print is made from, at least
+MIN_PRINT = 2.0
+
+
+def print_of(audio: np.ndarray, labeller: "Labeller | None" = None):
+    """The voice print of the main voice of ``audio``: (print, seconds, encoder name,
+    how many voices were heard). The one who speaks most when there are several."""
+    labeller = labeller or Labeller()
+    d = labeller.diarize(audio)
+    if d.count == 0:
+        return None, 0.0, labeller.encoder.name, 0
+    secs = d.seconds()
+    k = int(np.argmax(secs))
+    return d.prints[k], secs[k], labeller.encoder.name, d.count
