@@ -61,7 +61,7 @@ SECTIONS = (
 @click.option("--transcribe", is_flag=True, help="Transcribe while recording (needs the transcribe extra); the text is saved with the recording.")
 @click.option("--model", metavar="NAME|PATH", help="Whisper model for --transcribe: a size (tiny.en, base.en, small, ...) or a CTranslate2 directory. Default: $DICTAPHONE_MODEL, else base.en.")
 @click.option("--language", metavar="CODE", help="Language for --transcribe (en, de, ...). Default: detect (English for .en models).")
-@click.option("--speakers", is_flag=True, help="With --transcribe: label who speaks in the saved transcript, at the stop (dictaphone transcribe --speakers).")
+@click.option("--speakers", is_flag=True, help="With --transcribe: label who speaks (Speaker 1, a known voice's name) in the saved transcript, at the stop.")
 @click.option("--on-text", metavar="CMD", help="With --transcribe: run CMD (with sh) for each utterance; the text is in DICTAPHONE_TEXT, its times in DICTAPHONE_START and DICTAPHONE_END.")
 @click.option("--on-mark", metavar="CMD", help="Run CMD (with sh) at each marker; DICTAPHONE_MARK_TIME, _LABEL and _NUMBER say which.")
 @click.option("--split-on-mark", is_flag=True, help="Each marker (m key, 'dictaphone mark') also starts a new file: NAME-001.EXT, ...")
