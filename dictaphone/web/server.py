@@ -432,6 +432,31 @@ class Page:
 
         return JSONResponse(await run_in_threadpool(do))
 
+    async def rename_speaker(self, request: Request):
+        """A speaker of one clip's transcript named (``old`` -> ``new``); with ``remember``
+        the voice is kept as a known one (dictaphone speakers rename-in)."""
+        data = await _json_body(request)
+        old, new, remember = data.get("old"), data.get("new"), data.get("remember", False)
+        if not isinstance(old, str) or not isinstance(new, str) or not isinstance(remember, bool):
+            raise HTTPError(400, "give the speaker (old), the new name (new) and remember (true/false)")
+
+        def do():
+            from ..speech.speakers import rename_in
+
+            clip = _find(request.path_params["name"])
+            self._not_recording(clip)
+            try:
+                t, voice = rename_in(clip.path, old, new, remember=remember, source=clip.name)
+            except InvalidArgumentError as e:  # no such speaker, an empty name, too little speech
+                raise HTTPError(400, str(e)) from None
+            except DictaphoneError as e:  # the voice model missing, a disk that refused
+                raise HTTPError(500, str(e)) from None
+            except OSError as e:
+                raise HTTPError(500, f"cannot save the transcript of {clip.name}: {e.strerror or e}") from None
+            return {"name": clip.name, "speakers": t.speakers, "remembered": voice.name if voice else None}
+
+        return JSONResponse(await run_in_threadpool(do))
+
     async def delete(self, request: Request):
         await _json_body(request)
 
@@ -706,6 +731,7 @@ def create_app(token: str, port: int, host: str = "127.0.0.1", transcribe: bool 
         Route("/api/clips/{name}/transcript", page.transcript),
         Route("/api/clips/{name}/rename", page.rename, methods=["POST"]),
         Route("/api/clips/{name}/delete", page.delete, methods=["POST"]),
+        Route("/api/clips/{name}/speakers", page.rename_speaker, methods=["POST"]),
         Route("/api/clips/{name}/transcribe", page.transcribe_clip, methods=["POST"]),
         Route("/api/clips/{name}/trim", page.trim, methods=["POST"]),
         Route("/api/clips/{name}/export", page.export),

@@ -27,7 +27,7 @@ HOP = 160  # 10 ms
 N_MELS = 40
 FRAMES = 160  # 1.6 s a window
 TARGET_DBFS = -30.0
-BATCH = 128  # windows a pass (memory: about 3 MB a window of LSTM inputs)
+BATCH = 32  # windows a pass: about 1 MB a window of LSTM state and inputs
 
 
 def _hz_to_mel(f):

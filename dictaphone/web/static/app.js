@@ -484,7 +484,20 @@ async function loadTranscript(card) {
   if (card.clip.version !== version) return null;
   card.transcript = t;
   box.replaceChildren();
+  let speaker = null;
   for (const seg of t.segments || []) {
+    if (seg.speaker != null && seg.speaker !== speaker) {
+      // A speaker's label where the speaker changes; a click names the speaker.
+      speaker = seg.speaker;
+      const who = document.createElement("button");
+      who.type = "button";
+      who.className = "speaker";
+      who.textContent = seg.speaker;
+      who.title = "Name this speaker";
+      const old = seg.speaker;
+      who.addEventListener("click", () => openSpeaker(card, old));
+      box.append(who);
+    }
     const p = document.createElement("p");
     p.className = "segment";
     const ts = document.createElement("button");
@@ -660,6 +673,19 @@ function openRename(name) {
   input.select();
 }
 
+function openSpeaker(card, speaker) {
+  const dialog = $("#speaker-dialog");
+  $(".which", dialog).textContent = `“${speaker}” in “${card.clip.name}”`;
+  const input = $("#speaker-input");
+  input.value = speaker;
+  $("#speaker-remember").checked = false;
+  showError($("#speaker-error"), "");
+  dialog.dataset.name = card.clip.name;
+  dialog.dataset.speaker = speaker;
+  dialog.showModal();
+  input.select();
+}
+
 function openDelete(name) {
   const dialog = $("#delete-dialog");
   $(".which", dialog).textContent = `“${name}”`;
@@ -685,6 +711,25 @@ function setupDialogs() {
       showClip(renamed);
     } catch (e) {
       showError($("#rename-error"), e.message);
+    }
+  });
+  $("#speaker-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const dialog = $("#speaker-dialog");
+    const name = dialog.dataset.name, old = dialog.dataset.speaker;
+    const now = $("#speaker-input").value.trim(), remember = $("#speaker-remember").checked;
+    if (now === old && !remember) return dialog.close();
+    try {
+      await post(clipUrl(name, "speakers"), { old, new: now, remember });
+      dialog.close();
+      toast(remember ? `${old} is “${now}”, and the voice is known now` : `${old} is “${now}”`);
+      const card = cards.get(name);
+      if (card) {
+        card.transcript = null;
+        await loadTranscript(card);
+      }
+    } catch (e) {
+      showError($("#speaker-error"), e.message);
     }
   });
   $("#delete-form").addEventListener("submit", async (ev) => {
