@@ -1341,3 +1341,108 @@ def test_the_token_on_127_0_0_1_leads_to_the_pages_own_address_before_any_cookie
         assert status == 403
     status, headers, _ = server.request("GET", f"/?token={server.token}", token=None)
     assert status == 303 and headers["location"] == "/" and server.token in headers["set-cookie"]
+
+
+# ---------------------------------------------------------------------------------------------
+# What surprised a new user (issue #20)
+
+
+def test_the_live_label_says_in_words_what_it_means(server, page_at):
+    page = page_at(server)
+    live = page.locator("#live")
+    assert live.inner_text() == "live"
+    title = live.get_attribute("title")
+    assert "connected to dictaphone serve" in title and "without reloading" in title, title
+    live.click()  # a phone has no hover: a tap shows the same words
+    page.locator("#toast", has_text="without reloading").wait_for()
+
+
+def _flag_columns(page, name: str) -> dict:
+    """Where the marker colour is in the top row of a card's waveform canvas: the
+    canvas's width and the marker-coloured columns (the flags and their lines)."""
+    return card(page, name).locator("canvas").evaluate("""c => {
+        const css = getComputedStyle(document.documentElement).getPropertyValue('--marker').trim();
+        const probe = document.createElement('canvas').getContext('2d');
+        probe.fillStyle = css; probe.fillRect(0, 0, 1, 1);
+        const want = probe.getImageData(0, 0, 1, 1).data;
+        const row = c.getContext('2d').getImageData(0, 0, c.width, 1).data;
+        const cols = [];
+        for (let x = 0; x < c.width; x++) {
+            const i = 4 * x;
+            if (Math.abs(row[i] - want[0]) + Math.abs(row[i + 1] - want[1]) + Math.abs(row[i + 2] - want[2]) < 30
+                && row[i + 3] > 200) cols.push(x);
+        }
+        return {width: c.width, cols};
+    }""")
+
+
+def test_a_marker_at_the_clips_very_end_shows_its_whole_flag(server, page_at, web_env, speech):
+    r = cliutil.run("record", "--input", speech, "--name", "flag at end", "-q", env=web_env)
+    assert r.returncode == 0, r.stderr
+    meta_path = server.home / "flag at end.wav.json"
+    meta = json.loads(meta_path.read_text())
+    meta["markers"] = [{"number": 1, "time": 0.0, "label": "start"},
+                       {"number": 12, "time": meta["duration"], "label": "the very end"}]
+    tmp = meta_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(meta))
+    os.replace(tmp, meta_path)
+    try:
+        for viewport in (LAPTOP, PHONE):
+            page = page_at(server, viewport=viewport)
+            c = card(page, "flag at end")
+            c.locator(".marker", has_text="the very end").wait_for()
+            page.wait_for_function("""n => { const c = document.querySelector(
+                `li.clip[data-name="${n}"] canvas`); return c && !c.hidden && c.width > 50; }""",
+                arg="flag at end")
+            found = _flag_columns(page, "flag at end")
+            width, cols = found["width"], set(found["cols"])
+            dpr = page.evaluate("window.devicePixelRatio || 1")
+            # "12" is two digits: a flag of at least 10 px, all of it on the canvas, ending
+            # at its last column; the one at 0 s starts at the first.
+            end = {x for x in cols if x > width - 40}
+            assert len(end) >= 10 * dpr and max(end) == width - 1, (width, sorted(end))
+            start = {x for x in cols if x < 40}
+            assert min(start) == 0 and len(start) >= 6 * dpr, sorted(start)
+    finally:
+        cliutil.run("delete", "--yes", "flag at end", env=web_env)
+
+
+def test_the_card_of_a_recording_in_progress_shows_the_time_and_size_its_row_does(
+        audio_server, page_at):
+    rec = subprocess.Popen([*cliutil.CLI, "record", "-r", "44100", "--name", "growing"],
+                           env=audio_server.env, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        page = page_at(audio_server)
+        row(page, "growing").wait_for()
+        c = card(page, "growing")
+        c.wait_for()
+        page.wait_for_function("""() => { const t = document.querySelector('.recording-row .rtime');
+            return t && t.textContent !== '0:00.0' && t.textContent !== '–'; }""")
+        seen = []
+        deadline = time.monotonic() + 20
+        while len(seen) < 4 and time.monotonic() < deadline:
+            # one look at both, at the same moment (the page updates them together)
+            shot = page.evaluate("""() => [
+                document.querySelector('.recording-row .rtime').textContent,
+                document.querySelector('li.clip[data-name="growing"] .meta').textContent]""")
+            if not seen or shot[0] != seen[-1][0]:
+                seen.append(shot)
+            time.sleep(0.3)
+        assert len(seen) >= 4, seen  # the row's time moved at least three times
+        sizes = []
+        for rtime, meta in seen:
+            fields = meta.split(" · ")
+            assert fields[1] == rtime, (rtime, meta)  # the card's time is the recording's
+            sizes.append(fields[3])
+        assert len(set(sizes)) > 1, sizes  # and its size grows with it
+        row(page, "growing").locator(".stop").click()
+        assert rec.wait(cliutil.EXIT_TIMEOUT) == 0
+    finally:
+        stop_process(rec)
+    # Finished: the card shows the clip's own length, which the file has.
+    path = clip_path(audio_server.home, "growing")
+    duration = soundfile.info(str(path)).duration
+    from dictaphone.timecode import clock
+
+    c.locator(".meta", has_text=clock(duration, 1)).wait_for()

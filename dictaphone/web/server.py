@@ -550,7 +550,8 @@ class Page:
                            "file": os.path.basename(path),
                            "name": os.path.splitext(os.path.basename(path))[0],
                            "in_library": bool(path) and library.is_clip_path(path),
-                           "duration": s.get("duration"), "peak_dbfs": s.get("peak_dbfs"),
+                           "duration": s.get("duration"), "bytes": s.get("bytes"),
+                           "peak_dbfs": s.get("peak_dbfs"),
                            "rms_dbfs": s.get("rms_dbfs"), "format": s.get("format"),
                            "device_lost": s.get("device_lost"),  # {"reason", "lost", "left"} or None
                            # --transcribe: {"utterances": [{"start", "text"}], "partial": {...} or None}

@@ -286,9 +286,8 @@ function updateCard(card, clip) {
   const changed = card.version !== clip.version || card.clip?.recording !== clip.recording;
   card.clip = clip;
   $(".name", el).textContent = clip.name;
-  const parts = [when(clip.created), clock(clip.duration, true), clip.format || "?", bytes(clip.size)];
-  if (clip.samplerate) parts.push(`${(clip.samplerate / 1000).toFixed(clip.samplerate % 1000 ? 1 : 0)}\u00a0kHz`);
-  $(".meta", el).textContent = parts.join(" · ");
+  if (!clip.recording) card.live = null;  // finished: the library's own numbers from now on
+  renderMeta(card);
   const preview = $(".preview", el);
   preview.textContent = clip.transcript ? `“${clip.transcript}”` : "";
   preview.hidden = !clip.transcript;
@@ -320,6 +319,17 @@ function updateCard(card, clip) {
     if (details.open) loadTranscript(card);
     loadWave(card);
   }
+}
+
+// A card's line of details. While its clip is being recorded, the time and size are the
+// recording's own (its row's, four times a second), not the library's last look at the file.
+function renderMeta(card) {
+  const clip = card.clip, live = clip.recording ? card.live : null;
+  const duration = live && live.duration != null ? live.duration : clip.duration;
+  const size = live && live.bytes != null ? live.bytes : clip.size;
+  const parts = [when(clip.created), clock(duration, true), clip.format || "?", bytes(size)];
+  if (clip.samplerate) parts.push(`${(clip.samplerate / 1000).toFixed(clip.samplerate % 1000 ? 1 : 0)}\u00a0kHz`);
+  $(".meta", card.el).textContent = parts.join(" · ");
 }
 
 function pauseOthers(current) {
@@ -438,19 +448,23 @@ function drawWave(card) {
   if (duration) {
     ctx.font = `${Math.round(10 * dpr)}px system-ui, sans-serif`;
     ctx.textBaseline = "top";
+    const line = Math.max(1, Math.round(dpr));
     for (const m of card.clip.markers || []) {
-      const x = Math.round((m.time / duration) * width);
+      // (a marker at the very end is drawn at the last column, its flag to the left of
+      // its line: it was cut off the canvas)
+      const x = Math.min(width - line, Math.max(0, Math.round((m.time / duration) * width)));
       ctx.fillStyle = css.getPropertyValue("--marker").trim() || "#06c";
-      ctx.fillRect(x, 0, Math.max(1, dpr), height);
+      ctx.fillRect(x, 0, line, height);
       const label = String(m.number ?? "");
-      const w = ctx.measureText(label).width + 4 * dpr;
-      ctx.fillRect(x, 0, w, 12 * dpr);
+      const w = Math.ceil(ctx.measureText(label).width + 4 * dpr);
+      const fx = x + w <= width ? x : x + line - w;
+      ctx.fillRect(fx, 0, w, Math.round(12 * dpr));
       ctx.fillStyle = "#fff";
-      ctx.fillText(label, x + 2 * dpr, 1 * dpr);
+      ctx.fillText(label, fx + 2 * dpr, 1 * dpr);
     }
     ctx.fillStyle = css.getPropertyValue("--warn").trim() || "#d80";
     for (const g of card.clip.gaps || []) {
-      const x = Math.round((g.time / duration) * width);
+      const x = Math.min(width - 2 * dpr, Math.max(dpr, Math.round((g.time / duration) * width)));
       ctx.fillRect(x - dpr, 0, 2 * dpr, height);
     }
     if (at > 0) {
@@ -789,7 +803,11 @@ function renderRecordings(list) {
     showLiveText($(".rtext", li), r.transcript, 3);
     // ... and in its card in the library, which shows the saved transcript once it ends
     const card = r.in_library && cards.get(r.name);
-    if (card && card.clip.recording) showLiveText($(".preview", card.el), r.transcript, 1);
+    if (card && card.clip.recording) {
+      showLiveText($(".preview", card.el), r.transcript, 1);
+      card.live = { duration: r.duration, bytes: r.bytes };
+      renderMeta(card);
+    }
   }
   for (const [id, li] of rows) {
     if (!seen.has(id)) { li.remove(); rows.delete(id); }
@@ -883,10 +901,29 @@ function setupRecorder() {
 
 // ---- live updates --------------------------------------------------------------------------
 
+// What the label at the top right says, in words: its title (a tooltip), read by screen
+// readers, and shown as a note when it is clicked or tapped (a phone has no hover).
+const LIVE_HELP = {
+  on: "Live: this page is connected to dictaphone serve. New clips, renames, deletions, " +
+      "transcripts and recordings (also those made in a terminal or on another page) " +
+      "appear within a second, without reloading.",
+  reconnecting: "Reconnecting: the connection to dictaphone serve was lost; the page tries " +
+                "again by itself and catches up when it is back.",
+  stopped: "Stopped: dictaphone serve is not running any more. Start it again and open " +
+           "the address it prints.",
+  connecting: "Connecting to dictaphone serve…",
+};
+
 function connect() {
   const live = $("#live");
+  live.title = LIVE_HELP.connecting;
+  live.addEventListener("click", () => toast(live.title));
   const source = new EventSource("/api/events");
-  source.addEventListener("open", () => { live.textContent = "live"; live.className = "live on"; live.title = "changes appear as they happen"; });
+  source.addEventListener("open", () => {
+    live.textContent = "live";
+    live.className = "live on";
+    live.title = LIVE_HELP.on;
+  });
   source.addEventListener("hello", (ev) => { lib.total = JSON.parse(ev.data).total; reloadWindow(); });
   source.addEventListener("clip", (ev) => onClipEvent(JSON.parse(ev.data)));
   source.addEventListener("clip-removed", (ev) => onClipRemoved(JSON.parse(ev.data)));
@@ -897,7 +934,7 @@ function connect() {
     const closed = source.readyState === EventSource.CLOSED;
     live.textContent = closed ? "stopped" : "reconnecting";
     live.className = "live off";
-    live.title = closed ? "the server stopped: start it again and open its new address" : "reconnecting";
+    live.title = closed ? LIVE_HELP.stopped : LIVE_HELP.reconnecting;
   });
 }
 
