@@ -318,6 +318,8 @@ function updateCard(card, clip) {
     }
     if (details.open) loadTranscript(card);
     loadWave(card);
+  } else {
+    drawWave(card);  // the same audio, new markers or gaps (its metadata changed)
   }
 }
 
