@@ -49,7 +49,8 @@ def clip_words(words: tuple[str, ...] | list[str]) -> list[str]:
         joined = " ".join(words)
         if missing and there(joined):
             return [joined]
-        if missing:
+        if missing and not any(os.sep in w or os.path.splitext(w)[1] for w in words):
+            # (words that look like file names are file names: the usual message is better)
             from ..library.clips import ClipNotFoundError, did_you_mean
 
             raise ClipNotFoundError(f"no clip or file named {missing[0]!r}; if {joined!r} is one "

@@ -39,7 +39,7 @@ def serve(port, host, open_browser):
     else:
         bind = host.strip("[]")
         if bind not in LOOPBACK:
-            say(f"dictaphone serve: warning: listening on {host}: other machines that can reach it "
+            say(f"dictaphone: warning: listening on {host}: other machines that can reach it "
                 "and have the token can play, delete and record")
         sock = _bind(bind, port)
     run_server(sock, host=bind, open_browser=open_browser,
