@@ -57,6 +57,56 @@ class ModelError(DictaphoneError):
     usage = True
 
 
+class ModelDamagedError(ModelError):
+    """A model that loads but answers audio with what is not text (a damaged model.bin)."""
+
+    usage = False  # exit 1: the command was right, the model on disk is not
+
+
+#: faster-whisper's last fallback temperature and its compression-ratio threshold (the
+#: defaults Transcriber keeps): a segment that still compresses more than this at the last
+#: temperature is one the decoder could not make anything but repetition of
+LAST_TEMPERATURE = 1.0
+COMPRESSION_RATIO_THRESHOLD = 2.4
+
+
+def looks_damaged(text: str, temperature: float | None, compression_ratio: float | None) -> bool:
+    """Whether a segment says the model is damaged, not the audio odd.
+
+    Both must hold: (1) the decoder gave up, i.e. the segment still repeats itself
+    (compression ratio over faster-whisper's 2.4) after every temperature fallback; and
+    (2) its text is not text: a run of 10 or more of one symbol ("%%%%…", "Please!!!!…"),
+    a run of 20 of any one character, or fewer than half of its visible characters
+    letters or digits. Measured: a tiny.en model.bin with 20 bytes of its first 4 KB
+    flipped, 40 seeds: 22 load, and the 18 that gave a first segment within 60 s all gave
+    such segments ('%', '!', '$' repeated, compression ratio 6.5 to 18.6 at temperature
+    1.0, log probability about 0); the sound
+    model on speech, silence, noise and tones gives none (tests/test_model_damage.py). A
+    sound model's repetition loops on noise are words ("you you you"), not flagged: only
+    (1) and (2) together are. Whisper's music marks ("♪ ♪ ♪") count as text.
+    """
+    if temperature is None or compression_ratio is None:
+        return False
+    if temperature < LAST_TEMPERATURE - 1e-6 or compression_ratio <= COMPRESSION_RATIO_THRESHOLD:
+        return False
+    visible = [c for c in text if not c.isspace()]
+    if not visible:
+        return False
+    run, longest, worst = 1, 1, text[0]
+    for a, b in zip(text, text[1:]):  # runs in the text itself: "♪ ♪ ♪" is no run
+        run = run + 1 if a == b and not b.isspace() else 1
+        if run > longest:
+            longest, worst = run, b
+    if longest >= 20 or longest >= 10 and not worst.isalnum() and worst not in MUSIC:
+        return True
+    symbols = sum(not c.isalnum() and c not in MUSIC for c in visible)
+    return len(visible) >= 8 and symbols > len(visible) / 2
+
+
+#: the marks Whisper writes for music: text, for looks_damaged
+MUSIC = "♪♫♬♩"
+
+
 class ModelUnavailableError(ModelError):
     """A model that is not on this machine and cannot be fetched (offline, network down)."""
 
@@ -717,6 +767,16 @@ class Transcriber:
             result.language = info.language or result.language
             for seg in segments:  # a generator: recognition happens while we iterate
                 text = seg.text.strip()
+                if looks_damaged(text, seg.temperature, seg.compression_ratio):
+                    # (at once: such a model decodes every segment to its longest, at
+                    # every temperature, and would take minutes to say nothing)
+                    sample = text if len(text) <= 24 else text[:10] + "…" + text[-10:]
+                    where = ("" if os.path.abspath(self.model_name) == os.path.abspath(self.model_path)
+                             else f" ({self.model_path})")
+                    raise ModelDamagedError(
+                        f"model {self.model_name}{where} looks damaged: it gave "
+                        f"{sample!r} for audio, not text (fetch it again, or point --model at "
+                        f"another model)")
                 if text:
                     words = [Word(w.word.strip(), float(w.start), float(w.end), float(w.probability))
                              for w in (seg.words or ()) if w.word.strip()]
