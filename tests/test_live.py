@@ -558,21 +558,21 @@ def test_one_file_per_utterance_each_with_its_own_words_in_its_own_time(script, 
 
 def test_a_tail_that_outlasts_its_bound_is_given_up_and_no_transcript_is_saved(script, tmp_path,
                                                                                 monkeypatch, capsys):
-    from dictaphone.cli import session as session_mod
+    from dictaphone.cli import report as report_mod
 
     rec = MediaRecorder(FileSource(script.path), "audio/wav", output=tmp_path / "o.wav")
     engine = SlowTranscriber()  # never answers within the bound
     live = LiveTranscriber(rec, engine)
     rec.start()
     assert rec.wait(JOIN)
-    monkeypatch.setattr(session_mod, "TAIL_TIMEOUT", 0.5)
+    monkeypatch.setattr(report_mod, "TAIL_TIMEOUT", 0.5)
 
     class Quiet:
         signals = 0
 
-    opts = session_mod.RecordOptions(quiet=True)
+    opts = report_mod.RecordOptions(quiet=True)
     try:
-        assert session_mod.finish_transcript(live, rec, opts, Quiet()) is None
+        assert report_mod.finish_transcript(live, rec, opts, Quiet()) is None
     finally:
         engine.go.set()
     err = capsys.readouterr().err
