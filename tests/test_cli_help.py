@@ -320,9 +320,10 @@ def test_every_record_help_example_that_can_run_here_runs(pulse, tmp_path, whisp
 
 
 def test_every_transcribe_help_example_that_can_run_here_runs(pulse, tmp_path, whisper_model):
-    """`transcribe --help`'s examples in bash, on a memo.ogg and a clip 'shopping list' of
-    espeak-ng speech; the one that asks for --model small (not on this machine, no network)
-    is left out, and only that one."""
+    """`transcribe --help`'s examples in bash, on a memo.ogg and clips 'shopping list' and
+    'interview' of espeak-ng speech (--speakers needs Resemblyzer's weights, which
+    scripts/install.sh --test installs); the one that asks for --model small (not on this
+    machine, no network) is left out, and only that one."""
     import shlex
     import subprocess
     import sys
@@ -334,7 +335,7 @@ def test_every_transcribe_help_example_that_can_run_here_runs(pulse, tmp_path, w
     env.update(DICTAPHONE_MODEL=whisper_model, HF_HUB_OFFLINE="1",
                DICTAPHONE_HOME=str(tmp_path / "clips"))
     talk = speech.make_script(tmp_path / "talk.wav", speech.SENTENCES[:1])
-    for args in (["-f", "ogg", "memo.ogg"], ["--name", "shopping list"]):
+    for args in (["-f", "ogg", "memo.ogg"], ["--name", "shopping list"], ["--name", "interview"]):
         r = cliutil.run("record", "-q", "--input", talk.path, *args, env=env, cwd=tmp_path)
         assert r.returncode == 0, r.stderr
     text = help_of("transcribe", columns=200)
