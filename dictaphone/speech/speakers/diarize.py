@@ -67,7 +67,12 @@ def speech_probabilities(audio: np.ndarray, vad=None) -> np.ndarray:
 
         vad = SileroVAD()
     vad.reset()
-    return vad.probabilities(np.asarray(audio, dtype=np.float32))
+    audio = np.asarray(audio, dtype=np.float32)
+    # 30 s a run: the model's state goes on from one run to the next (the same
+    # probabilities), and its working memory stays small (10 minutes in one run took 200 MB).
+    step = 30 * SAMPLE_RATE
+    parts = [vad.probabilities(audio[a:a + step]) for a in range(0, len(audio), step)]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
 
 
 def stretches(probs: np.ndarray, threshold: float = 0.5, neg_threshold: float = 0.35,
