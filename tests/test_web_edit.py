@@ -139,3 +139,22 @@ def test_speed_and_skip_silence_beside_the_player(server, page_at):
     # 5 s at 2x is 2.5 s; with the 3 s silence skipped (0.25 s of it kept) about 1.1 s
     assert result["ms"] / 1000 < 1.9, result
     assert time.monotonic() - t0 < 10
+
+
+def test_trim_and_export_refuse_hostile_numbers_and_flags_and_leave_the_clip_alone(server, library):
+    """in_place "false" (a string, which is true to bool()) must not replace the clip; NaN and
+    Infinity (JSON that Python reads), a huge integer, -1: 400 with a sentence, never a 500."""
+    tone = library / "tone.wav"
+    before = tone.read_bytes()
+    clips_before = sorted(p.name for p in library.iterdir())
+    for body in ({"from": 1, "to": 2, "in_place": "false"}, {"from": 1, "to": 2, "in_place": 0},
+                 {"from": float("nan"), "to": 2}, {"from": 1, "to": float("inf")},
+                 {"from": 10 ** 400}, {"from": -1, "to": 2}, {"to": float("-inf")}):
+        status, _, text = server.post("/api/clips/tone/trim", body)
+        assert status == 400, (body, status, text)
+        assert b"Traceback" not in text and json.loads(text)["error"], (body, text)
+    for query in ("from=nan", "to=inf", "from=-1", "to=1e400"):
+        status, _, text = server.request("GET", f"/api/clips/tone/export?format=wav&{query}")
+        assert status == 400, (query, status, text)
+    assert tone.read_bytes() == before
+    assert sorted(p.name for p in library.iterdir()) == clips_before

@@ -60,12 +60,14 @@ def _frames_of(reader, clip_duration: float | None) -> int:
 
 def _range(start: float | None, end: float | None, total: int, rate: int) -> tuple[int, int]:
     duration = total / rate
-    a = 0 if start is None else int(round(start * rate))
-    b = total if end is None else int(round(end * rate))
+    # checked before they become frame numbers: NaN and infinity (the Python API, the page's
+    # JSON) fail every comparison here instead of int() raising ValueError/OverflowError
     if start is not None and not 0 <= start < duration:
         raise InvalidArgumentError(f"--from {start:g} s is outside the clip (0 to {duration:.3f} s)")
     if end is not None and not 0 < end <= duration + 0.5 / rate:
         raise InvalidArgumentError(f"--to {end:g} s is outside the clip (0 to {duration:.3f} s)")
+    a = 0 if start is None else int(round(start * rate))
+    b = total if end is None else int(round(end * rate))
     b = min(b, total)
     if b <= a:
         raise InvalidArgumentError("--to must come after --from (nothing would be left)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import math
 import os
 import secrets
 import threading
@@ -191,6 +192,17 @@ def _find(name: str):
         raise HTTPError(404, str(e)) from None
     except InvalidArgumentError as e:
         raise HTTPError(400, str(e)) from None
+
+
+def _seconds(v) -> bool:
+    """A number of seconds from JSON: not a bool, not NaN or Infinity (which Python's JSON
+    reads), not an integer too large for a float."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
 
 
 async def _json_body(request: Request) -> dict:
@@ -474,11 +486,13 @@ class Page:
         data = await _json_body(request)
         start, end = data.get("from"), data.get("to")
         for label, v in (("from", start), ("to", end)):
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            if v is not None and not _seconds(v):
                 raise HTTPError(400, f"{label} must be a number of seconds")
-        new_name, in_place = data.get("name"), bool(data.get("in_place"))
+        new_name, in_place = data.get("name"), data.get("in_place", False)
         if new_name is not None and not isinstance(new_name, str):
             raise HTTPError(400, "name must be text")
+        if not isinstance(in_place, bool):  # "false" is not false: an in-place trim replaces the clip
+            raise HTTPError(400, "in_place must be true or false")
 
         def do():
             from ..library.edit import trim
@@ -504,6 +518,8 @@ class Page:
                     params[key] = float(request.query_params[key])
                 except ValueError:
                     raise HTTPError(400, f"{key} must be a number of seconds") from None
+                if not math.isfinite(params[key]):
+                    raise HTTPError(400, f"{key} must be a number of seconds")
 
         def do():
             import tempfile
