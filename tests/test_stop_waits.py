@@ -202,7 +202,7 @@ def test_a_stop_signal_ends_the_running_hook_drops_the_queue_and_runs_on_stop_on
     assert status == 0, rec.stderr()
     # Before: 23 s here (every queued `sleep 5` ran after the stop); now the running one is
     # ended (SIGTERM to its group) and the queue dropped: well under one hook's 5 s.
-    assert took < 3.0, (took, rec.stderr())
+    assert took < 4.5, (took, rec.stderr())  # ("does not wait for a hook": under its 5 s)
     events = read_events(tmp_path / "ev.jsonl")
     chunks = [e for e in events if e["type"] == "dataavailable" and e["bytes"]]  # (an empty
     dropped = events[-1]                                          # last chunk runs no hook)
@@ -234,7 +234,7 @@ def test_no_process_of_an_ended_hook_is_left_holding_the_recorders_output(tmp_pa
         proc.send_signal(signal.SIGTERM)
         began = time.monotonic()
         out, err = proc.communicate(timeout=10)  # EOF on both pipes: nobody holds them
-        assert time.monotonic() - began < 3.0
+        assert time.monotonic() - began < 4.5
         assert proc.returncode == 0, err
         assert b"hook was ended by the stop: sleep 30; true" in err
     finally:
@@ -251,7 +251,7 @@ def test_a_hook_that_blocks_on_a_fifo_with_no_reader_cannot_make_the_recorder_de
     rec.check_alive("the stop signal")
     sent = time.monotonic()
     assert rec.stop(signal.SIGINT, timeout=10) == 0, rec.stderr()
-    assert time.monotonic() - sent < 3.0
+    assert time.monotonic() - sent < 5.0
     assert "queued hooks did not run (--on-data: " in rec.stderr()
     assert (tmp_path / "out.wav").exists() and is_fifo(fifo)
 
@@ -269,7 +269,7 @@ def test_an_on_stop_hook_that_never_ends_is_ended_by_the_next_stop_signal(
     rec.check_alive("the second signal")  # --on-stop waits for the FIFO's reader
     sent = time.monotonic()
     assert rec.stop(signal.SIGTERM, timeout=10) == 0, rec.stderr()
-    assert time.monotonic() - sent < 3.0
+    assert time.monotonic() - sent < 5.0
     assert f"--on-stop hook was ended by the stop: echo done > {fifo}" in rec.stderr()
     assert "did not run" not in rec.stderr()  # nothing was queued behind it
 
