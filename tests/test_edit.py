@@ -282,3 +282,29 @@ def test_an_interrupted_import_or_in_place_trim_leaves_nothing_half_made(env, tm
     assert clip.read_bytes() == before  # the clip as it was
     assert sorted(p.name for p in library(env).iterdir() if not p.name.startswith(".index")) == [
         "take.flac", "take.flac.json"]
+
+
+def test_trim_and_delete_on_a_read_only_library_say_where(env, tmp_path):
+    """A read-only library: one line that names the directory or the file (it was only
+    'dictaphone: error: Read-only file system'), exit 1, nothing changed."""
+    if os.geteuid() != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must run as root to mount a read-only library")
+        pytest.skip("a read-only mount needs root")
+    home = library(env)
+    add_clip(env, tmp_path, "memo", ".wav", "PCM_16", seconds=2.0)
+    before = sorted(p.name for p in home.iterdir())
+    r = subprocess.run(["mount", "--bind", str(home), str(home)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    try:
+        r = subprocess.run(["mount", "-o", "remount,ro,bind", str(home)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        for args, where in ((["trim", "memo", "--from", "1"], str(home)),
+                            (["trim", "memo", "--from", "1", "--in-place"], str(home)),
+                            (["delete", "memo", "--yes"], str(home / "memo.wav"))):
+            r = run(*args, env=env)
+            assert r.returncode == 1, (args, r.stderr)
+            assert r.stderr == f"dictaphone: error: {where}: read-only file system\n", (args, r.stderr)
+        assert sorted(p.name for p in home.iterdir()) == before
+    finally:
+        subprocess.run(["umount", "-l", str(home)], capture_output=True)

@@ -82,7 +82,20 @@ def main(argv=None) -> None:
     except OSError as e:
         if debug:
             raise
-        fail(e.strerror or str(e), EXIT_ERROR)
+        fail(_os_error(e), EXIT_ERROR)
+
+
+def _os_error(e: OSError) -> str:
+    """An OSError no command put in words, with the path it is about ('Read-only file
+    system' alone does not say where): a hidden temporary file of dictaphone's own
+    (``.dictaphone-*``) is named by its directory, which the user knows."""
+    why = e.strerror or str(e)
+    if not isinstance(e.filename, str) or not e.filename or not e.strerror:
+        return why
+    where = e.filename
+    if os.path.basename(where).startswith(".dictaphone-"):
+        where = os.path.dirname(where) or "."
+    return f"{where}: {why[:1].lower()}{why[1:]}"
 
 
 if __name__ == "__main__":
