@@ -880,15 +880,19 @@ class Index:
                     more = ids[skip:] if room is None else ids[skip:skip + room]
                     picked += [(r[0], either) for r in more]
                     total += len(ids)
-            hits = []
-            for sid, query in picked:
-                row = db.execute(
-                    "SELECT c.name, c.file, c.created, s.start, s.\"end\", s.speaker, s.words,"
-                    " highlight(seg_fts, 0, char(2), char(3)) FROM seg_fts JOIN segments s ON s.id = seg_fts.rowid"
-                    " JOIN clips c ON c.id = s.clip_id WHERE seg_fts MATCH ? AND seg_fts.rowid = ?",
-                    (query, sid)).fetchone()
-                if row is not None:
-                    hits.append(self._hit(row))
+            # The page of hits, read a few hundred at a time (highlight() only for these).
+            found = {}
+            for query in {q for _, q in picked}:
+                ids = [sid for sid, q in picked if q == query]
+                for i in range(0, len(ids), 500):
+                    part = ids[i:i + 500]
+                    for row in db.execute(
+                            "SELECT seg_fts.rowid, c.name, c.file, c.created, s.start, s.\"end\", s.speaker, s.words,"
+                            " highlight(seg_fts, 0, char(2), char(3)) FROM seg_fts JOIN segments s ON s.id = seg_fts.rowid"
+                            f" JOIN clips c ON c.id = s.clip_id WHERE seg_fts MATCH ? AND seg_fts.rowid IN"
+                            f" ({','.join('?' * len(part))})", [query, *part]):
+                        found[row[0]] = row[1:]
+            hits = [self._hit(found[sid]) for sid, _ in picked if sid in found]
         except sqlite3.OperationalError as e:
             if "fts5" in str(e).lower() or "syntax" in str(e).lower():
                 raise QueryError(f"cannot search for {match!r}: {e}") from None
