@@ -112,6 +112,20 @@ def test_the_index_is_a_hidden_directory_that_lists_and_counts_every_clip(tmp_pa
     assert r.stdout.startswith("2000 clips, 2000 with transcripts")
 
 
+def test_list_on_a_terminal_shows_the_newest_screenful_in_a_pager(terminal, tmp_path, big):
+    env = dict(library_env(tmp_path, big), PAGER="less", TERM="xterm")
+    env.pop("LESS", None)
+    names_listed(env)  # the index is built
+    t = terminal([*CLI, "list"], env=env, width=120, height=20)
+    screen = t.wait_for("memo 00017", timeout=30)
+    assert screen.splitlines()[0].split()[:3] == ["name", "date", "duration"]
+    assert "memo 00000" in screen and "memo 00030" not in screen  # one screenful, newest first
+    t.send_keys("G")  # to the end: the oldest
+    t.wait_for("memo 01999", timeout=60)
+    t.send_keys("q")
+    assert t.wait_exit(timeout=30) == 0
+
+
 # ---------------------------------------------------------------------------------------------
 # Search: what people mean
 

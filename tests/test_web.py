@@ -552,6 +552,180 @@ def test_transcribe_from_the_page_saves_the_transcript_and_shows_it(web_env, whi
 
 
 # ---------------------------------------------------------------------------------------------
+# A big library: the index, pages of clips, changes pushed one clip at a time (issue #19)
+
+BIG = 2000
+
+
+@pytest.fixture(scope="module")
+def big_server(web_env, transcriber, tmp_path_factory):
+    """2,000 clips made by librarylab from one clip recorded by the CLI and transcribed."""
+    import librarylab
+    from dictaphone import transcript
+
+    root = tmp_path_factory.mktemp("big")
+    env = dict(web_env, DICTAPHONE_HOME=str(root / "source"))
+    script = speechlab.make_script(root / "notes.wav")
+    r = cliutil.run("record", "--input", script.path, "--name", "notes", "-q", env=env)
+    assert r.returncode == 0, r.stderr
+    source = root / "source" / "notes.wav"
+    transcript.save(source, transcriber.transcribe(str(source)))
+    home = root / "library"
+    librarylab.build(home, source, BIG)
+    s = Server(dict(web_env, DICTAPHONE_HOME=str(home)))
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def shown_names(page) -> list[str]:
+    return page.eval_on_selector_all("#clips li.clip", "els => els.map(e => e.dataset.name)")
+
+
+def test_a_big_library_shows_its_newest_clips_at_once_and_the_rest_as_it_scrolls(big_server, page_at):
+    import librarylab
+
+    page = page_at(big_server)
+    page.locator("#count", has_text=f"({BIG})").wait_for()
+    page.wait_for_function("() => document.querySelectorAll('#clips li.clip').length >= 40")
+    first = shown_names(page)
+    assert len(first) < 200, len(first)  # not the whole library
+    assert first == [librarylab.name_of(i) for i in range(len(first))]
+    for _ in range(3):
+        before = len(shown_names(page))
+        page.locator("#more").scroll_into_view_if_needed()
+        page.wait_for_function("n => document.querySelectorAll('#clips li.clip').length > n", arg=before)
+    shown = shown_names(page)
+    assert shown == [librarylab.name_of(i) for i in range(len(shown))]  # in order, none twice
+    status, headers, body = big_server.request("GET", "/api/clips?limit=3&before=" + urllib.parse.quote(
+        json.loads(big_server.request("GET", "/api/clips?limit=1")[2])[0]["created"] + "\n" + librarylab.name_of(0)))
+    assert status == 200 and headers["x-dictaphone-total"] == str(BIG)
+    assert [c["name"] for c in json.loads(body)] == [librarylab.name_of(i) for i in (1, 2, 3)]
+    assert page.errors == []
+
+
+def test_a_hit_in_a_clip_further_down_opens_it_at_the_word_on_a_phone(big_server, page_at, tmp_path):
+    import librarylab
+
+    n = 1500
+    word = librarylab.number_word(n)
+    page = page_at(big_server, viewport=PHONE)
+    page.wait_for_function("() => document.querySelectorAll('#clips li.clip').length >= 40")
+    page.fill("#search", word)
+    hit = page.locator("#hits .hit", has_text=librarylab.name_of(n))
+    hit.wait_for()
+    assert hit.count() == 1 and hit.locator("mark").inner_text() == word
+    box = hit.locator("mark").bounding_box()
+    assert box and 0 <= box["x"] and box["x"] + box["width"] <= PHONE["width"]  # the match is on screen
+    expected = [h for h in page_search(big_server, word)][0][1]
+    # (media events do not bubble, but a listener on the document sees them going down)
+    page.evaluate("""() => { window.seekedTo = null; document.addEventListener('seeked',
+        e => { if (window.seekedTo === null) window.seekedTo = e.target.currentTime; }, true); }""")
+    hit.click()
+    c = card(page, librarylab.name_of(n))
+    c.wait_for()
+    page.wait_for_function("() => window.seekedTo !== null")
+    page.evaluate("() => document.querySelectorAll('audio').forEach(a => a.pause())")
+    assert page.evaluate("window.seekedTo") == pytest.approx(expected, abs=0.1)
+    assert c.evaluate("e => e.parentElement.id") == "found"  # not in the list's window: opened on its own
+    said = c.locator(".word", has_text=word)
+    said.wait_for()
+    box = said.bounding_box()  # scrolled into view: on the phone's screen
+    assert box and 0 <= box["y"] and box["y"] + box["height"] <= PHONE["height"], box
+    page.screenshot(path=str(tmp_path / "phone-hit.png"))
+
+
+def test_search_hits_come_a_page_at_a_time(big_server, page_at):
+    page = page_at(big_server)
+    page.fill("#search", "dentist")
+    more = page.locator("#hits .more-hits")
+    more.wait_for()
+    assert page.locator("#hits .hit").count() == 20
+    assert f"{BIG - 20} more" in more.inner_text()
+    more.click()
+    page.wait_for_function("() => document.querySelectorAll('#hits .hit').length === 40")
+    status, _, body = big_server.request("GET", "/api/search?q=dentist&limit=5&offset=10")
+    data = json.loads(body)
+    assert status == 200 and data["total"] == BIG and len(data["hits"]) == 5 and data["offset"] == 10
+    status, _, body = big_server.request("GET", "/api/search?q=" + urllib.parse.quote('"kitchen'))
+    assert status == 400 and "quote" in json.loads(body)["error"]
+
+
+def test_clips_added_renamed_and_deleted_by_hand_appear_on_the_page(big_server, page_at):
+    import librarylab
+
+    home = big_server.home
+    page = page_at(big_server)
+    page.evaluate("window.notReloaded = true")
+    page.wait_for_function("() => document.querySelectorAll('#clips li.clip').length >= 40")
+    shutil.copy(home / "memo 00005.wav", home / "copied in.wav")  # no sidecar: a file copied in by hand
+    card(page, "copied in").wait_for()
+    assert shown_names(page)[0] == "copied in"  # its date is the file's: the newest
+    page.locator("#count", has_text=f"({BIG + 1})").wait_for()
+    os.rename(home / "copied in.wav", home / "renamed by hand.wav")
+    card(page, "renamed by hand").wait_for()
+    card(page, "copied in").wait_for(state="detached")
+    os.unlink(home / "renamed by hand.wav")
+    card(page, "renamed by hand").wait_for(state="detached")
+    page.locator("#count", has_text=f"({BIG})").wait_for()
+    # a transcript saved by another program: found at once
+    sidecar = home / "memo 00003.wav.transcript.json"
+    sidecar.write_text(sidecar.read_text().replace("kitchen", "garage"))  # in place
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and "memo 00003" not in [n for n, *_ in page_search(big_server, "garage")]:
+        time.sleep(0.2)
+    assert [n for n, *_ in page_search(big_server, "garage")] == ["memo 00003"]
+    assert page.evaluate("window.notReloaded") is True
+    assert librarylab.name_of(0) in shown_names(page)
+
+
+def read_events(conn_response, seconds: float) -> list[tuple[str, str]]:
+    """(event, data) pairs that arrive within ``seconds``."""
+    out, buf = [], b""
+    fd = conn_response.fp.fileno() if hasattr(conn_response.fp, "fileno") else None
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if fd is not None and not select.select([conn_response.fp], [], [], 0.1)[0]:
+            continue
+        chunk = conn_response.fp.read1(65536)
+        if not chunk:
+            break
+        buf += chunk
+        while b"\n\n" in buf:
+            block, buf = buf.split(b"\n\n", 1)
+            lines = block.decode().splitlines()
+            name = next((ln[7:] for ln in lines if ln.startswith("event: ")), None)
+            data = next((ln[6:] for ln in lines if ln.startswith("data: ")), None)
+            if name:
+                out.append((name, data))
+    return out
+
+
+def test_a_change_sends_the_changed_clip_not_the_library(big_server):
+    home = big_server.home
+    conn = http.client.HTTPConnection(big_server.host, big_server.port, timeout=30)
+    conn.request("GET", "/api/events", headers={"Host": big_server.netloc, "X-Dictaphone-Token": big_server.token})
+    r = conn.getresponse()
+    try:
+        first = read_events(r, 2.0)
+        assert [n for n, _ in first][:1] == ["hello"] and json.loads(first[0][1])["total"] == BIG
+        assert all(len(d or "") < 2000 for _, d in first)  # no list of 2,000 clips
+        meta = home / "memo 00010.wav.json"
+        data = json.loads(meta.read_text())
+        tmp = home / ".edit.tmp"
+        tmp.write_text(json.dumps(dict(data, device="another microphone")))
+        os.replace(tmp, meta)
+        events = read_events(r, 3.0)
+        clips = [json.loads(d)["clip"] for n, d in events if n == "clip"]
+        assert [c["name"] for c in clips] == ["memo 00010"] and clips[0]["device"] == "another microphone"
+        assert sum(len(d or "") for _, d in events) < 3000, events
+        assert read_events(r, 2.0) == []  # and then nothing, while nothing changes
+    finally:
+        conn.close()
+
+
+# ---------------------------------------------------------------------------------------------
 # Recording from the page (real audio through the virtual microphone)
 
 
