@@ -25,7 +25,9 @@ commands take turns, before and index alike, so a change of load falls on all of
 - the server's CPU with 1 and 5 pages' event streams open (each read as a browser reads
   it) and nothing happening (10 s; 5 s with --quick), from its POSIX CPU-time clock.
 
-Writes bench/library.json and the "Library" section of bench/RESULTS.md (kept by run.py).
+Writes bench/library.json and the "Library" section of bench/RESULTS.md (between
+``<!-- section: library -->`` markers: run.py keeps it); ``--report-only`` rewrites the
+section from library.json.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ import librarylab  # noqa: E402
 
 RESULTS = BENCH / "RESULTS.md"
 SECTION = "## Library (index vs scan)"
+START, END = "<!-- section: library -->", "<!-- /section: library -->"
 
 
 def git(*args) -> str:
@@ -353,12 +356,23 @@ def report(data: dict) -> str:
 
 
 def write_results(text: str) -> None:
+    """Put the section into RESULTS.md between its markers (bench/run.py keeps it)."""
     old = RESULTS.read_text() if RESULTS.exists() else "# dictaphone benchmarks\n"
-    if SECTION in old:
-        start = old.index(SECTION)
-        nxt = old.find("\n## ", start + len(SECTION))
-        old = old[:start].rstrip() + "\n\n" + (old[nxt + 1:] if nxt != -1 else "")
-    RESULTS.write_text(old.rstrip() + "\n\n" + text)
+    block = f"{START}\n\n{text.rstrip()}\n\n{END}"
+    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
+    if pattern.search(old):
+        new = pattern.sub(lambda m: block, old)
+    else:
+        if SECTION in old:  # an unmarked section from before
+            start = old.index(SECTION)
+            nxt = old.find("\n## ", start + len(SECTION))
+            old = old[:start].rstrip() + "\n\n" + (old[nxt + 1:] if nxt != -1 else "")
+        new = old.rstrip() + "\n\n" + block + "\n"
+    RESULTS.write_text(new)
+
+
+def report_only() -> None:
+    write_results(report(json.loads((BENCH / "library.json").read_text())))
 
 
 def main() -> None:
@@ -366,7 +380,10 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[100, 2000, 10_000])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--baseline", metavar="REV", help="the code to compare with (default: before the index)")
+    ap.add_argument("--report-only", action="store_true", help="rewrite the RESULTS.md section from library.json")
     args = ap.parse_args()
+    if args.report_only:
+        return report_only()
     repeats, cpu_seconds = (3, 5.0) if args.quick else (5, 10.0)
     base = baseline_rev(args.baseline)
     data = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "quick": args.quick, "sizes": sorted(args.sizes),
