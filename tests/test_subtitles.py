@@ -138,6 +138,17 @@ def test_a_cue_never_spans_two_speakers_and_the_label_counts_in_the_line():
     assert anna == ["<v Anna>Yes."]
 
 
+def test_a_segment_whose_words_change_speaker_is_cut_there():
+    seg = said("Are you ready? Yes I am.")
+    for w in seg.words[:3]:
+        w.speaker = "Anna"
+    for w in seg.words[3:]:
+        w.speaker = "Ben"
+    seg.speaker = "Anna"
+    srt = srt_cues(Transcript([seg]).to_srt())
+    assert [c[2] for c in srt] == [["[Anna] Are you ready?"], ["[Ben] Yes I am."]]
+
+
 def test_a_word_longer_than_a_line_gets_a_line_of_its_own():
     url = "https://example.org/a/very/long/path/to/the/agenda/of/the/meeting"
     cues = srt_cues(Transcript([said(f"the agenda is at {url} today", pace=0.02)]).to_srt())

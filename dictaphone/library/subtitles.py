@@ -50,6 +50,7 @@ class _Token:
     text: str
     start: float
     end: float
+    speaker: str | None = None
 
 
 def cues(segments, prefix=lambda segment: "", max_line: int = MAX_LINE,
@@ -61,18 +62,35 @@ def cues(segments, prefix=lambda segment: "", max_line: int = MAX_LINE,
     for seg in segments:
         if not seg.text:
             continue
-        tokens = _tokens(seg)
-        if not tokens:
-            continue
-        for cue in cut(tokens, len(prefix(seg)), max_line, max_lines, max_duration):
-            out.append((seg, cue))
+        for part, tokens in _by_speaker(seg):
+            for cue in cut(tokens, len(prefix(part)), max_line, max_lines, max_duration):
+                out.append((part, cue))
     return out
+
+
+def _by_speaker(seg):
+    """The segment's words in runs of one speaker: (the segment as that speaker's, its
+    tokens). Segments are split where the speaker changes; a segment whose words say
+    otherwise (edited by hand, another program) is cut there too, never mixed in a cue."""
+    tokens = _tokens(seg)
+    runs: list[tuple[str | None, list[_Token]]] = []
+    for t in tokens:
+        who = t.speaker if t.speaker is not None else seg.speaker
+        if runs and runs[-1][0] == who:
+            runs[-1][1].append(t)
+        else:
+            runs.append((who, [t]))
+    if len(runs) <= 1:
+        return [(seg, tokens)] if tokens else []
+    return [(dataclasses.replace(seg, speaker=who) if who != seg.speaker else seg, run)
+            for who, run in runs]
 
 
 def _tokens(seg) -> list[_Token]:
     words = [w for w in seg.words if w.word.strip()]
     if words:
-        return [_Token(w.word.strip(), w.start, max(w.end, w.start)) for w in words]
+        return [_Token(w.word.strip(), w.start, max(w.end, w.start), getattr(w, "speaker", None))
+                for w in words]
     # No word times: the segment's text spread over its time by characters.
     parts = seg.text.split()
     total = max(1, sum(len(p) for p in parts) + len(parts) - 1)
