@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 
 import pytest
@@ -238,3 +239,13 @@ def test_rename_in_refuses_an_unknown_speaker_and_changes_nothing(env, conversat
             env=env)
     assert r.returncode == 2 and "no speech" in one_error_line(r.stderr)
     assert not os.path.exists(os.path.join(env["DICTAPHONE_HOME"], ".voices.json"))
+
+
+def test_doctor_reports_the_voice_encoder_and_a_damaged_one(env, tmp_path):
+    r = run("doctor", "--seconds", "0.5", env=env, timeout=SLOW)
+    assert re.search(r"^ok +speaker labels: resemblyzer-ge2e from .*pretrained\.pt$", r.stdout, re.M), r.stdout
+    bad = tmp_path / "pretrained.pt"
+    bad.write_bytes(b"not a checkpoint")
+    r = run("doctor", "--seconds", "0.5", env=dict(env, DICTAPHONE_SPEAKER_MODEL=str(bad)), timeout=SLOW)
+    assert r.returncode == 1
+    assert re.search(rf"speaker labels: .*{re.escape(str(bad))}.*damaged", r.stdout + r.stderr), r.stdout

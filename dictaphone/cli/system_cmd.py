@@ -126,6 +126,7 @@ def doctor(seconds):
       speech model     the model 'transcribe' would use ($DICTAPHONE_MODEL or
                        base.en): a directory that holds a model, or one in the
                        Hugging Face cache; every cached Whisper model and its size
+      speaker labels   the voice encoder of --speakers (Resemblyzer's weights) reads
 
     Prints the fix for each problem; exits 1 when something is broken. A missing
     speech engine is no problem (it is optional), and a model not fetched yet is
@@ -238,6 +239,28 @@ def _check_speech(report) -> None:
             click.echo(f"      cached model {m['name']}: {human_size(m['size'])}  {m['path']}")
     else:
         click.echo("      no Whisper models in the Hugging Face cache")
+    _check_speakers(report)
+
+
+def _check_speakers(report) -> None:
+    """The voice encoder of --speakers (optional: its absence is not a problem)."""
+    from ..speech.speakers import model
+
+    if not os.environ.get(model.ENV, "").strip():
+        try:
+            model.weights_source()
+        except model.SpeakerModelError:
+            click.echo(f"--    speaker labels' voice encoder not installed (optional, for "
+                       f"--speakers): {model.INSTALL_HINT}")
+            return
+    try:
+        from ..speech.speakers.embed import GE2E
+
+        encoder = GE2E()
+    except DictaphoneError as e:
+        report(False, f"speaker labels: {e}", f"{model.INSTALL_HINT} --force-reinstall, or fix {model.ENV}")
+        return
+    report(True, f"speaker labels: {encoder.name} from {encoder.source}")
 
 
 def _check_default_input(sd, seconds: float) -> tuple[bool, str, str]:
