@@ -1,7 +1,8 @@
 """Captions while recording: each utterance's text as soon as it has been said.
 
 Records the microphone (or, with --input FILE, a file in real time) to OUTPUT, prints
-"[mm:ss.s] text" on stdout for each utterance while recording, and saves the whole
+"[mm:ss.s] text" on stdout for each utterance while recording (on a terminal, stderr shows
+the words while they are spoken, the tentative ones in brackets), and saves the whole
 transcript beside the recording. Needs the transcribe extra. Stop with Ctrl-C.
 
     python examples/live_captions.py memo.flac
@@ -29,11 +30,21 @@ live = LiveTranscriber(rec)  # the model from $DICTAPHONE_MODEL, else base.en; l
 
 
 def caption(e):
+    if sys.stderr.isatty():
+        print("\r\033[K", end="", file=sys.stderr, flush=True)  # the words being said go
     m, s = divmod(e.start, 60)
     print(f"[{int(m):02d}:{s:04.1f}] {e.text}", flush=True)
 
 
+def being_said(e):
+    if sys.stderr.isatty():
+        rest = e.text[len(e.committed):].strip()
+        line = f"… {e.committed} [{rest}]" if rest else f"… {e.committed}"
+        print(f"\r\033[K{line[-200:]}", end="", file=sys.stderr, flush=True)
+
+
 rec.ontranscript = caption
+rec.onpartial = being_said
 done = threading.Event()
 rec.onstop = lambda e: done.set()
 signal.signal(signal.SIGINT, lambda *a: done.set())
