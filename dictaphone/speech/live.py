@@ -43,9 +43,12 @@ How it works, and why it cannot cost the recording anything:
   Utterances that wait for it are bounded
   (``max_backlog`` seconds of speech): the vad thread waits when the backlog is full, and
   the frames queue behind it absorbs the rest. CTranslate2 releases the GIL while it
-  computes, and its threads are limited (``cpu_threads``, default 1), so on two cores one
-  stays for capture and writing (bench/RESULTS.md measures it: 0 dropped frames with both
-  cores busy; 2 threads gave the same median latency there). Threads rather than a worker
+  computes, and its threads are bounded (``cpu_threads``, default 2): capture and writing
+  need little CPU and wake briefly, so they are not kept waiting (bench/RESULTS.md measures
+  it: 0 dropped frames with both cores busy). Two threads rather than one: with every core
+  busy, recognition with 2 threads had a median end-of-utterance latency of 3.65 s against
+  6.09 s with 1 (the machine shared with other work, load 14-17), and on an idle machine
+  the encoder runs on both cores. Threads rather than a worker
   process: the engine's heavy work runs outside the GIL anyway, and a process would load a
   second Python with the engine (about 250 MiB more) and ship audio and text across.
 
@@ -70,8 +73,9 @@ from .silero import SAMPLE_RATE, Segmenter, SileroVAD, Utterance, to_mono_float
 
 log = logging.getLogger("dictaphone")
 
-#: CTranslate2 threads for live recognition: one core recognises, the other records
-DEFAULT_CPU_THREADS = 1
+#: CTranslate2 threads for live recognition (bounded; capture and writing wake briefly and
+#: keep their 0 dropped frames beside them: bench/live.py)
+DEFAULT_CPU_THREADS = 2
 
 
 class LiveTranscriber:
