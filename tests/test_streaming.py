@@ -110,11 +110,15 @@ def check_partials(events, script, shift=0.0):
             assert p["committed"].startswith(committed), (committed, p)
             committed = p["committed"]
             assert start <= p["end"]
-        # each utterance's partials all come before its final text, none after it
-        final = next(i for i, e in enumerate(events) if e["type"] == "transcript" and
-                     abs(e["start"] - start) < 1.0)
+        # each utterance's partials all come before its final text (the first transcript
+        # event after them, about the same stretch of the recording), none after it
         last = max(i for i, e in enumerate(events) if e["type"] == "partial" and e["start"] == start)
-        assert last < final
+        final = next((e for e in events[last:] if e["type"] == "transcript"), None)
+        summary = [(e["type"], e["start"], e["end"], e["text"]) for e in events if "start" in e]
+        assert final is not None or not group[-1]["text"], summary
+        if final is not None:
+            assert final["start"] < group[-1]["end"] + 0.5 and start < final["end"], summary
+        assert not [e for e in events[last + 1:] if e["type"] == "partial" and e["start"] == start]
     for p in during:
         assert set(p) >= {"type", "text", "committed", "start", "end"}
     return finals, partials

@@ -389,7 +389,15 @@ class LiveTranscriber:
             result = fast(u.audio) if fast is not None else t.transcribe(u.audio, SAMPLE_RATE)
             return result.segments, getattr(result, "language", None)
         context = self._context.before(streaming.WINDOW - u.duration)
-        return streaming.recognise(t, u.audio, context)
+        found, language = streaming.recognise(t, u.audio, context)
+        if len(context) and not found:
+            # Whisper sometimes ends its text with the context's last sentence and skips a
+            # short utterance after it ("Call Maria." after a 7 s sentence gave nothing):
+            # heard alone (as before contexts, with faster-whisper's own speech filter),
+            # it is not lost.
+            result = t.transcribe_16k(u.audio)
+            found, language = [s for s in result.segments if s.text.strip()], result.language
+        return found, language
 
     def _hypothesis(self, job: Utterance, early: bool) -> None:
         """The utterance in progress recognised so far: a partial event (and, ``early``,
