@@ -195,6 +195,10 @@ def test_word_forms_match_both_ways(notes):
     assert {n for n, _ in hits(notes, "plan")} == {"plans", "plan"}
     assert hits(notes, "CAFE") == [("interview", "café")]  # any case, accents or not
     assert hits(notes, "creme", "brulee") == [("interview", "Crème brûlée")]
+    # a possessive asked for finds the word without it (it found nothing: "kitchen" "s")
+    assert hits(notes, "kitchen's") == [("plan", "kitchen")] + [h for h in hits(notes, "kitchen") if h[0] != "plan"]
+    assert ("plans", "dentists") in hits(notes, "dentist\u2019s")
+    assert "plan" in [n for n, _ in hits(notes, '"the kitchen\'s"')]
 
 
 def test_a_prefix_ends_with_a_star(notes):

@@ -1017,6 +1017,13 @@ class Term:
 
 
 _WORD = re.compile(r"\w+(?:['\u2019]\w+)*")
+#: a possessive ending: the tokenizer splits "dentist's" into "dentist" "s", so the query
+#: "dentist's" would ask for that pair and miss "dentist"; without it, it finds both
+_POSSESSIVE = re.compile(r"['\u2019]s$", re.IGNORECASE)
+
+
+def _words(text: str) -> list[str]:
+    return [_POSSESSIVE.sub("", w) for w in _WORD.findall(text)]
 
 
 def parse_query(query: str) -> list[Term]:
@@ -1031,7 +1038,7 @@ def parse_query(query: str) -> list[Term]:
     terms: list[Term] = []
     for i, part in enumerate(query.split('"')):
         if i % 2:  # inside quotes: a phrase
-            words = _WORD.findall(part)
+            words = _words(part)
             if words:
                 terms.append(Term(words))
             continue
@@ -1040,7 +1047,7 @@ def parse_query(query: str) -> list[Term]:
             core = chunk.rstrip("*")
             if "*" in core:
                 raise QueryError(f"{chunk!r}: a * goes at the end of a word, as in dent*")
-            words = _WORD.findall(core)
+            words = _words(core)
             if prefix and not words:
                 raise QueryError("a * goes at the end of a word, as in dent*")
             if prefix and len(words) > 1:  # "don't*" -> don t*
