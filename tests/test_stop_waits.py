@@ -278,7 +278,7 @@ def test_a_recording_that_ends_by_itself_runs_every_queued_hook(tmp_path, env):
     audiolab.make_noise(tmp_path / "two.wav", 2.0)
     runs = tmp_path / "runs.log"
     r = cliutil.run("record", "--input", "two.wav", "--timeslice", "0.5", "--events", "ev.jsonl",
-                    "--on-data", f"sleep 0.3; {_hook_counter(runs)}",
+                    "--on-data", f"sleep 0.8; {_hook_counter(runs)}",
                     "--on-stop", _hook_counter(runs), "out.wav", env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     chunks = [e for e in read_events(tmp_path / "ev.jsonl")
@@ -286,6 +286,12 @@ def test_a_recording_that_ends_by_itself_runs_every_queued_hook(tmp_path, env):
     assert len(chunks) == 4
     assert runs.read_text().split() == ["dataavailable"] * 4 + ["stop"]
     assert "did not run" not in r.stderr
+    # the wait (about 3.2 s of hooks after a recording of a few ms) is said once, after 2 s
+    import re
+
+    waits = re.findall(r"dictaphone: waiting for (\d+) hooks? to finish \(Ctrl-C ends (?:them|it)\)",
+                       r.stderr)
+    assert len(waits) == 1 and 1 <= int(waits[0]) <= 3, r.stderr
 
 
 def test_a_stop_signal_while_the_queued_hooks_run_after_the_end_drops_the_rest(tmp_path, env):

@@ -459,7 +459,12 @@ def _run_record(opts: RecordOptions) -> tuple[int, bool]:
             live.abandon()  # (after finish_transcript: nothing is left; after an error: stop it)
         if hooks is not None:
             session.interrupt_hooks()  # (a signal during the end: drop what is queued)
-            hooks.close(signals=lambda: session.signals)
+            def waiting(n: int) -> None:
+                if not opts.quiet:
+                    say_safely(f"dictaphone: waiting for {n} hook{'s' if n != 1 else ''} to "
+                               f"finish (Ctrl-C ends {'them' if n != 1 else 'it'})")
+
+            hooks.close(signals=lambda: session.signals, on_wait=waiting)
             if hooks.dropped_total:
                 report_dropped_hooks(hooks, session, event_log)
         if events_file is not None and events_file is not sys.stdout:

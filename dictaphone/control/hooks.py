@@ -332,15 +332,23 @@ class HookRunner:
             how = f"signal {-status}" if status < 0 else f"status {status}"
             self.report(f"{name} hook failed ({how}): {cmd}")
 
-    def close(self, signals: Callable[[], int] | None = None) -> None:
+    def close(self, signals: Callable[[], int] | None = None,
+              on_wait: Callable[[int], None] | None = None, waited: float = 2.0) -> None:
         """Wait for the queued hooks to finish. ``signals()`` counts the stop signals so
         far; each one that comes while waiting is an interrupt(), so that a hook that never
         ends (one that opens a FIFO nobody reads) or a long queue cannot make the program
-        deaf to stop signals."""
+        deaf to stop signals. ``on_wait(n)`` is called once when the wait has lasted
+        ``waited`` s, with the number of hooks not finished yet (the running one included)."""
+        import time
+
         self._queue.put(self._DONE)
         seen = signals() if signals is not None else 0
+        begun, told = time.monotonic(), on_wait is None
         while self._thread.is_alive():
             self._thread.join(0.05)
             if signals is not None and signals() > seen:
                 seen = signals()
                 self.interrupt()
+            if not told and time.monotonic() - begun >= waited and self._thread.is_alive():
+                told = True
+                on_wait(max(1, self._queue.qsize()))  # (the _DONE mark stands for the running one)
