@@ -96,6 +96,15 @@ def test_speed_changes_the_length_and_keeps_the_pitch(pulse, env, tmp_path, spee
     assert r.returncode == 2 and "the speed is 0.5 to 2" in r.stderr
 
 
+@pytest.mark.parametrize("speed", ["1.5xx", "x", "1.5 x x"])
+def test_a_speed_with_more_than_one_x_is_refused_before_playing(env, tmp_path, speed):
+    tone = tmp_path / "tone.wav"
+    audiolab.make_tone(tone, 1.0, 440.0, amplitude=0.4)
+    r = run("play", tone, "--speed", speed, env=env)  # it played '1.5xx' at 1.5
+    assert r.returncode == 2 and r.stdout == "", r.stderr
+    assert "is not a speed" in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr
+
+
 def test_skip_silence_cuts_long_silences_and_keeps_the_sound(pulse, env, tmp_path):
     # 1 s of sound, 3 s of silence, 1 s of sound, 0.3 s of silence (short: kept), 1 s of sound
     path = steps(tmp_path / "gappy.wav", 7, gaps=[(1, 4), (5, 5.3)])

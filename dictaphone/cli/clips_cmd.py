@@ -213,7 +213,8 @@ class Speed(click.ParamType):
     name = "speed"
 
     def convert(self, value, param, ctx):
-        text = str(value).strip().lower().rstrip("x×")
+        text = str(value).strip().lower()
+        text = text[:-1] if text.endswith(("x", "×")) else text  # one x: '1.5xx' is no speed
         try:
             speed = float(text)
         except ValueError:
