@@ -956,8 +956,6 @@ def _unmark(marked: str) -> tuple[str, list[tuple[int, int]]]:
             begin = at
         elif ch == "\x03":
             if begin is not None:
-                if spans and spans[-1][1] >= begin - 1 and marked:
-                    pass
                 spans.append((begin, at))
             begin = None
         else:
