@@ -308,3 +308,39 @@ def test_trim_and_delete_on_a_read_only_library_say_where(env, tmp_path):
         assert sorted(p.name for p in home.iterdir()) == before
     finally:
         subprocess.run(["umount", "-l", str(home)], capture_output=True)
+
+
+# SIGTERM sent to the process itself as the encoder opens: the moment after the temporary
+# file exists and before edit.between_blocks holds the signals (deterministic, unlike a
+# kill from outside at a guessed instant).
+_TERM_AT_ENCODER = """
+import os, signal, sys
+import dictaphone.containers.encoders as encoders
+from dictaphone.cli import main
+real = encoders.make_encoder
+def make_encoder(*a, **k):
+    os.kill(os.getpid(), signal.SIGTERM)
+    return real(*a, **k)
+encoders.make_encoder = make_encoder
+main(sys.argv[1:])
+"""
+
+
+@pytest.mark.parametrize("args", [["trim", "memo", "--from", "1"], ["trim", "memo", "--from", "1", "--in-place"],
+                                  ["export", "memo", "OUT"]])
+def test_sigterm_before_the_first_block_leaves_nothing_and_exits_130(env, tmp_path, args):
+    """It killed the process on the spot (exit 143) and left a .dictaphone-*.tmp in the library."""
+    import sys
+
+    _, path = add_clip(env, tmp_path, "memo", ".wav", "PCM_16", seconds=3.0)
+    before = path.read_bytes()
+    out = tmp_path / "out.flac"
+    args = [str(out) if a == "OUT" else a for a in args]
+    r = subprocess.run([sys.executable, "-c", _TERM_AT_ENCODER, *args], env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 130, (r.returncode, r.stderr)
+    assert "Traceback" not in r.stderr and r.stdout == ""
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in library(env).iterdir() if not p.name.startswith(".dictaphone-index")) == [
+        "memo.wav", "memo.wav.json"]
+    assert not out.exists() and list(tmp_path.glob(".*out*")) == []

@@ -11,6 +11,33 @@ from ..errors import DictaphoneError
 from .app import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, Duration, cli, fail, one_line, say
 
 
+def _terminate_as_interrupt() -> None:
+    """SIGTERM and SIGHUP (at their default, which ends the process on the spot) act as
+    Ctrl-C does for the commands that make files: a KeyboardInterrupt, so the temporary
+    file is removed and the exit is 130. edit.between_blocks holds them while a block is
+    encoded; before it (the temporary made, the encoder opening) and after it (the clip
+    being added), the default killed the process and left a .dictaphone-*.tmp behind."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    saved = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) is signal.SIG_DFL:
+            try:
+                saved[sig] = signal.signal(sig, interrupt)
+            except ValueError:  # not the main thread: signals do not reach it anyway
+                pass
+
+    def restore():
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+    click.get_current_context().call_on_close(restore)
+
+
 @cli.command("import")
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @click.option("-n", "--name", metavar="NAME", help="The clip's name (one FILE only). "
@@ -35,6 +62,8 @@ def import_(files, name, move, quiet):
       dictaphone import meeting.webm --name "team meeting" --move
     """
     from ..library.importer import import_file
+
+    _terminate_as_interrupt()
 
     if name is not None and len(files) > 1:
         fail("--name names one clip: give one FILE with it", EXIT_USAGE)
@@ -106,6 +135,8 @@ def trim(clip, start, end, new_name, in_place):
     """
     from ..library.edit import trim as do_trim
 
+    _terminate_as_interrupt()
+
     result = do_trim(clip, start, end, new_name=new_name, in_place=in_place)
     kept = f", {result.markers} marker(s)" if result.markers else ""
     if in_place:
@@ -135,6 +166,8 @@ def export(clip, output, fmt, start, end, subtitles, force):
       dictaphone export memo - -f wav | sox - -n stat
     """
     from ..library.edit import export as do_export
+
+    _terminate_as_interrupt()
 
     if not output:
         fail("OUT cannot be empty: give a file name, or - for stdout", EXIT_USAGE)
