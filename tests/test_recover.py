@@ -450,3 +450,14 @@ def test_recover_still_says_repaired_for_a_flac_it_makes_readable(tmp_path):
     path.write_bytes(bytes(b))
     assert recover(os.fspath(path)).describe().startswith(f"{path}: repaired (flac)")
     assert sf.info(os.fspath(path)).frames == 48000
+
+
+def test_a_wav_cut_inside_its_ds64_chunk_is_one_clear_error(tmp_path):
+    """Found by the fuzz test above (rf64, cut at 20 bytes): struct.error, not a DictaphoneError."""
+    from dictaphone.errors import DictaphoneError
+
+    path = tmp_path / "cut.wav"
+    path.write_bytes(b"RF64" + struct.pack("<I", 0xFFFFFFFF) + b"WAVE" + b"ds64"
+                     + struct.pack("<I", 28) + b"\0\0\0\0")
+    with pytest.raises(DictaphoneError, match="cut short"):
+        recover(str(path))

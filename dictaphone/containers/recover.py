@@ -67,17 +67,21 @@ def recover(path: str, dry_run: bool = False) -> Repair:
         raise SourceError(f"{path}: is a directory") from None
     except OSError as e:
         raise SourceError(f"{path}: {e.strerror}") from None
-    if magic in (b"RIFF", b"RF64"):
-        repair = recover_wav(path, dry_run)
-    elif magic == b"fLaC":
-        repair = _restore_chapters(recover_flac(path, dry_run), dry_run)
-    elif magic == b"OggS":
-        repair = _restore_chapters(recover_ogg(path, dry_run), dry_run)
-    elif magic[:3] == b"ID3" or _mp3_frame(magic, 0) is not None:
-        repair = recover_mp3(path, dry_run)
-    else:
-        raise NotSupportedError(
-            f"{path}: not a recording dictaphone can repair (WAV, FLAC, Ogg Vorbis, Opus or MP3)")
+    try:
+        if magic in (b"RIFF", b"RF64"):
+            repair = recover_wav(path, dry_run)
+        elif magic == b"fLaC":
+            repair = _restore_chapters(recover_flac(path, dry_run), dry_run)
+        elif magic == b"OggS":
+            repair = _restore_chapters(recover_ogg(path, dry_run), dry_run)
+        elif magic[:3] == b"ID3" or _mp3_frame(magic, 0) is not None:
+            repair = recover_mp3(path, dry_run)
+        else:
+            raise NotSupportedError(
+                f"{path}: not a recording dictaphone can repair (WAV, FLAC, Ogg Vorbis, Opus or MP3)")
+    except struct.error:  # a structure cut short that a reader above did not check for
+        raise SourceError(f"{path}: a header is cut short; not a recording that can be "
+                          f"repaired") from None
     if not dry_run:
         # "repaired" only for a file that reads: a header set right over frames that are
         # not audio (or a STREAMINFO with no sample rate) is still a file no player opens.
@@ -155,7 +159,11 @@ def recover_wav(path: str, dry_run: bool = False) -> Repair:
                 # ds64, or the JUNK chunk that holds its place until the file needs it
                 ds64_at = pos
                 if cid == b"ds64":
-                    ds64 = struct.unpack("<QQQ", f.read(24))
+                    body = f.read(24)
+                    if len(body) < 24:
+                        raise SourceError(f"{path}: its ds64 chunk is cut short (not a recording "
+                                          f"that can be repaired)")
+                    ds64 = struct.unpack("<QQQ", body)
             elif cid == b"data":
                 break
             pos += 8 + csize + (csize & 1)
