@@ -180,3 +180,39 @@ def test_without_pyav_m4a_is_refused_in_one_line_and_wav_still_imports(env, made
     assert "libsndfile cannot read it" in lines[0] and "pip install 'dictaphone[transcribe]'" in lines[0]
     assert "imported" in lines[1] and "'plain'" in lines[1]
     assert set(clip_list(env)) == {"plain"}
+
+
+def test_imports_of_one_file_name_at_once_each_get_a_name(env, tmp_path):
+    """Four imports of 'take.wav' (from four folders) started together: take, take-2, take-3,
+    take-4. The name was chosen before the file was decoded and claimed only after, so all but
+    one said "a clip named 'take' exists already" (exit 1); and four trims of one clip at once
+    each get a '(trimmed)' name of their own."""
+    rate = 48000
+    rng = np.random.default_rng(7)
+    sources = []
+    for i in range(4):
+        folder = tmp_path / f"from{i}"
+        folder.mkdir()
+        sf.write(folder / "take.wav", rng.integers(-8000, 8000, 20 * rate, dtype=np.int16), rate,
+                 subtype="PCM_16")
+        sources.append(folder / "take.wav")
+    procs = [subprocess.Popen([*cliutil.CLI, "import", src], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for src in sources]
+    results = [(p.wait(120), p.stderr.read()) for p in procs]
+    for p in procs:
+        p.stdout.close(), p.stderr.close()
+    assert [status for status, _ in results] == [0] * 4, results
+    home = Path(env["DICTAPHONE_HOME"])
+    names = sorted(c["name"] for c in json.loads(run("list", "--json", env=env).stdout))
+    assert names == ["take", "take-2", "take-3", "take-4"]
+    # the four clips hold the four files, one each
+    held = sorted(sf.read(home / f"{n}.wav", dtype="int16")[0][:8].tobytes() for n in names)
+    assert held == sorted(sf.read(s, dtype="int16")[0][:8].tobytes() for s in sources)
+    procs = [subprocess.Popen([*cliutil.CLI, "trim", "take", "--from", "1"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    results = [(p.wait(120), p.stderr.read()) for p in procs]
+    for p in procs:
+        p.stdout.close(), p.stderr.close()
+    assert [status for status, _ in results] == [0] * 4, results
+    names = {c["name"] for c in json.loads(run("list", "--json", env=env).stdout)}
+    assert {"take (trimmed)", "take (trimmed)-2", "take (trimmed)-3", "take (trimmed)-4"} <= names

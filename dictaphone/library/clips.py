@@ -666,19 +666,35 @@ def temp_audio_path(extension: str) -> str:
     return path
 
 
-def unique_name(base: str) -> str:
-    """``base``, or ``base-2``, ``base-3``, ... : the first that no clip has."""
+def unique_name(base: str, skip=()) -> str:
+    """``base``, or ``base-2``, ``base-3``, ... : the first that no clip has (and that is
+    not in ``skip``)."""
     check_name(base)
-    if find(base, missing_ok=True) is None:
+    if base not in skip and find(base, missing_ok=True) is None:
         return base
     n = 2
     while True:
         suffix = f"-{n}"
         name = base[:MAX_NAME_BYTES - len(suffix)] if len(base.encode()) + len(suffix) > MAX_NAME_BYTES else base
         name = name + suffix
-        if find(name, missing_ok=True) is None:
+        if name not in skip and find(name, missing_ok=True) is None:
             return name
         n += 1
+
+
+def add_unique(audio: str, base: str, extension: str, **kw) -> Clip:
+    """:func:`add` under ``base``, or ``base-2``, ... : the first name that is free when
+    the clip is made, not when it was chosen (two imports of one file name at once, or
+    a name another process is taking right now, got "exists already" instead of NAME-2)."""
+    tried: set[str] = set()
+    while True:
+        name = unique_name(base, skip=tried)
+        try:
+            return add(audio, name, extension, **kw)
+        except ClipExistsError:
+            tried.add(name)
+            if len(tried) >= 1000:
+                raise
 
 
 def add(audio: str, name: str, extension: str, *, transcript=None, move: bool = True,

@@ -309,8 +309,11 @@ def trim(name: str, start: float | None, end: float | None, new_name: str | None
         if in_place:
             result.clip = library.replace_audio(clip, tmp, fmt.extension, transcript=cut, **meta)
         else:
-            target = new_name or library.unique_name(f"{clip.name} (trimmed)")
-            result.clip = library.add(tmp, target, fmt.extension, transcript=cut, move=True, **meta)
+            if new_name:
+                result.clip = library.add(tmp, new_name, fmt.extension, transcript=cut, move=True, **meta)
+            else:
+                result.clip = library.add_unique(tmp, f"{clip.name} (trimmed)", fmt.extension,
+                                                 transcript=cut, move=True, **meta)
     finally:
         _unlink(tmp)
     result.path = result.clip.path

@@ -91,12 +91,16 @@ def _name_for(path: str, name: str | None) -> str:
         if library.find(name, missing_ok=True) is not None:
             raise library.ClipExistsError(f"a clip named {name!r} exists already")
         return name
+    return library.unique_name(_base_name(path))
+
+
+def _base_name(path: str) -> str:
     base = os.path.splitext(os.path.basename(path))[0].strip()
     try:
         library.check_name(base)
     except InvalidArgumentError:
         base = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    return library.unique_name(base)
+    return base
 
 
 def _plan(reader, path: str) -> tuple[str | None, str]:
@@ -236,7 +240,10 @@ def import_file(path: str, name: str | None = None, move: bool = False) -> Impor
     meta = dict(created=created, duration=frames / samplerate, samplerate=samplerate,
                 channels=channels, markers=[m.to_json() for m in markers], imported=os.path.abspath(path))
     try:
-        clip = library.add(source, target_name, ext, move=source is tmp or move, **meta)
+        if name is None:  # the first free name when the clip is made (another may have been quicker)
+            clip = library.add_unique(source, _base_name(path), ext, move=source is tmp or move, **meta)
+        else:
+            clip = library.add(source, target_name, ext, move=source is tmp or move, **meta)
     finally:
         if tmp is not None:
             _unlink(tmp)
