@@ -344,3 +344,19 @@ def test_sigterm_before_the_first_block_leaves_nothing_and_exits_130(env, tmp_pa
     assert sorted(p.name for p in library(env).iterdir() if not p.name.startswith(".dictaphone-index")) == [
         "memo.wav", "memo.wav.json"]
     assert not out.exists() and list(tmp_path.glob(".*out*")) == []
+
+
+def test_export_force_never_replaces_a_file_of_the_library(env, tmp_path):
+    """--force over a clip's metadata (talk.wav.json, -f wav) wrote audio into it; over
+    another clip's audio it replaced that clip's sound under its old metadata."""
+    add_clip(env, tmp_path, "talk", ".wav", "PCM_16", seconds=1.0)
+    _, other = add_clip(env, tmp_path, "other", ".wav", "PCM_16", seconds=2.0)
+    home = library(env)
+    before = {p.name: p.read_bytes() for p in home.iterdir() if p.is_file()}
+    for out in (home / "talk.wav.json", other, home / "other.wav.json"):
+        r = run("export", "talk", out, "-f", "wav", "--force", env=env)
+        assert r.returncode == 2, (out, r.stderr)
+        assert "is a file of the clip library" in cliutil.one_error_line(r.stderr)
+    assert {p.name: p.read_bytes() for p in home.iterdir() if p.is_file()} == before
+    r = run("export", "talk", home / "copy.wav", env=env)  # a new file there is not refused
+    assert r.returncode == 0, r.stderr

@@ -357,6 +357,10 @@ def export(source: str, output: str, fmt_name: str | None = None, *, start: floa
             raise OutputError(f"{output} exists (use --force to replace it)")
         if os.path.exists(output) and os.path.samefile(output, path):
             raise OutputError(f"{output} is the clip itself: give another file")
+        if os.path.lexists(output) and library.is_clip_path(output):
+            # --force over a clip's metadata, transcript or another clip's audio broke it
+            raise OutputError(f"{output} is a file of the clip library: it is not replaced "
+                              "(export elsewhere; trim makes a new clip)")
     sub_path = sub_text = None
     if subtitles is not None:
         if subtitles not in ("srt", "vtt"):
