@@ -522,3 +522,12 @@ def test_a_full_disk_still_lists_and_searches(tmp_path, source):
         assert [h["name"] for h in search_json(env, "one")] == ["clip 1"]
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def test_a_clip_filter_that_names_no_clip_says_so(notes):
+    """--clip with a typo said only "no match" (exit 1), as if the clip did not say it."""
+    r = run("search", "budget", "--clip", "budget oftn", env=notes)
+    assert r.returncode == 2 and r.stdout == ""
+    line = one_error_line(r.stderr)
+    assert line.startswith("dictaphone: error: no clip named 'budget oftn'; did you mean") and "'budget often'" in line
+    assert [n for n, _ in hits(notes, "budget", "--clip", "budget often")] == ["budget often"]

@@ -383,9 +383,10 @@ def search(words, as_json, since, until, clip_names, speaker, limit, no_pager):
     # One argument of several words ("kitchen sink", quoted in the shell) is a phrase.
     query = " ".join(f'"{w}"' if len(w.split()) > 1 and '"' not in w else w for w in words)
     for name in clip_names:
-        from ..library.clips import check_name
+        from ..library.clips import check_name, find
 
         check_name(name)
+        find(name)  # a --clip that is not there (a typo) is said, with the closest names, not "no match"
     from .clips_cmd import open_library_index
 
     index = open_library_index()
