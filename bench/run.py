@@ -61,7 +61,7 @@ def mic_defaults(lab: Lab) -> tuple[int, object]:
     """(blocksize, latency) that dictaphone's Microphone actually uses at 48 kHz.
 
     Asked from a child process on the virtual microphone (Microphone() opens PortAudio), so
-    it follows sources.py as it is now, whatever its signature's defaults say."""
+    it follows capture/microphone.py as it is now, whatever its signature's defaults say."""
     code = ("from dictaphone.capture.sources import Microphone\n"
             "m = Microphone(samplerate=48000)\n"
             "print(repr((int(m.blocksize or 0), m.latency)))\n")
@@ -989,7 +989,7 @@ def write_results(R: dict, table_md: str, research_md: str | None, concl: str | 
         "minute of a long recording. *Whole run* is wait4's user+sys for the whole process "
         "(start-up, imports and finalization included) scaled by 60/N, and *fixed* is the "
         "whole-run CPU minus the steady rate × N. The targets are checked on both.",
-        f"- dictaphone captures with paced reads (sources.py): a stream with blocksize {bs} "
+        f"- dictaphone captures with paced reads (capture/microphone.py): a stream with blocksize {bs} "
         f"(PortAudio's period) and latency {lat!r}, int16, read every 0.25 s (0.1 s while the "
         "meter is drawn). The targets' floor is the stack as sounddevice sets it up: "
         "bench/floor.py's empty callback with sounddevice's default parameters, and the naive "
