@@ -221,3 +221,17 @@ def test_an_m4a_plays_from_a_time_and_seeks(pulse, env, tmp_path):
     seconds = [round(k) for k in heard_windows(heard, whole=True) if k is not None]
     assert seconds and seconds[0] == 2 and sorted(set(seconds)) == [2, 3, 4], seconds
     assert "played s.m4a: from 0:02" in r.stderr
+
+
+def test_the_status_line_fits_a_narrow_terminal_and_is_redrawn_in_place(pulse, env, tmp_path, terminal):
+    """On 60 columns the status line (about 110 columns with its keys hint) wrapped, and each
+    redraw scrolled the terminal by a line: the pane filled with copies of it."""
+    tone = tmp_path / "tone.wav"
+    audiolab.make_tone(tone, 4.0, 440.0, amplitude=0.4)
+    t = terminal([*CLI, "play", str(tone)], env=env, cwd=tmp_path, width=60, height=12)
+    t.wait_for("▶ tone.wav", timeout=20)
+    time.sleep(1.5)  # several redraws
+    shown = [line for line in t.capture().splitlines() if line.strip()]
+    assert len(shown) == 1 and shown[0].startswith("▶ tone.wav") and shown[0].endswith("…"), shown
+    t.send_keys("q")
+    assert t.wait_exit(timeout=15) == 0

@@ -209,6 +209,18 @@ def marks(clip, as_json, audacity):
 SPEEDS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
 
 
+def _fit(line: str) -> str:
+    """``line`` cut to the terminal's width (less one column): a longer one wraps, and the
+    next redraw (``\r``) then starts on the wrapped line, so every update scrolled the
+    terminal by a line (play's keys hint alone is 70 columns)."""
+    import shutil
+
+    from rich.cells import cell_len, set_cell_size
+
+    room = max(shutil.get_terminal_size().columns - 1, 1)
+    return line if cell_len(line) <= room else set_cell_size(line, room - 1) + "…"
+
+
 class Speed(click.ParamType):
     name = "speed"
 
@@ -324,7 +336,7 @@ def play(clip, device, quiet, at, speed, skip_silence):
                             ("  skipping silences" if player.skip_silence else "")
                     hint = note if time.monotonic() < note_until else "q stops · space pause · ←/→ 5 s · [ ] speed · s silences · m marker"
                     line = f"{state} {os.path.basename(path)}  {clock(player.position)}{total}{extra}  ({hint})"
-                    sys.stderr.write(f"\r{line}\033[K")
+                    sys.stderr.write(f"\r{_fit(line)}\033[K")
                     sys.stderr.flush()
     finally:
         player.stop()
