@@ -46,9 +46,10 @@ How it works, and why it cannot cost the recording anything:
   computes, and its threads are bounded (``cpu_threads``, default 2): capture and writing
   need little CPU and wake briefly, so they are not kept waiting (bench/RESULTS.md measures
   it: 0 dropped frames with both cores busy). Two threads rather than one: with every core
-  busy, recognition with 2 threads had a median end-of-utterance latency of 3.65 s against
-  6.09 s with 1 (the machine shared with other work, load 14-17), and on an idle machine
-  the encoder runs on both cores. Threads rather than a worker
+  busy and the machine shared with other work (load 13-17), recognition with 2 threads had a
+  median end-of-utterance latency of 2.5-3.7 s against 5.6-6.1 s with 1; with only the two
+  busy loops (load 4) 1 thread had the lower median (0.56 s against 0.97 s) but the higher
+  worst (2.1 s against 1.5 s). Threads rather than a worker
   process: the engine's heavy work runs outside the GIL anyway, and a process would load a
   second Python with the engine (about 250 MiB more) and ship audio and text across.
 
