@@ -331,6 +331,37 @@ def test_an_utterance_over_a_split_is_cut_with_it_each_piece_its_own_words_in_it
     assert len(speech.words(joined)) <= len(speech.words(sentence.text)) + 1  # no word in both
 
 
+def test_a_mark_in_the_middle_of_a_sentence_with_split_on_mark_cuts_its_words_between_the_pieces(env, tmp_path):
+    """--split-on-mark --transcribe, a marker while a long sentence is spoken: each piece
+    has its own words, in its own time (the same cut as --split, issue #20 item 8)."""
+    s = speech.make_script(tmp_path / "long.wav", speech.LIVE[2:3], lead=0.5, tail=1.0)
+    sentence = s.sentences[0]
+    middle = sentence.speech_start + (sentence.speech_end - sentence.speech_start) / 2
+    proc = subprocess.Popen([*cliutil.CLI, "record", "--input", str(s.path), "--realtime", "--transcribe",
+                             "--split-on-mark", "--events", "ev.jsonl", "m.wav"], cwd=tmp_path, env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        cliutil.wait_for_status(env, lambda es: bool(es) and es[0]["duration"] > middle, timeout=60)
+        r = run("mark", "half way", env=env, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        assert proc.wait(120) == 0, proc.stderr.read()
+    finally:
+        audiolab.stop_process(proc)
+    mark = [e for e in read_events(tmp_path / "ev.jsonl") if e["type"] == "mark"][0]["duration"]
+    assert sentence.speech_start + 1.0 < mark < sentence.speech_end - 1.0, mark  # inside the sentence
+    one, two = tmod.load(tmp_path / "m-001.wav"), tmod.load(tmp_path / "m-002.wav")
+    assert one is not None and two is not None and one.text and two.text, (one, two)
+    assert abs(one.duration - mark) < 0.01
+    for piece, t in (("m-001.wav", one), ("m-002.wav", two)):
+        duration = sf.info(str(tmp_path / piece)).duration
+        assert all(0 <= w.start <= w.end <= duration + 1e-3 for seg in t.segments for w in seg.words), piece
+    assert two.segments[0].start < 1.0, two.segments[0]
+    joined = one.text + " " + two.text
+    assert speech.wer(sentence.text, joined) <= 0.3, joined
+    assert len(speech.words(joined)) <= len(speech.words(sentence.text)) + 1
+
+
 def test_model_language_and_on_text_need_transcribe(env, tmp_path):
     for args in (["--model", "tiny.en"], ["--language", "en"], ["--on-text", "true"]):
         r = run("record", "--input", "x.wav", *args, "o.wav", env=env, cwd=tmp_path)
