@@ -360,3 +360,41 @@ def test_export_force_never_replaces_a_file_of_the_library(env, tmp_path):
     assert {p.name: p.read_bytes() for p in home.iterdir() if p.is_file()} == before
     r = run("export", "talk", home / "copy.wav", env=env)  # a new file there is not refused
     assert r.returncode == 0, r.stderr
+
+
+def test_trim_refuses_a_clip_that_is_being_recorded(pulse, tmp_path):
+    """trim --in-place replaced the file under a running recorder: a 6 s recording kept the
+    2.2 s trimmed into it (its metadata still said 6 s). Refused, as the page does."""
+    import time
+
+    env = dict(pulse.env, DICTAPHONE_HOME=str(tmp_path / "clips"))
+    tone = tmp_path / "tone.wav"
+    audiolab.make_tone(tone, 6.0, 440.0, amplitude=0.3, rate=48000)
+    rec = subprocess.Popen([*cliutil.CLI, "record", "-r", "48000", "-n", "rec", "-d", "4"], env=env,
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        player = pulse.play(tone)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            st = run("status", "--json", env=env)
+            if st.returncode == 0 and "rec.wav" in st.stdout:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"the recording did not start: {st.stderr}")
+        for args in (["--from", "0.5", "--in-place"], ["--from", "0.5"]):
+            r = run("trim", "rec", *args, env=env)
+            assert r.returncode == 2, (args, r.stderr)
+            assert cliutil.one_error_line(r.stderr) == "dictaphone: error: 'rec' is being recorded; stop it first (dictaphone stop)"
+        assert rec.wait(30) == 0, rec.stderr.read()
+        player.wait(30)
+    finally:
+        if rec.poll() is None:
+            rec.kill()
+            rec.wait()
+        rec.stderr.close()
+    home = tmp_path / "clips"
+    assert sorted(p.name for p in home.iterdir() if not p.name.startswith(".")) == ["rec.wav", "rec.wav.json"]
+    assert sf.info(home / "rec.wav").duration == pytest.approx(json.loads((home / "rec.wav.json").read_text())["duration"], abs=0.01)
+    r = run("trim", "rec", "--from", "0.5", "--in-place", env=env)  # once it is saved, it can be trimmed
+    assert r.returncode == 0, r.stderr

@@ -38,6 +38,25 @@ def _terminate_as_interrupt() -> None:
     click.get_current_context().call_on_close(restore)
 
 
+def _refuse_if_recording(name: str) -> None:
+    """A clip that a running recorder is writing is not trimmed: an in-place trim replaced
+    the file under the recorder, whose further audio then went nowhere (a 6 s recording
+    kept 2.2 s, its metadata still saying 6 s). The page refuses the same (409)."""
+    from ..control import registry
+    from ..library import clips as library
+
+    clip = library.find(name)
+    if not registry.running():
+        return
+    try:
+        statuses = registry.statuses(timeout=2.0)
+    except DictaphoneError:
+        return
+    mine = os.path.realpath(clip.path)
+    if any(os.path.realpath(p) == mine for st in statuses for p in (st.get("paths") or [st.get("path")]) if p):
+        fail(f"{clip.name!r} is being recorded; stop it first (dictaphone stop)", EXIT_USAGE)
+
+
 @cli.command("import")
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @click.option("-n", "--name", metavar="NAME", help="The clip's name (one FILE only). "
@@ -136,6 +155,7 @@ def trim(clip, start, end, new_name, in_place):
     from ..library.edit import trim as do_trim
 
     _terminate_as_interrupt()
+    _refuse_if_recording(clip)
 
     result = do_trim(clip, start, end, new_name=new_name, in_place=in_place)
     kept = f", {result.markers} marker(s)" if result.markers else ""
