@@ -141,7 +141,9 @@ def index_(rebuild, as_json):
 def rename(old, new):
     """Rename a clip."""
     from ..library.clips import rename as do_rename
+    from .edit_cmd import refuse_if_recording
 
+    refuse_if_recording(old)  # the recorder would save its metadata beside the old name
     clip = do_rename(old, new)
     say(f"renamed {old!r} to {clip.name!r}")
 

@@ -38,10 +38,12 @@ def _terminate_as_interrupt() -> None:
     click.get_current_context().call_on_close(restore)
 
 
-def _refuse_if_recording(name: str) -> None:
-    """A clip that a running recorder is writing is not trimmed: an in-place trim replaced
-    the file under the recorder, whose further audio then went nowhere (a 6 s recording
-    kept 2.2 s, its metadata still saying 6 s). The page refuses the same (409)."""
+def refuse_if_recording(name: str) -> None:
+    """A clip that a running recorder is writing is not trimmed or renamed: an in-place trim
+    replaced the file under the recorder, whose further audio then went nowhere (a 6 s
+    recording kept 2.2 s, its metadata still saying 6 s); after a rename the recorder
+    said "Saved NAME.wav" and the clip under its new name had no metadata at all. The
+    page refuses the same (409)."""
     from ..control import registry
     from ..library import clips as library
 
@@ -155,7 +157,7 @@ def trim(clip, start, end, new_name, in_place):
     from ..library.edit import trim as do_trim
 
     _terminate_as_interrupt()
-    _refuse_if_recording(clip)
+    refuse_if_recording(clip)
 
     result = do_trim(clip, start, end, new_name=new_name, in_place=in_place)
     kept = f", {result.markers} marker(s)" if result.markers else ""
