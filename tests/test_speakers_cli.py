@@ -249,3 +249,31 @@ def test_doctor_reports_the_voice_encoder_and_a_damaged_one(env, tmp_path):
     r = run("doctor", "--seconds", "0.5", env=dict(env, DICTAPHONE_SPEAKER_MODEL=str(bad)), timeout=SLOW)
     assert r.returncode == 1
     assert re.search(rf"speaker labels: .*{re.escape(str(bad))}.*damaged", r.stdout + r.stderr), r.stdout
+
+
+def test_voices_added_by_several_processes_at_once_are_all_kept(tmp_path):
+    """Each `speakers add` read the known voices, added its own and saved: five at once
+    kept three (the others' saves went over theirs)."""
+    import subprocess
+    import sys
+
+    home = tmp_path / "clips"
+    home.mkdir()
+    code = ("import sys, time\n"
+            "from dictaphone.library import voices\n"
+            "time.sleep(max(0.0, float(sys.argv[2]) - time.time()))\n"
+            "for i in range(5):\n"
+            "    voices.add(f'{sys.argv[1]} {i}', 'test', [0.1] * 256, 3.0)\n")
+    import time
+
+    start = time.time() + 1.5
+    env = dict(os.environ, DICTAPHONE_HOME=str(home))
+    procs = [subprocess.Popen([sys.executable, "-c", code, f"P{n}", str(start)], env=env,
+                              stderr=subprocess.PIPE, text=True) for n in range(6)]
+    for p in procs:
+        assert p.wait(60) == 0, p.stderr.read()
+        p.stderr.close()
+    from dictaphone.library import voices
+
+    names = sorted(v["name"] for v in json.loads((home / voices.FILENAME).read_text())["voices"])
+    assert names == sorted(f"P{n} {i}" for n in range(6) for i in range(5))
