@@ -216,3 +216,15 @@ def test_imports_of_one_file_name_at_once_each_get_a_name(env, tmp_path):
     assert [status for status, _ in results] == [0] * 4, results
     names = {c["name"] for c in json.loads(run("list", "--json", env=env).stdout)}
     assert {"take (trimmed)", "take (trimmed)-2", "take (trimmed)-3", "take (trimmed)-4"} <= names
+
+
+def test_a_file_of_bytes_that_are_no_audio_is_said_to_be_so(env, tmp_path):
+    """An .mp3 of random bytes was 'cannot be read as audio (File does not exist or is not a
+    regular file (possibly a pipe?))': libsndfile's words, wrong for a file that is there."""
+    bad = tmp_path / "noise.mp3"
+    bad.write_bytes(np.random.default_rng(3).integers(0, 256, 3000, dtype=np.uint8).tobytes())
+    r = run("import", bad, env=env)
+    assert r.returncode == 1 and r.stdout == ""
+    line = cliutil.one_error_line(r.stderr)
+    assert line.startswith(f"dictaphone: {bad}: not a readable audio file"), line
+    assert "regular file" not in line and "pipe" not in line

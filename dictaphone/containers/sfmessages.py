@@ -64,6 +64,10 @@ def explain(error: BaseException, path: str | os.PathLike | None = None) -> str:
                 return "is a device, not an audio file"
             if stat.S_ISREG(st.st_mode) and st.st_size == 0:
                 return "is empty (0 bytes): there is no audio in it"
+            if stat.S_ISREG(st.st_mode) and "not a regular file" in raw_text(error).lower():
+                # libsndfile's words for an .mp3 (or other) file whose bytes are no audio:
+                # "File does not exist or is not a regular file (possibly a pipe?)"
+                return _KNOWN[0][1]
     if isinstance(error, PermissionError):
         return "cannot be read: permission denied"
     if isinstance(error, FileNotFoundError):
