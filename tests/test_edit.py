@@ -362,10 +362,11 @@ def test_export_force_never_replaces_a_file_of_the_library(env, tmp_path):
     assert r.returncode == 0, r.stderr
 
 
-def test_trim_and_rename_refuse_a_clip_that_is_being_recorded(pulse, tmp_path):
+def test_trim_rename_and_delete_refuse_a_clip_that_is_being_recorded(pulse, tmp_path):
     """trim --in-place replaced the file under a running recorder: a 6 s recording kept the
     2.2 s trimmed into it (its metadata still said 6 s); a rename left the clip without
-    metadata. Refused, as the page does."""
+    metadata; a delete left an empty library while the recorder said "Saved". Refused, as the
+    page does."""
     import time
 
     env = dict(pulse.env, DICTAPHONE_HOME=str(tmp_path / "clips"))
@@ -384,7 +385,7 @@ def test_trim_and_rename_refuse_a_clip_that_is_being_recorded(pulse, tmp_path):
         else:
             pytest.fail(f"the recording did not start: {st.stderr}")
         for args in (["trim", "rec", "--from", "0.5", "--in-place"], ["trim", "rec", "--from", "0.5"],
-                     ["rename", "rec", "other"]):
+                     ["rename", "rec", "other"], ["delete", "rec", "--yes"]):
             r = run(*args, env=env)
             assert r.returncode == 2, (args, r.stderr)
             assert cliutil.one_error_line(r.stderr) == "dictaphone: error: 'rec' is being recorded; stop it first (dictaphone stop)"

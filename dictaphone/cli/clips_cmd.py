@@ -159,8 +159,12 @@ def delete(names, yes):
     from ..library.clips import delete as do_delete
     from ..library.clips import find
 
-    # all must exist before any is deleted
+    from .edit_cmd import refuse_if_recording
+
+    # all must exist, and none be in the middle of a recording, before any is deleted
     targets = [find(name) for name in clip_words(names)]
+    for clip in targets:
+        refuse_if_recording(clip.name)  # the recorder would say "Saved" of a file that is gone
     if not yes:
         if not sys.stdin.isatty():
             fail("not deleting without confirmation; use --yes in scripts", EXIT_USAGE)

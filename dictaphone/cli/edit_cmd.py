@@ -39,11 +39,11 @@ def _terminate_as_interrupt() -> None:
 
 
 def refuse_if_recording(name: str) -> None:
-    """A clip that a running recorder is writing is not trimmed or renamed: an in-place trim
+    """A clip that a running recorder is writing is not trimmed, renamed or deleted: an in-place trim
     replaced the file under the recorder, whose further audio then went nowhere (a 6 s
     recording kept 2.2 s, its metadata still saying 6 s); after a rename the recorder
-    said "Saved NAME.wav" and the clip under its new name had no metadata at all. The
-    page refuses the same (409)."""
+    said "Saved NAME.wav" and the clip under its new name had no metadata at all; after a
+    delete it said "Saved" of a clip that was gone. The page refuses the same (409)."""
     from ..control import registry
     from ..library import clips as library
 
