@@ -357,20 +357,28 @@ def read_audio(path: str, samplerate: int | None = None, channels: int | None = 
     when they differ. Everything else is read by PyAV (FFmpeg)."""
     path = os.fspath(path)
     _check_readable_file(path)
-    if path.lower().endswith((".raw", ".pcm")):
-        if samplerate is None:
-            raise InvalidArgumentError(f"{path} is raw audio (no header): give its rate "
-                                       "(-r, and -c and --subtype if not mono PCM_16)")
+    raw = _raw_layout(path, samplerate, channels, subtype)
+    if raw is not None:
         import soundfile as sf
 
         try:
-            data, _ = sf.read(path, samplerate=int(samplerate), channels=int(channels or 1),
-                              subtype=subtype or "PCM_16", format="RAW", endian="LITTLE",
-                              dtype="float32", always_2d=True)
+            data, _ = sf.read(path, **raw, dtype="float32", always_2d=True)
         except Exception as e:
             raise SourceError(f"cannot read {path} as raw audio: {e}") from None
         return to_mono_16k(data, int(samplerate))
     return _decode(path, path)
+
+
+def _raw_layout(path: str, samplerate, channels, subtype) -> dict | None:
+    """For a raw (``.raw``/``.pcm``: headerless, little-endian) file, what libsndfile needs
+    to read it (its rate must be given; mono PCM_16 unless said); None for any other file."""
+    if not path.lower().endswith((".raw", ".pcm")):
+        return None
+    if samplerate is None:
+        raise InvalidArgumentError(f"{path} is raw audio (no header): give its rate "
+                                   "(-r, and -c and --subtype if not mono PCM_16)")
+    return dict(samplerate=int(samplerate), channels=int(channels or 1), subtype=subtype or "PCM_16",
+                format="RAW", endian="LITTLE")
 
 
 def read_stdin():
@@ -814,15 +822,12 @@ class Audio16k:
                  subtype: str | None = None):
         path = os.fspath(path)
         _check_readable_file(path)
-        if path.lower().endswith((".raw", ".pcm")):
-            if samplerate is None:
-                raise InvalidArgumentError(f"{path} is raw audio (no header): give its rate "
-                                           "(-r, and -c and --subtype if not mono PCM_16)")
+        raw = _raw_layout(path, samplerate, channels, subtype)
+        if raw is not None:
             import soundfile as sf
 
             try:
-                self._reader = sf.SoundFile(path, samplerate=int(samplerate), channels=int(channels or 1),
-                                            subtype=subtype or "PCM_16", format="RAW", endian="LITTLE")
+                self._reader = sf.SoundFile(path, **raw)
             except Exception as e:
                 raise SourceError(f"cannot read {path} as raw audio: {e}") from None
         else:
