@@ -916,3 +916,19 @@ def _pid_alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except (FileNotFoundError, IndexError):
         return False
+
+
+def mount_tmpfs(path, size: str) -> None:
+    """A real small file system at ``path`` (made if missing): a tmpfs of ``size`` (``256k``),
+    for full and read-only disks. Needs root: a failure under CI=true (which runs as root),
+    a skip elsewhere. The caller unmounts it (``umount -l``)."""
+    import pytest
+
+    if os.geteuid() != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must run as root to mount a tmpfs")
+        pytest.skip("mounting a tmpfs needs root")
+    os.makedirs(path, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, f"cannot mount a tmpfs: {r.stderr}"

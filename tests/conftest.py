@@ -19,6 +19,7 @@ Tests using ``pulse`` are marked ``realaudio`` and tests using ``terminal`` are 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 
 import pytest
@@ -54,6 +55,17 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.realaudio)
         if "terminal" in fixtures:
             item.add_marker(pytest.mark.tmux)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real full disk: a 256 KiB tmpfs at ``tmp_path / "small"`` (``audiolab.mount_tmpfs``)."""
+    mnt = tmp_path / "small"
+    audiolab.mount_tmpfs(mnt, "256k")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
 @pytest.fixture(scope="session")

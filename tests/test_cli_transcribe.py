@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import speech
+import audiolab
 from cliutil import no_device_env, one_error_line, run
 
 MAX_WER = 0.25
@@ -609,17 +610,7 @@ def test_a_clip_whose_audio_was_removed_keeps_its_words_and_says_what_is_missing
 
 # -- a library that cannot take the transcript (issue #20 item 9) ----------------------------
 
-def _mount_tmpfs(path, size: str) -> None:
-    import subprocess
-
-    if os.geteuid() != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI must run as root to mount a tmpfs")
-        pytest.skip("mounting a tmpfs needs root")
-    os.makedirs(path, exist_ok=True)
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, f"cannot mount a tmpfs: {r.stderr}"
+_mount_tmpfs = audiolab.mount_tmpfs
 
 
 def _fill(directory) -> None:

@@ -132,23 +132,6 @@ def test_sigkill_during_digital_silence_loses_at_most_the_last_second(fmt, tmp_p
     assert frames >= (reported - 1.0) * RATE, f"{reported - frames / RATE:.2f} s lost"
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A real full disk: a 256 KiB tmpfs (needs root; CI runs as root)."""
-    if os.geteuid() != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI must run as root to mount a tmpfs")
-        pytest.skip("mounting a tmpfs needs root")
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.fail(f"cannot mount a tmpfs: {r.stderr}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
 @pytest.mark.parametrize("fmt", ["wav", "flac", "ogg", "opus", "mp3"])

@@ -23,6 +23,7 @@ import pytest
 
 import librarylab
 import speech
+import audiolab
 from cliutil import CLI, no_device_env, one_error_line, run
 from dictaphone.library import transcript as tr
 from dictaphone.library.index import FILENAME, open_index, parse_query, snippet
@@ -463,15 +464,7 @@ def test_several_processes_at_once_keep_it_whole(tmp_path, source):
     con.close()
 
 
-def _mount_tmpfs(path: Path, size: str):
-    if os.geteuid() != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI must run as root to mount a tmpfs")
-        pytest.skip("mounting a tmpfs needs root")
-    path.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, f"cannot mount a tmpfs: {r.stderr}"
+_mount_tmpfs = audiolab.mount_tmpfs
 
 
 def test_a_read_only_library_is_listed_and_searched_and_says_why_it_is_slower(tmp_path, source):

@@ -164,22 +164,6 @@ def test_a_name_that_is_not_text_is_one_line_and_exit_2(env, speech, tmp_path):
 # rename on a full disk: all or nothing
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A real full disk: a 256 KiB tmpfs (needs root; CI runs as root)."""
-    if os.geteuid() != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI must run as root to mount a tmpfs")
-        pytest.skip("mounting a tmpfs needs root")
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, f"cannot mount a tmpfs: {r.stderr}"
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
 def fill(directory: Path) -> Path:

@@ -279,21 +279,6 @@ def test_split_pieces_into_a_device_are_refused(root, env, tmp_path, speech):
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("null")) == ["null"]
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    if os.geteuid() != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI must run as root to mount a tmpfs")
-        pytest.skip("mounting a tmpfs needs root")
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
 def test_record_force_over_a_file_on_a_full_disk_never_removes_what_it_did_not_create(small_disk, env, tmp_path):
