@@ -654,9 +654,11 @@ class Page:
         async def stream():
             yield "retry: 2000\n\n"
             last_recordings = None
-            statuses, gen = await run_in_threadpool(look)
-            total = await run_in_threadpool(feed.index.count, False)
+            # hello first: it needs only the index (the recorders' status, asked of each
+            # running recorder, may take longer and comes with the next event)
+            gen, total = await run_in_threadpool(lambda: (feed.index.gen(), feed.index.count(False)))
             yield _event("hello", {"total": total, "gen": gen})
+            statuses = await run_in_threadpool(_statuses)
             last_busy = (self.recording_paths(statuses), self.transcriptions.busy())
             next_ping = time.monotonic() + PING_EVERY
             seen = self.notices.last()  # only what happens from now on
