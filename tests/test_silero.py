@@ -119,6 +119,27 @@ def test_an_utterance_is_returned_as_soon_as_a_pause_ends_it(vad, timeline):
         assert end + 0.5 <= t <= end + 0.6 + 0.25 + 0.1  # the pause, one block, a window
 
 
+def test_an_utterance_ending_is_heard_before_it_ends_with_the_very_samples_it_ends_with(vad, timeline):
+    """ending(): once the padding after the speech was heard, the utterance as feed() will
+    return it if no speech follows (what the live transcriber's early final recognises)."""
+    x, spans = timeline
+    vad.reset()
+    seg = Segmenter(RATE, vad=vad, min_silence=0.6, pad=0.3)
+    block = RATE // 20
+    seen, ended = [], []
+    for i in range(0, len(x), block):
+        early = seg.ending()
+        if early is not None and (not seen or seen[-1][0].start != early.start):
+            seen.append((early, (i / RATE)))
+        ended += seg.feed(x[i:i + block])
+        assert seg.in_speech or seg.ending() is None
+    assert len(ended) == 2 and len(seen) == 2
+    for (early, at), u, (_, end) in zip(seen, ended, spans):
+        assert (early.start, early.end, early.speech_end) == (u.start, u.end, u.speech_end)
+        assert np.array_equal(early.audio, u.audio)
+        assert at < u.end + 0.3 - 0.1  # heard before the pause ended the utterance (0.6 s)
+
+
 def test_an_offset_moves_the_utterances_into_the_recordings_time(vad, timeline):
     x, _ = timeline
     vad.reset()

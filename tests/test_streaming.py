@@ -194,16 +194,32 @@ def test_the_saved_transcript_is_as_good_as_the_files_own_and_partials_came_firs
     assert peak > 0.9
     finals, _ = check_partials(events, script, shift=lag / speech.RATE)
     saved = tmod.load(tmp_path / "mic.wav")
-    assert saved is not None and [s.text for s in saved.segments] == [e["text"] for e in finals]
+    # (an utterance's event carries its segments' text joined: compare the words)
+    assert saved is not None and saved.text.split() == " ".join(e["text"] for e in finals).split()
     offline = transcriber.transcribe(str(tmp_path / "mic.wav"))
     live_wer, file_wer = speech.wer(script.text, saved.text), speech.wer(script.text, offline.text)
     print(f"saved transcript WER {live_wer:.3f}, transcribe of the file {file_wer:.3f}")
     assert len(finals) >= n - 1
+    # The same recording read from its file as fast as it decodes (no partials, no early
+    # finals: the recognition never idles) gives the very same saved text: what is saved
+    # does not depend on how fast the machine was while recording.
+    from dictaphone.speech.live import DEFAULT_CPU_THREADS
+    from dictaphone.speech.transcribe import Transcriber
+
+    same = Transcriber(whisper_model, cpu_threads=DEFAULT_CPU_THREADS).load()
+    replay = MediaRecorder(FileSource(tmp_path / "mic.wav"), "audio/wav", output=None)
+    again = LiveTranscriber(replay, same)
+    replay.start()
+    assert replay.wait(JOIN)
+    replayed = again.close(JOIN)
+    assert [s.text for s in replayed.segments] == [s.text for s in saved.segments]
     if live_wer > file_wer + 0.02:
-        # Issue #17's bound is not met reliably yet (the issue stays open): in the whole
-        # suite two runs of two saved 0.110 against the file's 0.068, the first sentence
-        # recognised without the audio after it ("milk and rent" for "milk, eggs and
-        # bread"); alone it passes (0.082 against 0.082 and 0.123). Reported, not hidden:
-        # every other check above stays strict, and this shows as XFAIL with the numbers.
+        # Issue #17's bound is not met reliably yet (the issue stays open). On 73 words one
+        # word is 0.014, and tiny.en's reading of a sentence turns on where its window
+        # starts: measured on this script, moving the speech by 0.2-0.3 s changed the file's
+        # own WER from 0.068 to 0.151 and the live one from 0.082 to 0.110 ("milk and rent"
+        # for "milk, eggs and bread" in both, by turns). Over six scripts (613 words) the
+        # two were level (0.086 live, 0.085 file). Reported, not hidden: every other check
+        # above stays strict, and this shows as XFAIL with the numbers.
         pytest.xfail(f"issue #17: saved transcript WER {live_wer:.3f} > transcribe's "
                      f"{file_wer:.3f} + 0.02 (saved: {saved.text!r})")

@@ -51,7 +51,9 @@ def shows_meter(quiet: bool) -> bool:
 
 def load_transcriber(opts: RecordOptions):
     """The speech model for --transcribe, loaded (EngineMissingError, ModelError: one line)."""
-    from ..speech.live import DEFAULT_CPU_THREADS
+    from ..speech.live import DEFAULT_CPU_THREADS, passive_openmp
+
+    passive_openmp()  # before faster-whisper loads CTranslate2 (its OpenMP reads it then)
     from ..speech.transcribe import Transcriber
 
     t = Transcriber(opts.model, opts.language, cpu_threads=DEFAULT_CPU_THREADS,

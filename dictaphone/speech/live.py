@@ -37,19 +37,21 @@ How it works, and why it cannot cost the recording anything:
   speech only), which is what makes it about as good as recognising the whole file
   (measurements in streaming.py). It fires a ``transcript`` event (``text``, ``start``,
   ``end`` in seconds of recorded media) on the recorder. That recognition starts as soon
-  as the speech pauses (``early`` seconds of non-speech) rather than when the pause has
-  lasted long enough to end the utterance; if the utterance does end there, the text is
-  ready when it does, and if speech goes on, the early result is only a hypothesis.
+  as the speech pauses (``early`` seconds of non-speech, and not before the padding after
+  the speech was heard) rather than when the pause has lasted long enough to end the
+  utterance; it hears the very samples the utterance will hold if it ends there, so if it
+  does, that result *is* its final text (the saved transcript does not depend on how fast
+  the machine was), and if speech goes on, the early result is only a hypothesis.
   Utterances that wait for it are bounded
   (``max_backlog`` seconds of speech): the vad thread waits when the backlog is full, and
   the frames queue behind it absorbs the rest. CTranslate2 releases the GIL while it
-  computes, and its threads are bounded (``cpu_threads``, default 2): capture and writing
-  need little CPU and wake briefly, so they are not kept waiting (bench/RESULTS.md measures
-  it: 0 dropped frames with both cores busy). Two threads rather than one: with every core
-  busy and the machine shared with other work (load 13-17), recognition with 2 threads had a
-  median end-of-utterance latency of 2.5-3.7 s against 5.6-6.1 s with 1; with only the two
-  busy loops (load 4) 1 thread had the lower median (0.56 s against 0.97 s) but the higher
-  worst (2.1 s against 1.5 s). Threads rather than a worker
+  computes, and its threads are bounded (``cpu_threads``, default 1, its OpenMP threads
+  waiting passively): capture and writing need little CPU and wake briefly, so they are not
+  kept waiting (bench/RESULTS.md measures it: 0 dropped frames with both cores busy). One
+  thread rather than two, measured in real time on a quiet 2-core machine (see
+  DEFAULT_CPU_THREADS); an earlier measurement with the machine shared with other work
+  (load 13-17) had favoured two, with OpenMP spinning, which is what made two threads slow
+  when the cores are busy. Threads rather than a worker
   process: the engine's heavy work runs outside the GIL anyway, and a process would load a
   second Python with the engine (about 250 MiB more) and ship audio and text across.
 
@@ -75,8 +77,25 @@ from .silero import SAMPLE_RATE, Segmenter, SileroVAD, Utterance, to_mono_float
 log = logging.getLogger("dictaphone")
 
 #: CTranslate2 threads for live recognition (bounded; capture and writing wake briefly and
-#: keep their 0 dropped frames beside them: bench/live.py)
-DEFAULT_CPU_THREADS = 2
+#: keep their 0 dropped frames beside them: bench/live.py). One, with OpenMP's threads
+#: waiting passively (below): measured in real time through the virtual microphone on a
+#: quiet 2-core machine, end of utterance to final text was median 1.20 s / worst 1.42 s
+#: with 1 thread against 1.31 / 1.82 s with 2, and with both cores busy 2.43 / 4.45 s against
+#: 3.46 / 4.69 s (2 threads with OpenMP's default spinning: 6.65 / 9.22 s): threads that
+#: spin at every barrier take turns away from each other and from everything else.
+DEFAULT_CPU_THREADS = 1
+
+
+def passive_openmp() -> None:
+    """CTranslate2's OpenMP (libgomp) spins while its threads wait, which on a machine whose
+    cores are busy costs the recognition its own turns (the measurements above). The
+    setting is read once, when the library loads: set it (unless the user did) before
+    faster-whisper is imported, in a process that transcribes live."""
+    import os
+    import sys
+
+    if "ctranslate2" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 class LiveTranscriber:
@@ -98,7 +117,8 @@ class LiveTranscriber:
     ``partial_every`` seconds of new audio, less often when the machine is slower);
     ``context``: seconds of earlier speech recognised in front of each utterance (0:
     each alone); ``early``: seconds of non-speech after which an utterance's final
-    recognition starts (before ``min_silence`` ends it). Partials and context need a
+    recognition starts (before ``min_silence`` ends it; at the soonest once ``pad`` seconds
+    of it were heard). Partials and context need a
     :class:`~dictaphone.speech.transcribe.Transcriber` (an engine with ``recognise_16k``);
     any other engine hears each utterance alone, and gives final text only.
     """
@@ -109,6 +129,7 @@ class LiveTranscriber:
                  max_pending: float = 60.0, partials: bool = True, partial_every: float = 0.8,
                  context: float = streaming.WINDOW, early: float = 0.2, attach: bool = True):
         if transcriber is None:
+            passive_openmp()
             from .transcribe import Transcriber
 
             transcriber = Transcriber(model, language, cpu_threads=cpu_threads)
@@ -306,14 +327,22 @@ class LiveTranscriber:
         silent = seg.silent_for
         early = self.early > 0 and silent >= self.early
         if early:
-            key = tuple(round(x, 3) for x in seg.current_bounds())
+            # The utterance as it will end if no more speech comes, the very samples (its
+            # padding after the speech included, so not before that was heard): the early
+            # result is then the final text itself, whatever the machine's speed, and a
+            # recording transcribes alike in real time and from a file read at full speed.
+            cur = seg.ending()
+            if cur is None:
+                return
+            key = (round(cur.start, 3), round(cur.speech_end, 3), round(cur.end, 3))
             if key == self._early_done:
                 return
             self._early_done = key
         elif (not self.partials or silent > 0 or seg.current_seconds < 0.3
               or seg.heard - self._snap_end < self._pace):
             return
-        cur = seg.current()
+        else:
+            cur = seg.current()
         self._snap_end = cur.end
         with self._utt_cond:
             self._job, self._job_early = cur, early
@@ -355,8 +384,8 @@ class LiveTranscriber:
         speech, else recognised now (with the context before it)."""
         done = self._early_result
         self._early_result = None
-        if done is not None and done[0] == round(u.start, 3) and done[1] == round(u.speech_end or -1, 3):
-            found, language = done[2], done[3]
+        if done is not None and done[:3] == (round(u.start, 3), round(u.speech_end or -1, 3), round(u.end, 3)):
+            found, language = done[3], done[4]
         else:
             found, language = self._final(u)
         self._final_upto = u.end
@@ -406,7 +435,8 @@ class LiveTranscriber:
         began = time.monotonic()
         if early:
             segments, language = self._final(job)
-            self._early_result = (round(job.start, 3), round(job.speech_end, 3), segments, language)
+            self._early_result = (round(job.start, 3), round(job.speech_end, 3), round(job.end, 3),
+                                  segments, language)
         else:
             segments, _ = streaming.recognise(self.transcriber, job.audio, beam_size=1, word_times=False)
             # The pace follows what the machine affords: a hypothesis that takes most of

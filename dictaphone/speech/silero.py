@@ -293,6 +293,19 @@ class Segmenter:
         return Utterance(self.offset + a / SAMPLE_RATE, self.offset + b / SAMPLE_RATE,
                          self._slice(a, b), self.offset + self._last_speech / SAMPLE_RATE)
 
+    def ending(self) -> Utterance | None:
+        """The utterance in progress as :meth:`feed` will return it if no more speech comes
+        (the very samples: its audio up to the end of its speech and the padding after
+        it), or None while in speech or before that padding has been heard."""
+        if not self._triggered or not self._silence_from:
+            return None
+        end = self._silence_from + self.pad
+        if self._total < end:
+            return None
+        a = max(self._kept_from, self._start if self._continued else self._start - self.pad)
+        return Utterance(self.offset + a / SAMPLE_RATE, self.offset + end / SAMPLE_RATE,
+                         self._slice(a, end), self.offset + self._last_speech / SAMPLE_RATE)
+
     def feed(self, samples: np.ndarray) -> list[Utterance]:
         x = self.resample(samples)
         if len(x):
