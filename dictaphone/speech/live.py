@@ -156,8 +156,8 @@ class LiveTranscriber:
         self._job: Utterance | None = None  # the utterance in progress, to recognise so far
         self._job_early = False  # ... for its final text (its speech paused) or a partial
         self._snap_end = 0.0  # where the last snapshot of the utterance in progress ended
-        self._early_done: tuple | None = None  # (start, speech_end) of the last early job
-        self._early_result: tuple | None = None  # (start, speech_end, segments, language)
+        self._early_done: tuple | None = None  # _same_speech() of the last early job
+        self._early_result: tuple | None = None  # (_same_speech(), segments, language)
         self._pace = self.partial_every  # seconds of new audio between two partials
         self._agreement: streaming.LocalAgreement | None = None
         self._agreement_start: float | None = None
@@ -334,7 +334,7 @@ class LiveTranscriber:
             cur = seg.ending()
             if cur is None:
                 return
-            key = (round(cur.start, 3), round(cur.speech_end, 3), round(cur.end, 3))
+            key = _same_speech(cur)
             if key == self._early_done:
                 return
             self._early_done = key
@@ -384,8 +384,8 @@ class LiveTranscriber:
         speech, else recognised now (with the context before it)."""
         done = self._early_result
         self._early_result = None
-        if done is not None and done[:3] == (round(u.start, 3), round(u.speech_end or -1, 3), round(u.end, 3)):
-            found, language = done[3], done[4]
+        if done is not None and done[0] == _same_speech(u):
+            found, language = done[1], done[2]
         else:
             found, language = self._final(u)
         self._final_upto = u.end
@@ -435,8 +435,7 @@ class LiveTranscriber:
         began = time.monotonic()
         if early:
             segments, language = self._final(job)
-            self._early_result = (round(job.start, 3), round(job.speech_end, 3), round(job.end, 3),
-                                  segments, language)
+            self._early_result = (_same_speech(job), segments, language)
         else:
             segments, _ = streaming.recognise(self.transcriber, job.audio, beam_size=1, word_times=False)
             # The pace follows what the machine affords: a hypothesis that takes most of
@@ -457,6 +456,12 @@ class LiveTranscriber:
         self._shown = True
         self.latest_partial = event
         self.recorder.post_event(event)
+
+
+def _same_speech(u: Utterance) -> tuple:
+    """What makes two views of an utterance the same audio (the early job's and the ended
+    utterance's): where it starts, where its speech ends and where its audio ends."""
+    return round(u.start, 3), round(u.speech_end or -1, 3), round(u.end, 3)
 
 
 def _shifted(segment, offset: float, limit: float):

@@ -274,13 +274,6 @@ class Segmenter:
         """The recorded time heard so far (seconds)."""
         return self.offset + self._total / SAMPLE_RATE
 
-    def current_bounds(self) -> tuple[float, float] | None:
-        """``(start, speech_end)`` of :meth:`current`, without copying its audio."""
-        if not self._triggered:
-            return None
-        a = max(self._kept_from, self._start if self._continued else self._start - self.pad)
-        return self.offset + a / SAMPLE_RATE, self.offset + self._last_speech / SAMPLE_RATE
-
     def current(self) -> Utterance | None:
         """The utterance in progress as heard so far (a copy of its audio, its padding
         before it included), or None outside speech. Its ``start`` and ``speech_end`` are
@@ -288,10 +281,7 @@ class Segmenter:
         comes."""
         if not self._triggered:
             return None
-        a = max(self._kept_from, self._start if self._continued else self._start - self.pad)
-        b = self._total
-        return Utterance(self.offset + a / SAMPLE_RATE, self.offset + b / SAMPLE_RATE,
-                         self._slice(a, b), self.offset + self._last_speech / SAMPLE_RATE)
+        return self._utterance(self._start, self._total, self._last_speech)
 
     def ending(self) -> Utterance | None:
         """The utterance in progress as :meth:`feed` will return it if no more speech comes
@@ -302,9 +292,7 @@ class Segmenter:
         end = self._silence_from + self.pad
         if self._total < end:
             return None
-        a = max(self._kept_from, self._start if self._continued else self._start - self.pad)
-        return Utterance(self.offset + a / SAMPLE_RATE, self.offset + end / SAMPLE_RATE,
-                         self._slice(a, end), self.offset + self._last_speech / SAMPLE_RATE)
+        return self._utterance(self._start, end, self._last_speech)
 
     def feed(self, samples: np.ndarray) -> list[Utterance]:
         x = self.resample(samples)
@@ -364,12 +352,16 @@ class Segmenter:
     def _emit(self, start: int, end: int, speech_end: int, out: list[Utterance],
               pad_end: bool = True) -> None:
         if speech_end - start >= self.min_speech:
-            a = max(self._kept_from, start if self._continued else start - self.pad)
-            b = min(self._total, end)
-            audio = self._slice(a, b)
-            out.append(Utterance(self.offset + a / SAMPLE_RATE, self.offset + b / SAMPLE_RATE, audio,
-                                 self.offset + speech_end / SAMPLE_RATE))
+            out.append(self._utterance(start, min(self._total, end), speech_end))
         self._trim(end if pad_end else end - self.pad)
+
+    def _utterance(self, start: int, end: int, speech_end: int) -> Utterance:
+        """The utterance whose speech begins at sample ``start`` (its padding before it
+        included, unless it follows a cut) and whose audio ends at ``end``: one place for
+        :meth:`feed`, :meth:`current` and :meth:`ending`, so that they agree sample for sample."""
+        a = max(self._kept_from, start if self._continued else start - self.pad)
+        return Utterance(self.offset + a / SAMPLE_RATE, self.offset + end / SAMPLE_RATE,
+                         self._slice(a, end), self.offset + speech_end / SAMPLE_RATE)
 
     def _slice(self, a: int, b: int) -> np.ndarray:
         buf = np.concatenate(self._chunks) if len(self._chunks) != 1 else self._chunks[0]
